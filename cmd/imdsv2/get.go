@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/imdsv2/imdsv2/imds"
+)
+
+const getDoc = `
+Usage: imdsv2 get [flags] PATH
+
+Reads PATH from the instance metadata service with an IMDSv2 session token and prints it.
+PATH is relative to /latest/ ("meta-data/instance-id", "dynamic/instance-identity/document",
+"user-data"); a leading "/latest/" is accepted too. A PATH ending in "/" lists a directory,
+one entry per line.
+
+It never falls back to IMDSv1 unless --allow-v1 is given. Every failure is reported within
+--timeout with what is wrong and how to fix it, e.g. the hop-limit failure of a container
+behind a bridge.
+
+The environment variables of the AWS SDKs apply: AWS_EC2_METADATA_SERVICE_ENDPOINT,
+AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE, AWS_EC2_METADATA_DISABLED, AWS_EC2_METADATA_V1_DISABLED.
+Flags win over them.
+
+Exit status: 0 on success, 1 when IMDS could not answer (the message says why), 2 on bad usage.
+
+Examples:
+  imdsv2 get meta-data/instance-id
+  imdsv2 get meta-data/                       # list the top level
+  imdsv2 get --endpoint-mode ipv6 meta-data/placement/region
+  imdsv2 get --endpoint http://127.0.0.1:1338 --output json meta-data/instance-id
+`
+
+// getResult is the --output json document of `imdsv2 get`.
+type getResult struct {
+	Path        string    `json:"path"`
+	Value       *string   `json:"value,omitempty"`        // the answer, when it is UTF-8 text
+	ValueBase64 []byte    `json:"value_base64,omitempty"` // the answer, when it is not
+	Items       []string  `json:"items,omitempty"`        // a directory listing
+	Error       *getError `json:"error,omitempty"`
+}
+
+type getError struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("get", getDoc, stderr)
+	endpoint := fs.String("endpoint", "", "base URL of IMDS, e.g. http://[fd00:ec2::254] (default: by --endpoint-mode)")
+	mode := fs.String("endpoint-mode", "", "ipv4, ipv6 or auto (IPv4 first, then IPv6) (default ipv4)")
+	allowV1 := fs.Bool("allow-v1", false, "fall back to an IMDSv1 (tokenless) request when no token can be had; reported on stderr")
+	timeout := fs.Duration("timeout", imds.DefaultTimeout, "time budget for the whole call")
+	output := outputFlag("text")
+	fs.Var(&output, "output", "text or json")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "imdsv2 get: need exactly one PATH (see imdsv2 get -h)")
+		return exitUsage
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(fs.Arg(0), "/"), "latest/")
+
+	opts := imds.Options{Endpoint: *endpoint, AllowIMDSv1: *allowV1, Timeout: *timeout}
+	if *mode != "" {
+		m, err := imds.ParseEndpointMode(*mode)
+		if err != nil {
+			fmt.Fprintf(stderr, "imdsv2 get: --endpoint-mode: %v\n", err)
+			return exitUsage
+		}
+		opts.EndpointMode = m
+	}
+	if *allowV1 {
+		opts.OnFallback = func(f imds.Fallback) {
+			fmt.Fprintf(stderr, "imdsv2 get: warning: fell back to IMDSv1: %v\n", f)
+		}
+	}
+	client, err := imds.New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "imdsv2 get: %v\n", err)
+		return exitUsage
+	}
+
+	res := getResult{Path: "/latest/" + path}
+	if strings.HasSuffix(path, "/") || path == "" {
+		res.Items, err = client.List(ctx, res.Path)
+	} else {
+		var body []byte
+		body, err = client.Get(ctx, res.Path)
+		if utf8.Valid(body) {
+			s := string(body)
+			res.Value = &s
+		} else {
+			res.ValueBase64 = body
+		}
+	}
+	if err != nil {
+		res = getResult{Path: res.Path, Error: &getError{Kind: errorKind(err), Message: err.Error()}}
+	}
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if e := enc.Encode(res); e != nil {
+			fmt.Fprintf(stderr, "imdsv2 get: %v\n", e)
+			return exitFail
+		}
+	} else if err == nil {
+		printGetText(stdout, res)
+	}
+	if err != nil {
+		if output != "json" {
+			fmt.Fprintf(stderr, "imdsv2 get: %v\n", err)
+		}
+		return exitFail
+	}
+	return exitOK
+}
+
+func printGetText(w io.Writer, res getResult) {
+	switch {
+	case res.Items != nil:
+		for _, it := range res.Items {
+			fmt.Fprintln(w, it)
+		}
+	case res.Value != nil:
+		fmt.Fprint(w, *res.Value)
+		if !strings.HasSuffix(*res.Value, "\n") {
+			fmt.Fprintln(w)
+		}
+	default:
+		_, _ = w.Write(res.ValueBase64)
+	}
+}
+
+// errorKind names the class of an imds error for scripts, in one word: "hop-limit",
+// "unreachable", "not-found", ...
+func errorKind(err error) string {
+	var e *imds.Error
+	if errors.As(err, &e) {
+		return strings.ReplaceAll(e.Kind.String(), " ", "-")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return "error"
+}

@@ -1,0 +1,361 @@
+package imds
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment variables New reads, the same ones the AWS SDKs honour.
+const (
+	// EnvDisabled set to "true" (any case) makes every call fail with ErrDisabled.
+	EnvDisabled = "AWS_EC2_METADATA_DISABLED"
+	// EnvEndpoint is the endpoint URL, e.g. "http://169.254.169.254".
+	EnvEndpoint = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+	// EnvEndpointMode is "IPv4", "IPv6" or "Auto" (any case).
+	EnvEndpointMode = "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"
+	// EnvV1Disabled set to "true" (any case) forbids the IMDSv1 fallback.
+	EnvV1Disabled = "AWS_EC2_METADATA_V1_DISABLED"
+)
+
+// The IMDS endpoints.
+const (
+	// EndpointIPv4 is IMDS on its IPv4 link-local address.
+	EndpointIPv4 = "http://169.254.169.254"
+	// EndpointIPv6 is IMDS on its IPv6 address (Nitro instances with HttpProtocolIpv6=enabled).
+	EndpointIPv6 = "http://[fd00:ec2::254]"
+)
+
+// Defaults of the Options fields.
+const (
+	DefaultTokenTTL       = 6 * time.Hour // the most IMDS grants
+	DefaultDialTimeout    = 250 * time.Millisecond
+	DefaultTokenTimeout   = time.Second
+	DefaultRequestTimeout = 500 * time.Millisecond
+	DefaultTimeout        = 1500 * time.Millisecond
+	DefaultMaxAttempts    = 3
+	DefaultMaxBodyBytes   = 1 << 20
+)
+
+// MaxTokenTTL is the longest session token lifetime IMDS grants.
+const MaxTokenTTL = 21600 * time.Second
+
+// EndpointMode chooses the IMDS address family when no endpoint URL is given.
+type EndpointMode uint8
+
+const (
+	// EndpointModeUnset leaves the choice to AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE, else IPv4.
+	EndpointModeUnset EndpointMode = iota
+	// EndpointModeIPv4 uses http://169.254.169.254.
+	EndpointModeIPv4
+	// EndpointModeIPv6 uses http://[fd00:ec2::254].
+	EndpointModeIPv6
+	// EndpointModeAuto tries IPv4 first and IPv6 when IPv4 is refused or has no route, and keeps
+	// using whichever answered.
+	EndpointModeAuto
+)
+
+// String returns the name used in AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE.
+func (m EndpointMode) String() string {
+	switch m {
+	case EndpointModeUnset:
+		return "unset"
+	case EndpointModeIPv4:
+		return "IPv4"
+	case EndpointModeIPv6:
+		return "IPv6"
+	case EndpointModeAuto:
+		return "Auto"
+	}
+	return "EndpointMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseEndpointMode parses "IPv4", "IPv6" or "Auto", in any case.
+func ParseEndpointMode(s string) (EndpointMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "ipv4":
+		return EndpointModeIPv4, nil
+	case "ipv6":
+		return EndpointModeIPv6, nil
+	case "auto":
+		return EndpointModeAuto, nil
+	}
+	return EndpointModeUnset, errors.New("imds: endpoint mode " + strconv.Quote(s) +
+		" is not one of IPv4, IPv6, Auto")
+}
+
+// Options configure a Client. The zero value works: IPv4 endpoint, 6-hour tokens, no IMDSv1,
+// and failures reported within 1.5 s.
+//
+// Precedence: a field set to a non-zero value wins over its environment variable, which wins over
+// the default. Boolean fields can only be switched on here; to keep the environment from
+// switching something on, give a Getenv that does not return it. The one exception is
+// AWS_EC2_METADATA_V1_DISABLED=true, which overrides AllowIMDSv1: the environment can forbid
+// IMDSv1 but never allow it.
+type Options struct {
+	// Endpoint is the base URL of the service, such as "http://169.254.169.254" or an emulator's
+	// URL. A path in it is kept as a prefix. When set (here or by the variable), EndpointMode is
+	// ignored. Default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else chosen by EndpointMode.
+	Endpoint string
+
+	// EndpointMode picks the endpoint when Endpoint is empty.
+	// Default: AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE, else EndpointModeIPv4.
+	EndpointMode EndpointMode
+
+	// Disabled makes every call fail with ErrDisabled without sending anything.
+	// Default: AWS_EC2_METADATA_DISABLED=true, else false.
+	Disabled bool
+
+	// TokenTTL is the lifetime asked for each session token, 1 s to 6 h, in whole seconds (a
+	// fraction is dropped). Out of range is an error from New. Default 6 h (DefaultTokenTTL). The
+	// token is renewed when less than a tenth of it (at most one minute) is left.
+	TokenTTL time.Duration
+
+	// AllowIMDSv1 lets a call fall back to a tokenless request when its token request is refused
+	// with 403, 404 or 405 or hits the hop-limit time-out. Each fallback is reported to OnFallback
+	// and counted by Client.Fallbacks; the next call tries a token again.
+	// Default false; AWS_EC2_METADATA_V1_DISABLED=true forces false.
+	AllowIMDSv1 bool
+
+	// OnFallback, if set, is called (synchronously, before the tokenless request) for every
+	// IMDSv1 fallback. Default nil.
+	OnFallback func(Fallback)
+
+	// HTTPClient sends the requests. Its Timeout and transport settings then apply instead of
+	// DialTimeout; the other time-outs still apply. It should not use a proxy: IMDS refuses to
+	// issue tokens through one. Default: a client of this package's own with keep-alive
+	// connections and no proxy.
+	HTTPClient *http.Client
+
+	// DialTimeout bounds name resolution and TCP connect. Default 250 ms (DefaultDialTimeout).
+	DialTimeout time.Duration
+
+	// TokenTimeout is how long a token request waits for its answer once it has been sent.
+	// Default 1 s (DefaultTokenTimeout). Expiry is reported as ErrHopLimit.
+	TokenTimeout time.Duration
+
+	// RequestTimeout bounds one attempt of a GET, connecting included; an attempt that times out
+	// is retried. Default 500 ms (DefaultRequestTimeout).
+	RequestTimeout time.Duration
+
+	// Timeout bounds a whole call, token request and retries included, when the caller's context
+	// has no deadline. Default 1.5 s (DefaultTimeout). It should be at least
+	// DialTimeout+TokenTimeout, or the hop limit is reported as a time-out.
+	Timeout time.Duration
+
+	// MaxAttempts is how many times one request is tried when it fails with a 5xx or 429 answer, a
+	// time-out or a broken connection. Default 3 (DefaultMaxAttempts); 1 disables retries.
+	MaxAttempts int
+
+	// MaxBodyBytes bounds an answer (user data after decompression too); larger answers fail with
+	// ErrTooLarge. Default 1 MiB (DefaultMaxBodyBytes). IMDS itself limits user data to 16 KiB.
+	MaxBodyBytes int64
+
+	// UserAgent is sent with every request. Default "imdsv2-go".
+	UserAgent string
+
+	// Getenv looks up environment variables. Default os.Getenv. A function returning "" makes
+	// the client ignore the environment.
+	Getenv func(string) string
+
+	// For tests in this package: the clock for token expiry, the dialer of the default
+	// transport, and the endpoints of EndpointModeAuto.
+	now  func() time.Time
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	auto []string
+}
+
+// Fallback describes one IMDSv1 fallback, for Options.OnFallback.
+type Fallback struct {
+	// Op and Path are the request that goes out without a token.
+	Op, Path string
+	// Endpoint is the base URL the request goes to.
+	Endpoint string
+	// Reason is the token request's error (ErrHopLimit or ErrTokenRefused/ErrDisabled).
+	Reason error
+}
+
+// endpoint is one parsed base URL.
+type endpoint struct {
+	scheme, host string
+	prefix       string         // path prefix without trailing slash, usually ""
+	base         string         // scheme://host+prefix, for messages
+	addr         netip.AddrPort // host as a literal address and port, if it is one (to detect proxies)
+}
+
+func parseEndpoint(raw string) (endpoint, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return endpoint{}, errors.New("imds: endpoint " + strconv.Quote(raw) + " is not a URL: " + err.Error())
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return endpoint{}, errors.New("imds: endpoint " + strconv.Quote(raw) +
+			" must start with http:// or https://")
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return endpoint{}, errors.New("imds: endpoint " + strconv.Quote(raw) +
+			" must be scheme://host[:port][/prefix], without user, query or fragment")
+	}
+	ep := endpoint{scheme: u.Scheme, host: u.Host, prefix: strings.TrimRight(u.Path, "/")}
+	ep.base = ep.scheme + "://" + ep.host + ep.prefix
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+		port := u.Port()
+		if port == "" {
+			port = "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+			ep.addr = netip.AddrPortFrom(a.Unmap(), uint16(n))
+		}
+	}
+	return ep, nil
+}
+
+// config is Options resolved against the environment and defaults.
+type config struct {
+	endpoints    []endpoint // one, or two in Auto mode (IPv4 first)
+	mode         EndpointMode
+	disabled     string // why calls are disabled, "" if they are not
+	ttl          time.Duration
+	allowV1      bool
+	v1EnvBlocked bool
+	onFallback   func(Fallback)
+	dialTimeout  time.Duration
+	tokenTimeout time.Duration
+	reqTimeout   time.Duration
+	timeout      time.Duration
+	maxAttempts  int
+	maxBody      int64
+	userAgent    string
+	now          func() time.Time
+}
+
+func envTrue(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }
+
+func resolve(o Options) (config, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg := config{
+		allowV1:      o.AllowIMDSv1,
+		onFallback:   o.OnFallback,
+		dialTimeout:  orDefault(o.DialTimeout, DefaultDialTimeout),
+		tokenTimeout: orDefault(o.TokenTimeout, DefaultTokenTimeout),
+		reqTimeout:   orDefault(o.RequestTimeout, DefaultRequestTimeout),
+		timeout:      orDefault(o.Timeout, DefaultTimeout),
+		maxAttempts:  o.MaxAttempts,
+		maxBody:      o.MaxBodyBytes,
+		userAgent:    o.UserAgent,
+		now:          o.now,
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"DialTimeout", o.DialTimeout}, {"TokenTimeout", o.TokenTimeout},
+		{"RequestTimeout", o.RequestTimeout}, {"Timeout", o.Timeout}} {
+		if d.v < 0 {
+			return config{}, errors.New("imds: Options." + d.name + " is negative")
+		}
+	}
+	if cfg.maxAttempts < 0 {
+		return config{}, errors.New("imds: Options.MaxAttempts is negative")
+	}
+	if cfg.maxAttempts == 0 {
+		cfg.maxAttempts = DefaultMaxAttempts
+	}
+	if cfg.maxBody < 0 {
+		return config{}, errors.New("imds: Options.MaxBodyBytes is negative")
+	}
+	if cfg.maxBody == 0 {
+		cfg.maxBody = DefaultMaxBodyBytes
+	}
+	if cfg.userAgent == "" {
+		cfg.userAgent = "imdsv2-go"
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+
+	cfg.ttl = o.TokenTTL.Truncate(time.Second)
+	switch {
+	case o.TokenTTL == 0:
+		cfg.ttl = DefaultTokenTTL
+	case cfg.ttl < time.Second || cfg.ttl > MaxTokenTTL:
+		return config{}, errors.New("imds: Options.TokenTTL " + o.TokenTTL.String() +
+			" is outside the range IMDS accepts, 1s to 6h (21600 s)")
+	}
+
+	switch {
+	case o.Disabled:
+		cfg.disabled = "Options.Disabled is set"
+	case envTrue(getenv(EnvDisabled)):
+		cfg.disabled = EnvDisabled + "=true is set in this process's environment"
+	}
+	if envTrue(getenv(EnvV1Disabled)) {
+		cfg.v1EnvBlocked = true
+		cfg.allowV1 = false
+	}
+
+	raw, source := o.Endpoint, "Options.Endpoint"
+	if raw == "" {
+		raw, source = strings.TrimSpace(getenv(EnvEndpoint)), EnvEndpoint
+	}
+	cfg.mode = o.EndpointMode
+	if cfg.mode > EndpointModeAuto {
+		return config{}, errors.New("imds: Options.EndpointMode " + cfg.mode.String() + " is not valid")
+	}
+	if cfg.mode == EndpointModeUnset {
+		if v := strings.TrimSpace(getenv(EnvEndpointMode)); v != "" {
+			m, err := ParseEndpointMode(v)
+			if err != nil {
+				return config{}, errors.New("imds: " + EnvEndpointMode + "=" + strconv.Quote(v) +
+					" is not one of IPv4, IPv6, Auto")
+			}
+			cfg.mode = m
+		}
+	}
+	var raws []string
+	switch {
+	case raw != "":
+		raws = []string{raw}
+		cfg.mode = EndpointModeUnset
+	case cfg.mode == EndpointModeIPv6:
+		raws = []string{EndpointIPv6}
+	case cfg.mode == EndpointModeAuto:
+		raws = []string{EndpointIPv4, EndpointIPv6}
+		if o.auto != nil {
+			raws = o.auto
+		}
+	default:
+		cfg.mode = EndpointModeIPv4
+		raws = []string{EndpointIPv4}
+	}
+	for _, r := range raws {
+		ep, err := parseEndpoint(r)
+		if err != nil {
+			if raw != "" {
+				return config{}, errors.New(err.Error() + " (from " + source + ")")
+			}
+			return config{}, err
+		}
+		cfg.endpoints = append(cfg.endpoints, ep)
+	}
+	return cfg, nil
+}
+
+func orDefault(v, def time.Duration) time.Duration {
+	if v == 0 {
+		return def
+	}
+	return v
+}

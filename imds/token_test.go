@@ -1,0 +1,187 @@
+package imds
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imdsv2/imdsv2/imds/imdstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTokenReusedUntilRefresh(t *testing.T) {
+	clock := newFakeClock()
+	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
+	c := newTestClient(t, srv, func(o *Options) {
+		relaxed(o)
+		o.TokenTTL = 100 * time.Second // renewed 10 s before expiry
+		o.now = clock.Now
+	})
+	ctx := context.Background()
+	for range 5 {
+		_, err := c.InstanceID(ctx)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, countRequests(srv, "PUT", tokenPath), "one token for many calls")
+
+	clock.Advance(89 * time.Second)
+	_, err := c.InstanceID(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, countRequests(srv, "PUT", tokenPath), "11 s left: not yet renewed")
+
+	clock.Advance(2 * time.Second)
+	_, err = c.InstanceID(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, countRequests(srv, "PUT", tokenPath), "9 s left: renewed")
+	requireNoIMDSv1(t, srv)
+}
+
+// TestTokenOnePutForConcurrentCallers has 100 goroutines call at the moment the token is due for
+// renewal; exactly one PUT may go out.
+func TestTokenOnePutForConcurrentCallers(t *testing.T) {
+	clock := newFakeClock()
+	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
+	c := newTestClient(t, srv, func(o *Options) {
+		relaxed(o)
+		o.now = clock.Now
+	})
+	ctx := context.Background()
+	_, err := c.InstanceID(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, countRequests(srv, "PUT", tokenPath))
+
+	clock.Advance(DefaultTokenTTL) // expired on the client's clock
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for range 100 {
+		wg.Go(func() {
+			<-start
+			if _, err := c.InstanceID(ctx); err != nil {
+				failures.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	assert.Zero(t, failures.Load())
+	assert.Equal(t, 2, countRequests(srv, "PUT", tokenPath), "exactly one PUT for 100 callers")
+	// More than 101 GETs only if some timed out on a loaded machine and were retried.
+	assert.GreaterOrEqual(t, countRequests(srv, "GET", pathInstanceID), 101)
+	requireNoIMDSv1(t, srv)
+}
+
+func TestToken401DropsAndRetriesOnce(t *testing.T) {
+	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
+	c := newTestClient(t, srv, relaxed)
+	ctx := context.Background()
+	_, err := c.InstanceID(ctx)
+	require.NoError(t, err)
+	old := c.tok.Load()
+
+	srv.InvalidateTokens() // as after a stop and start
+	id, err := c.InstanceID(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "i-0123456789abcdef0", id)
+	assert.Equal(t, 2, countRequests(srv, "PUT", tokenPath))
+	assert.NotSame(t, old, c.tok.Load(), "the rejected token is replaced")
+	requireNoIMDSv1(t, srv)
+}
+
+func TestTokenUsesShorterEchoedTTL(t *testing.T) {
+	var ttlAsked atomic.Value
+	emu := newEmulator(t, imdstest.Config{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			ttlAsked.Store(r.Header.Get(headerTokenTTL))
+			// A service that grants less than asked, and says so.
+			r.Header.Set(headerTokenTTL, "60")
+			w.Header().Set(headerTokenTTL, "60")
+		}
+		emu.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	clock := newFakeClock()
+	c, err := New(Options{Endpoint: srv.URL, Getenv: noEnv, now: clock.Now, TokenTTL: 3600 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { closeIdle(c) })
+	_, err = c.InstanceID(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "3600", ttlAsked.Load())
+	tok := c.tok.Load()
+	require.NotNil(t, tok)
+	assert.Equal(t, clock.Now().Add(60*time.Second), tok.expires)
+	assert.Equal(t, clock.Now().Add(54*time.Second), tok.refreshAt)
+}
+
+func TestTokenRenewalFailureKeepsUsableToken(t *testing.T) {
+	clock := newFakeClock()
+	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
+	c := newTestClient(t, srv, func(o *Options) {
+		relaxed(o)
+		o.now = clock.Now
+	})
+	ctx := context.Background()
+	_, err := c.InstanceID(ctx)
+	require.NoError(t, err)
+	clock.Advance(DefaultTokenTTL - 30*time.Second) // within the renewal margin, not expired
+	srv.InjectFault(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 500})
+	_, err = c.InstanceID(ctx)
+	require.NoError(t, err, "the old token still works while renewal fails")
+	srv.ClearFaults()
+	_, err = c.InstanceID(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 5, countRequests(srv, "PUT", tokenPath), "1 + 3 failed attempts + 1")
+	requireNoIMDSv1(t, srv)
+}
+
+func TestTokenTTLValidation(t *testing.T) {
+	for _, tc := range []struct {
+		ttl time.Duration
+		ok  bool
+		hdr string
+	}{
+		{0, true, "21600"},
+		{time.Second, true, "1"},
+		{1500 * time.Millisecond, true, "1"},
+		{MaxTokenTTL, true, "21600"},
+		{999 * time.Millisecond, false, ""},
+		{-time.Second, false, ""},
+		{MaxTokenTTL + time.Second, false, ""},
+	} {
+		c, err := New(Options{TokenTTL: tc.ttl, Getenv: noEnv})
+		if !tc.ok {
+			require.Error(t, err, "ttl %v", tc.ttl)
+			assert.Contains(t, err.Error(), "TokenTTL")
+			continue
+		}
+		require.NoError(t, err, "ttl %v", tc.ttl)
+		assert.Equal(t, tc.hdr, c.ttlHeader[0])
+	}
+}
+
+func TestRefreshMargin(t *testing.T) {
+	assert.Equal(t, time.Minute, refreshMargin(MaxTokenTTL))
+	assert.Equal(t, 30*time.Second, refreshMargin(300*time.Second))
+	assert.Equal(t, 100*time.Millisecond, refreshMargin(time.Second))
+}
+
+// TestTokenCallerGivesUpOthersGetToken checks that the token request is not tied to the first
+// caller's context: that caller leaves early, the next one still gets the token.
+func TestTokenCallerGivesUpOthersGetToken(t *testing.T) {
+	srv := newEmulator(t, imdstest.Config{})
+	srv.InjectFault(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultDelay, Delay: 300 * time.Millisecond, Count: 1})
+	c := newTestClient(t, srv, relaxed)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := c.InstanceID(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = c.InstanceID(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, countRequests(srv, "PUT", tokenPath), "the second caller joined the first PUT")
+}
