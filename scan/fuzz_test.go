@@ -1,0 +1,96 @@
+package scan
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func FuzzVersionCompare(f *testing.F) {
+	for _, s := range [][2]string{
+		{"1.11.678", "1.11.500"}, {"v1.25.38", "v1.25.38-0.20191120000000-abcdef"}, {"2.10.21-SNAPSHOT", "2.10.21"},
+		{"1.13.25rc1", "1.13.25.post1"}, {"0.19.0", "v0.19"}, {"v2.0.0+incompatible", "2.0.0"}, {"1..0", ""},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		va, errA := parseVersion(a)
+		vb, errB := parseVersion(b)
+		if errA != nil || errB != nil {
+			return
+		}
+		if va.compare(va) != 0 {
+			t.Errorf("compare(%q, itself) != 0", a)
+		}
+		if ab, ba := va.compare(vb), vb.compare(va); ab != -ba {
+			t.Errorf("compare(%q, %q) = %d but compare(%q, %q) = %d", a, b, ab, b, a, ba)
+		}
+		again, err := parseVersion(va.String())
+		if err != nil || again.compare(va) != 0 {
+			t.Errorf("%q does not parse back to itself: %v", a, err)
+		}
+		if older, ok := olderThan(a, b); !ok || older != (va.compare(vb) < 0) {
+			t.Errorf("olderThan(%q, %q) = %v, %v", a, b, older, ok)
+		}
+	})
+}
+
+func FuzzParsers(f *testing.F) {
+	f.Add([]byte(metadata("botocore", "1.12.0")))
+	f.Add([]byte(pomProperties("com.amazonaws", "aws-java-sdk-core", "1.11.500")))
+	f.Add([]byte(`{"name":"aws-sdk","version":"2.500.0"}`))
+	f.Add([]byte("[default]\nec2_metadata_v1_disabled = false\n"))
+	f.Add([]byte("Environment=\"AWS_EC2_METADATA_V1_DISABLED=false\" AWS_EC2_METADATA_DISABLED=true\n"))
+	f.Add([]byte("Name: x\r\n\tcont\r\nVersion:\xff\x00\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parsePythonMetadata(data)
+		parsePomProperties(data)
+		parsePackageJSON(data)
+		lines := strings.Count(string(data), "\n") + 1
+		for _, s := range append(parseEnvSettings(data), parseAWSConfig(data)...) {
+			if s.line < 1 || s.line > lines {
+				t.Errorf("setting %+v on a line outside 1..%d", s, lines)
+			}
+			for _, field := range []string{s.value, s.scope} {
+				if strings.ContainsFunc(field, func(r rune) bool { return !strconv.IsPrint(r) }) {
+					t.Errorf("unsanitized %q from %q", field, data)
+				}
+			}
+			if f, ok := settingFinding("etc/environment", "environment file", s); ok && (f.Why == "" || f.Fix == "") {
+				t.Errorf("finding without why or fix: %+v", f)
+			}
+		}
+	})
+}
+
+// FuzzScanArchive runs a whole scan over a tree holding one fuzzed jar,
+// package.json and METADATA: no panic, no finding without a valid version.
+func FuzzScanArchive(f *testing.F) {
+	f.Add(zipBytes(f, map[string]string{
+		"META-INF/maven/com.amazonaws/aws-java-sdk-core/pom.properties": pomProperties("com.amazonaws", "aws-java-sdk-core", "1.11.500"),
+		"BOOT-INF/lib/sdk-core-2.1.0.jar":                               "x",
+	}))
+	f.Add([]byte("PK\x05\x06" + strings.Repeat("\x00", 18)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fsys := fstest.MapFS{
+			"opt/app.jar":                            {Data: data},
+			"opt/node_modules/aws-sdk/package.json":  {Data: data},
+			"opt/botocore-1.0.dist-info/METADATA":    {Data: data},
+			"opt/.aws/config":                        {Data: data},
+			"opt/vendor/aws/aws-sdk-php/src/Sdk.php": {Data: data},
+		}
+		rep, err := Run(context.Background(), Options{FS: fsys, Roots: []string{"/opt"}, MaxBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range rep.Findings {
+			if f.Kind == KindOldSDK {
+				if _, err := parseVersion(f.Version); err != nil {
+					t.Errorf("finding with an unparsable version: %+v", f)
+				}
+			}
+		}
+	})
+}
