@@ -2,11 +2,7 @@ package imds
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -112,7 +108,7 @@ func TestIdentityDocumentAndSignature(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, doc.Raw, vdoc.Raw)
 
-	other := selfSigned(t)
+	other := foreignCert(t)
 	_, err = c.VerifiedIdentityDocument(ctx, other)
 	require.ErrorIs(t, err, ErrBadSignature)
 	assert.Contains(t, err.Error(), "do not trust it")
@@ -129,19 +125,6 @@ func TestIdentityDocumentAndSignature(t *testing.T) {
 	require.ErrorIs(t, VerifyIdentitySignature(tampered, sig, cert), ErrBadSignature)
 	require.ErrorIs(t, VerifyIdentitySignature(doc.Raw, []byte("!!not base64!!"), cert), ErrMalformed)
 	requireNoIMDSv1(t, srv)
-}
-
-func selfSigned(t *testing.T) *x509.Certificate {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return cert
 }
 
 func TestNoticesOnTimer(t *testing.T) {
@@ -250,4 +233,11 @@ func overrideClient(t *testing.T, emu *imdstest.Server, bodies map[string]string
 	require.NoError(t, err)
 	t.Cleanup(func() { closeIdle(c) })
 	return c
+}
+
+func foreignCert(t *testing.T) *x509.Certificate {
+	t.Helper()
+	cert, err := imdstest.ForeignCertificate()
+	require.NoError(t, err)
+	return cert
 }

@@ -23,6 +23,9 @@ type Client struct {
 	cfg       config
 	hc        *http.Client
 	realClock bool // cfg.now is time.Now, so one clock read serves both purposes
+	// ownDialer: the transport dials with patientDialer, which reports ConnectStart and bounds
+	// the connection attempt itself; any other dialer is bounded from the moment of the request.
+	ownDialer bool
 
 	pref      atomic.Uint32 // index of the endpoint that issued the last token (Auto mode)
 	tok       atomic.Pointer[tokenState]
@@ -48,6 +51,7 @@ func New(o Options) (*Client, error) {
 		ttlHeader: []string{strconv.FormatInt(int64(cfg.ttl/time.Second), 10)},
 		uaHeader:  []string{cfg.userAgent},
 		hc:        o.HTTPClient,
+		ownDialer: o.HTTPClient == nil && o.dial == nil,
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Transport: newTransport(cfg.dialTimeout, o.dial)}
@@ -262,6 +266,12 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 	timeouts := 0
 	for attempt := 1; ; attempt++ {
 		limit := min(c.cfg.reqTimeout, time.Until(deadline))
+		if attempt == 1 {
+			// A token that came late (a loaded host) must not leave the GET with no time at
+			// all: the first attempt gets at least half an attempt's time, the caller's own
+			// deadline still applying through ctx.
+			limit = max(limit, c.cfg.reqTimeout/2)
+		}
 		if limit <= 0 {
 			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt-1)
 		}

@@ -52,8 +52,8 @@
 //
 // So with default options and no deadline on ctx, every failure is reported within 1.5 s. The
 // time-outs count time the process could run: a timer that fires late because the process was
-// frozen (a paused VM, a CPU quota) waits up to 100 ms more, a few times at most, so that a
-// connection or answer that arrived meanwhile is not misreported as a failure.
+// frozen (a paused VM, a CPU quota) waits once more, up to 100 ms, so that a connection or
+// answer that arrived meanwhile is not misreported as a failure.
 //
 // # Environment
 //

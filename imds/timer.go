@@ -18,9 +18,10 @@ import (
 // stallSlack is how late a timer may fire before the process is taken to have been frozen.
 const stallSlack = 25 * time.Millisecond
 
-// maxStallGraces bounds the extensions, so that a time-out still fires on a host that keeps
-// freezing.
-const maxStallGraces = 4
+// maxStallGraces bounds the extensions. One is enough for I/O that completed during a freeze to
+// be seen; more would multiply the delay on a host that is starved rather than frozen (timers
+// measured there fired about a second late again and again).
+const maxStallGraces = 1
 
 // patientTimer calls f once its duration has passed in time the process could observe.
 type patientTimer struct {

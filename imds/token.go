@@ -223,7 +223,11 @@ func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *E
 		wroteAt                    time.Time
 	)
 	// The dial timer also covers a caller's HTTPClient, whose dialer this package does not set.
-	dialTimer := afterPatient(c.cfg.dialTimeout, func() {
+	// With this package's dialer it runs from ConnectStart, so that only the connection attempt
+	// itself counts, not the scheduling before it (slow on a starved host). Another dialer may
+	// never report ConnectStart, so for it the timer starts with the request; ConnectStart, if
+	// it comes, restarts it.
+	dialTimer := newStoppedPatient(func() {
 		mu.Lock()
 		fire := !gotConn
 		dialTimedOut = fire
@@ -242,6 +246,19 @@ func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *E
 	defer tokenTimer.Stop()
 
 	trace := &httptrace.ClientTrace{
+		ConnectStart: func(_, _ string) {
+			mu.Lock()
+			connected := gotConn
+			mu.Unlock()
+			if !connected {
+				dialTimer.Reset(c.cfg.dialTimeout)
+			}
+		},
+		ConnectDone: func(_, _ string, err error) {
+			if err == nil {
+				dialTimer.Stop()
+			}
+		},
 		GotConn: func(info httptrace.GotConnInfo) {
 			dialTimer.Stop()
 			mu.Lock()
@@ -261,6 +278,9 @@ func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *E
 	}
 	hdr := http.Header{headerTokenTTL: c.ttlHeader, "User-Agent": c.uaHeader}
 	req := newRequest(httptrace.WithClientTrace(actx, trace), http.MethodPut, ep, tokenPath, hdr)
+	if !c.ownDialer {
+		dialTimer.Reset(c.cfg.dialTimeout)
+	}
 	issued := c.cfg.now()
 	resp, err := c.hc.Do(req)
 	if err == nil {

@@ -60,16 +60,17 @@ func TestGet(t *testing.T) {
 	srv := imdstest.NewServer(imdstest.Config{InstanceID: "i-0cli0000000000001", HTTPTokens: imdstest.TokensRequired})
 	t.Cleanup(srv.Close)
 	ep := "--endpoint=" + srv.URL()
+	slow := "--timeout=1m" // a loaded test machine: these tests check answers, not speed
 
-	code, out, errOut := cli(t, "get", ep, "meta-data/instance-id")
+	code, out, errOut := cli(t, "get", ep, slow, "meta-data/instance-id")
 	require.Equal(t, exitOK, code, errOut)
 	assert.Equal(t, "i-0cli0000000000001\n", out)
 
-	code, out, _ = cli(t, "get", ep, "/latest/meta-data/placement/")
+	code, out, _ = cli(t, "get", ep, slow, "/latest/meta-data/placement/")
 	require.Equal(t, exitOK, code)
 	assert.Contains(t, out, "region\n")
 
-	code, out, _ = cli(t, "get", ep, "--output", "json", "meta-data/instance-id")
+	code, out, _ = cli(t, "get", ep, slow, "--output", "json", "meta-data/instance-id")
 	require.Equal(t, exitOK, code)
 	var res getResult
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
@@ -77,7 +78,7 @@ func TestGet(t *testing.T) {
 	assert.Equal(t, "i-0cli0000000000001", *res.Value)
 	assert.Equal(t, "/latest/meta-data/instance-id", res.Path)
 
-	code, out, _ = cli(t, "get", ep, "--output", "json", "meta-data/no-such-thing")
+	code, out, _ = cli(t, "get", ep, slow, "--output", "json", "meta-data/no-such-thing")
 	assert.Equal(t, exitFail, code)
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
 	require.NotNil(t, res.Error)
@@ -95,7 +96,7 @@ func TestGetHopLimitAndUsageErrors(t *testing.T) {
 	srv := imdstest.NewServer(imdstest.Config{})
 	t.Cleanup(srv.Close)
 	srv.InjectFault(imdstest.Fault{Method: http.MethodPut, Kind: imdstest.FaultHang})
-	code, _, errOut := cli(t, "get", "--endpoint="+srv.URL(), "meta-data/instance-id")
+	code, _, errOut := cli(t, "get", "--endpoint="+srv.URL(), "--timeout=1m", "meta-data/instance-id")
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, errOut, "HttpPutResponseHopLimit")
 	for _, r := range srv.Requests() {
@@ -116,7 +117,7 @@ func TestGetAllowV1Reports(t *testing.T) {
 	srv := imdstest.NewServer(imdstest.Config{InstanceID: "i-0v1000000000000001"})
 	t.Cleanup(srv.Close)
 	srv.InjectFault(imdstest.Fault{Method: http.MethodPut, Kind: imdstest.FaultStatus, Status: http.StatusForbidden})
-	code, out, errOut := cli(t, "get", "--allow-v1", "--endpoint="+srv.URL(), "meta-data/instance-id")
+	code, out, errOut := cli(t, "get", "--allow-v1", "--endpoint="+srv.URL(), "--timeout=1m", "meta-data/instance-id")
 	require.Equal(t, exitOK, code, errOut)
 	assert.Equal(t, "i-0v1000000000000001\n", out)
 	assert.Contains(t, errOut, "fell back to IMDSv1")
@@ -157,7 +158,7 @@ func TestMockServes(t *testing.T) {
 		}
 		return ok
 	}, 10e9, 10e6)
-	code, got, errOut := cli(t, "get", "--endpoint="+url, "meta-data/tags/instance/Name")
+	code, got, errOut := cli(t, "get", "--endpoint="+url, "--timeout=1m", "meta-data/tags/instance/Name")
 	require.Equal(t, exitOK, code, errOut)
 	assert.Equal(t, "web\n", got)
 	require.Eventually(t, func() bool { return strings.Contains(errb.String(), "/latest/meta-data/tags/instance/Name") }, 10e9, 10e6)

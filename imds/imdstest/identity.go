@@ -238,3 +238,20 @@ func signedData(content, sig []byte, cert *x509.Certificate) ([]byte, error) {
 	}
 	return asn1.Marshal(p7ContentInfo{ContentType: oidSignedData, Content: explicit0(inner)})
 }
+
+// ForeignCertificate returns a self-signed certificate whose key signed nothing the emulator
+// serves: verifying an identity document against it must fail. Each call makes a new key.
+func ForeignCertificate() (*x509.Certificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "not the emulator"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}

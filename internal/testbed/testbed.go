@@ -13,6 +13,12 @@
 // bed lives: every address, route and link sits inside the bed's namespaces, so packets to the
 // metadata addresses never leave them. Close deletes the namespaces by name and kills the
 // processes the bed started, on every exit path.
+//
+// Talking to the emulator from a namespace: Bed.Do moves one OS thread, not the goroutines that
+// net/http dials on, so a plain http.Client inside Do would send from the caller's namespace. Use
+// Bed.HTTPClient, or Bed.DialContext in a transport of your own: their sockets are created inside
+// the namespace. Test packages that build beds also run under netguard.TestMain, so that such a
+// mistake finds no route instead of the machine's network.
 package testbed
 
 import (
@@ -134,7 +140,10 @@ func (b *Bed) build(base string) error {
 		}
 		b.names[ns] = name
 	}
-	return b.wire()
+	if err := b.wire(); err != nil {
+		return err
+	}
+	return b.warmUp()
 }
 
 // Name returns the namespace's name as `ip netns` shows it.

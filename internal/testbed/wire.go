@@ -172,10 +172,14 @@ func (b *Bed) wire() error {
 	}); err != nil {
 		return fmt.Errorf("instance: enable forwarding: %w", err)
 	}
+	if err := pinNeighbours(handles); err != nil {
+		return err
+	}
 	return waitReady(handles, readyTimeout)
 }
 
-// waitReady waits until every link of the bed is operationally up.
+// waitReady waits until every link of the bed is operationally up and its IPv6 addresses are
+// usable.
 //
 // Why: the kernel applies a carrier change, and with it the device's transmit queue, in its
 // link-watch work, which can run a second or more after the link was set up; until then the
@@ -202,6 +206,14 @@ func waitReady(handles map[NS]*netlink.Handle, timeout time.Duration) error {
 			}
 			if st := l.Attrs().OperState; st != netlink.OperUp {
 				notUp = append(notUp, fmt.Sprintf("%s/%s is %s", w.ns, w.link, st))
+				continue
+			}
+			why, err := ipv6NotReady(handles[w.ns], l)
+			if err != nil {
+				return fmt.Errorf("addresses of %s in %s: %w", w.link, w.ns, err)
+			}
+			if why != "" {
+				notUp = append(notUp, fmt.Sprintf("%s/%s %s", w.ns, w.link, why))
 			}
 		}
 		if len(notUp) == 0 {
@@ -213,6 +225,34 @@ func waitReady(handles map[NS]*netlink.Handle, timeout time.Duration) error {
 		time.Sleep(pause)
 		pause = min(2*pause, 20*time.Millisecond)
 	}
+}
+
+// ipv6NotReady says what keeps the link's IPv6 from working yet, or "" when nothing does.
+//
+// Even without duplicate address detection, the kernel finishes an address (joins its
+// solicited-node multicast group, clears "tentative") in a work item that can run long after the
+// link came up when the machine is busy; until then neighbour solicitations for the address go
+// unanswered and a first IPv6 connection waits a 1 s retransmission. Measured: the instance's
+// first connection to fd00:ec2::254 took more than 250 ms under load. The link-local address,
+// which neighbour discovery and routers use, is made on the same path.
+func ipv6NotReady(h *netlink.Handle, l netlink.Link) (string, error) {
+	addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return "", err
+	}
+	linkLocal := false
+	for _, a := range addrs {
+		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			return "has tentative IPv6 address " + a.IP.String(), nil
+		}
+		if a.IP.IsLinkLocalUnicast() {
+			linkLocal = true
+		}
+	}
+	if !linkLocal {
+		return "has no IPv6 link-local address yet", nil
+	}
+	return "", nil
 }
 
 // writeSysctls writes value to each /proc/sys file, in the namespace of the calling thread.

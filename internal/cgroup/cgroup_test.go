@@ -1,0 +1,148 @@
+//go:build linux
+
+package cgroup
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/imdsv2/imdsv2/internal/netguard"
+	"github.com/imdsv2/imdsv2/internal/privtest"
+)
+
+func TestMain(m *testing.M) { netguard.TestMain(m) }
+
+func TestMountpointFrom(t *testing.T) {
+	const hybrid = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`
+	const container = `600 500 0:38 /kubepods/pod1 /sys/fs/cgroup ro,relatime master:9 - cgroup2 cgroup2 rw
+`
+	const spaced = `41 31 0:38 / /mnt/my\040cgroups rw,relatime shared:5 - cgroup2 none rw
+`
+	tests := []struct {
+		name, in, want string
+		err            error
+	}{
+		{"hybrid", hybrid, "/sys/fs/cgroup/unified", nil},
+		{"subtree only", container, "/sys/fs/cgroup", nil},
+		{"root wins over subtree", container + spaced, "/mnt/my cgroups", nil},
+		{"none", "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n", "", ErrNotMounted},
+		{"garbage", "x\n\n- cgroup2\n1 2 3 4 - cgroup2\n", "", ErrNotMounted},
+		{"empty", "", "", ErrNotMounted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := mountpointFrom(strings.NewReader(tt.in))
+			if !errors.Is(err, tt.err) || got != tt.want {
+				t.Fatalf("mountpointFrom = %q, %v; want %q, %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{
+		`/a\040b`: "/a b", `/plain`: "/plain", `/tab\011x`: "/tab\tx", `/bad\09`: `/bad\09`, `/end\04`: `/end\04`,
+	} {
+		if got := unescape(in); got != want {
+			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCheckErrors(t *testing.T) {
+	privtest.Require(t)
+	root, err := Mountpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ path, want string }{
+		{"", "empty cgroup path"},
+		{"/nonexistent/imdsv2", "does not exist"},
+		{file, "is not a directory"},
+		{t.TempDir(), "not on a cgroup file system"},
+	}
+	for _, tt := range tests {
+		err := Check(tt.path)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Check(%q) = %v, want an error containing %q", tt.path, err, tt.want)
+		}
+	}
+	if err := Check(root); err != nil {
+		t.Errorf("Check(%q) = %v, want nil for the hierarchy's root", root, err)
+	}
+	if err := Check("/sys/fs/cgroup/cpu"); err != nil && !strings.Contains(err.Error(), "cgroup v1") {
+		t.Errorf("Check of a v1 hierarchy = %v, want it to name cgroup v1", err)
+	}
+}
+
+func TestGroupRunsChildInsideAndRemoves(t *testing.T) {
+	privtest.Require(t)
+	g := ForTest(t)
+	id, err := ID(g.Path())
+	if err != nil || id != g.ID() || id == 0 {
+		t.Fatalf("ID = %d, %v; want %d", id, err, g.ID())
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := g.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := Mountpoint()
+	rel := strings.TrimPrefix(g.Path(), root)
+	if !strings.Contains(string(b), "0::"+rel+"\n") {
+		t.Fatalf("child's /proc/pid/cgroup = %q, want the v2 line 0::%s", b, rel)
+	}
+	pids, err := g.Procs()
+	if err != nil || len(pids) != 1 || pids[0] != cmd.Process.Pid {
+		t.Fatalf("Procs = %v, %v; want [%d]", pids, err, cmd.Process.Pid)
+	}
+	// A child cgroup with a process of its own must go too.
+	sub, err := New(g.Path(), "sub-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd2 := exec.Command("sleep", "60")
+	if err := sub.Start(cmd2); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd2.Wait() }()
+
+	if err := g.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err == nil {
+		t.Fatal("sleep ended normally; want it killed by Remove")
+	}
+	if _, err := os.Stat(g.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("cgroup dir still there after Remove: %v", err)
+	}
+	if err := g.Remove(); err != nil {
+		t.Fatalf("second Remove = %v, want nil", err)
+	}
+}
+
+func TestNewRejectsNonCgroupParent(t *testing.T) {
+	privtest.Require(t)
+	dir := t.TempDir()
+	if _, err := New(dir, ""); err == nil || !strings.Contains(err.Error(), "not on a cgroup file system") {
+		t.Fatalf("New(%q) = %v, want a not-a-cgroup error", dir, err)
+	}
+}
