@@ -34,7 +34,7 @@ build: ## build the static binary bin/imdsv2 (CGO_ENABLED=0, -trimpath, version 
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/imdsv2
 
 .PHONY: demo
-demo: build ## the main job: run the self-contained demo (root; private network namespaces, ~10 s)
+demo: build ## the main job: run the self-contained demo (root; private network namespaces, ~20 s)
 	./$(BIN) demo
 
 .PHONY: test
@@ -85,6 +85,19 @@ generate-check: ## fail when the committed eBPF bindings differ from a fresh gen
 	done; \
 	if [ $$stale = 1 ]; then echo "the eBPF bindings are stale: run 'make generate' and commit the result"; exit 1; fi; \
 	echo "generate-check: eBPF bindings match imds.c ($(BPF2GO_CC))"
+
+# test-vm: the privileged tests, as root, inside a VM that boots Debian's linux-image-cloud-amd64
+# (6.1, the kernel family of Amazon Linux 2023) under qemu-system-x86_64 -accel tcg: no KVM needed,
+# no network device in the VM, the host's root shared read-only over virtiofs. The kernel package
+# is cached in .cache/vm. VM_PKGS empty = vm/vmcheck, internal/cgroup, bpf, internal/testbed, every
+# other package whose tests call internal/privtest (the end-to-end auditor tests), audit/proc;
+# minus VM_EXCLUDE. vm/run.sh documents every setting.
+VM_PKGS ?=
+VM_EXCLUDE ?= ./imds/ ./cmd/imdsv2/
+VM_NICE ?= 0
+.PHONY: test-vm
+test-vm: ## run the privileged tests in a VM on Debian's 6.1 cloud kernel (root; QEMU without KVM: minutes)
+	VM_PKGS='$(VM_PKGS)' VM_EXCLUDE='$(VM_EXCLUDE)' GO='$(GO)' nice -n $(VM_NICE) vm/run.sh
 
 .PHONY: clean
 clean: ## remove build output

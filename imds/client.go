@@ -303,7 +303,7 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 			timeouts++
 			last = newError(KindThrottled, http.MethodGet, p, ep.base, 0, context.DeadlineExceeded,
 				"no answer within "+limit.Round(time.Millisecond).String()+" ("+strconv.Itoa(timeouts)+
-					" of "+strconv.Itoa(attempt)+" attempts timed out): "+adviceThrottled)
+					" of "+strconv.Itoa(attempt)+" attempts timed out): "+adviceTimedOut)
 		default:
 			cause := netCause(err)
 			last = newError(KindServer, http.MethodGet, p, ep.base, 0, cause,
@@ -339,7 +339,7 @@ func (c *Client) giveUp(ctx context.Context, last *Error, ep *endpoint, p string
 		return canceledError(ctx, http.MethodGet, p, ep.base)
 	}
 	return newError(KindThrottled, http.MethodGet, p, ep.base, 0, context.DeadlineExceeded,
-		"no answer before the time budget ("+c.cfg.timeout.String()+", Options.Timeout) ran out: "+adviceThrottled)
+		"no answer before the time budget ("+c.cfg.timeout.String()+", Options.Timeout) ran out: "+adviceTimedOut)
 }
 
 // getOnce sends one GET and reads the answer if it is a 200. An attempt that runs out of time

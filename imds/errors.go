@@ -196,6 +196,12 @@ const (
 		"for 169.254.169.254, or set the endpoint (" + EnvEndpoint + ") if IMDS lives elsewhere"
 	adviceThrottled = "IMDS limits each instance's request rate and drops or refuses requests " +
 		"over it; cache what you read (one Client per process) and call less often"
+	// adviceTimedOut is for answers that did not come in time: IMDS drops requests over its
+	// rate limit, but an overloaded host, or limits set short on purpose, look the same.
+	adviceTimedOut = "IMDS drops requests over its per-instance rate limit, so this usually " +
+		"means throttling: cache what you read (one Client per process) and call less often; " +
+		"on an overloaded host, a longer budget helps (Options.Timeout and RequestTimeout, " +
+		"imdsv2 get --timeout)"
 	adviceTags = "expose tags in metadata: aws ec2 modify-instance-metadata-options " +
 		"--instance-id <id> --instance-metadata-tags enabled"
 )

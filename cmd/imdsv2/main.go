@@ -32,7 +32,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"get", "read one metadata path with IMDSv2 (a trailing / lists a directory)", runGet},
+		{"doctor", "check from here: endpoints, IMDSv2 token, hop limit, identity (exit 0 healthy)", runDoctor},
+		{"ready", "can this instance require IMDSv2 now? audit, scan, verdict and next steps (root)", runReady},
 		{"mock", "run the IMDS emulator, for local development and tests", runMock},
+		{"audit", "watch which processes and containers still call IMDS without a token (root, eBPF)", runAudit},
 		{"demo", "build a private test network, run the emulator and clients in it, explain what happens (root)", runDemo},
 		{"version", "print the version and build information", runVersion},
 	}

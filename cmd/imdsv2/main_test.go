@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imdsv2/imdsv2/imds/imdstest"
+	"github.com/imdsv2/imdsv2/internal/cgroup"
 	"github.com/imdsv2/imdsv2/internal/netguard"
 	"github.com/imdsv2/imdsv2/internal/privtest"
 )
@@ -187,8 +188,27 @@ func TestDemo(t *testing.T) {
 	require.NoError(t, build.Run())
 	out, err := exec.Command(bin, "demo").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	for _, want := range []string{"i-0demo1234567890ab", "eu-west-1", "HttpPutResponseHopLimit is probably 1", "0 IMDSv1 requests", "are gone"} {
+	for _, want := range []string{
+		"i-0demo1234567890ab", "eu-west-1", "HttpPutResponseHopLimit is probably 1",
+		"NOT READY: ", "[imdsv1-caller]", "[token-unanswered]", "--http-tokens required --http-put-response-hop-limit 2",
+		"-> NO ANSWER (the token answer was lost on the way: hop limit)",
+		"imdsv2 get (container)   before: FAILS  after: works",
+		"Verdict before enforcing: NOT READY", "are gone",
+	} {
 		assert.Contains(t, string(out), want)
+	}
+	// Each IMDSv1 caller is named in the report and refused with 401 after enforcement.
+	for _, name := range []string{"curl", "python3"} {
+		if _, err := lookPath(name); err != nil {
+			continue
+		}
+		assert.Regexp(t, name+` \(pid \d+, user \w+\)\s+\[imdsv1-caller\]`, string(out))
+		assert.Regexp(t, name+` \(pid \d+, host\): GET \S+ without a token \(IMDSv1\) -> 401 Unauthorized`, string(out))
+		assert.Regexp(t, name+` \(\w+ ?\w*\)\s+before: works  after: FAILS`, string(out))
+	}
+	if mnt, err := cgroup.Mountpoint(); err == nil {
+		left, _ := filepath.Glob(filepath.Join(mnt, "imdsv2demo-*"))
+		assert.Empty(t, left, "demo cgroups left behind")
 	}
 	entries, _ := os.ReadDir("/var/run/netns")
 	for _, e := range entries {

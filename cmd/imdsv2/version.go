@@ -13,9 +13,11 @@ import (
 var version = "dev"
 
 const versionDoc = `
-Usage: imdsv2 version [--output text|json]
+Usage: imdsv2 version [--output text|json] [--features]
 
-Prints the version, the commit it was built from, and the Go version.
+Prints the version, the commit it was built from, and the Go version. With --features (root)
+it also loads the auditor's eBPF programs into the kernel without attaching them, unloads them,
+and prints the kernel features the auditor found: whether ` + "`imdsv2 audit`" + ` will run here.
 `
 
 type versionInfo struct {
@@ -30,6 +32,7 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlagSet("version", versionDoc, stderr)
 	output := outputFlag("text")
 	fs.Var(&output, "output", "text or json")
+	features := fs.Bool("features", false, "also load (never attach) the auditor's eBPF programs and print the kernel features found (root)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -50,8 +53,19 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int 
 	if output == "json" {
 		b, _ := json.MarshalIndent(v, "", "  ")
 		fmt.Fprintln(stdout, string(b))
-		return exitOK
+	} else {
+		printVersion(stdout, v)
 	}
+	if *features {
+		if err := writeFeatures(stdout); err != nil {
+			fmt.Fprintln(stderr, "imdsv2 version:", err)
+			return exitFail
+		}
+	}
+	return exitOK
+}
+
+func printVersion(stdout io.Writer, v versionInfo) {
 	fmt.Fprintf(stdout, "imdsv2 %s", v.Version)
 	if v.Commit != "" {
 		fmt.Fprintf(stdout, " (commit %.12s", v.Commit)
@@ -61,5 +75,4 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprint(stdout, ")")
 	}
 	fmt.Fprintf(stdout, " %s %s\n", v.GoVersion, v.Platform)
-	return exitOK
 }

@@ -71,6 +71,8 @@ func Reexec() error {
 		os.Exit(0)
 	case errors.As(err, &exit):
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// Say so: a process killed from outside prints nothing of its own.
+			fmt.Fprintf(os.Stderr, "netguard: the re-executed process was killed by %v\n", ws.Signal())
 			os.Exit(128 + int(ws.Signal()))
 		}
 		os.Exit(exit.ExitCode())

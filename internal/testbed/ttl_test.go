@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -123,7 +122,7 @@ func TestTokenAnswerTTLOnTheWire(t *testing.T) {
 		{testbed.Container, "eth0", 2, 1},
 	} {
 		srv.Update(func(c *imdstest.Config) { c.HopLimit = tc.hopLimit })
-		client := bed.HTTPClient(tc.ns, 2*time.Second)
+		client := bed.HTTPClient(tc.ns, answerTimeout)
 		for _, src := range []netip.Addr{testbed.IMDSv4, testbed.IMDSv6} {
 			host := "http://" + net.JoinHostPort(src.String(), "80")
 			pc := openCapture(t, bed, tc.ns, tc.link)
@@ -152,7 +151,7 @@ func TestTokenAnswerTTLOnTheWire(t *testing.T) {
 // httpDo sends one request with one header and returns the body of its 200 answer.
 func httpDo(t *testing.T, client *http.Client, method, url, header, value string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	require.NoError(t, err)

@@ -1,0 +1,275 @@
+package audit
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imdsv2/imdsv2/audit/httpreq"
+	"github.com/imdsv2/imdsv2/audit/sdk"
+)
+
+// SummarySchema is the version of the Summary JSON layout (and of the state
+// file). It changes only when a field changes meaning or goes away.
+const SummarySchema = 1
+
+// Summary is the aggregate of everything seen, as JSON with stable field
+// names and a deterministic order (callers sorted, maps sorted by key).
+type Summary struct {
+	Schema  int       `json:"schema"`
+	Since   time.Time `json:"since"`   // when counting began (kept across restarts)
+	Updated time.Time `json:"updated"` // when this summary was made
+	// Resumed counts the restarts that resumed from a state file.
+	Resumed uint64 `json:"resumed"`
+	// Events counts the input events by kind ("send", "recv", ...).
+	Events map[string]uint64 `json:"events"`
+	// Requests counts requests by class; every class is present.
+	Requests map[Class]uint64 `json:"requests"`
+	// LostEvents is the sum of EventLost reports: kernel records that never
+	// arrived, so requests may be missing from this summary.
+	LostEvents uint64 `json:"lost_events"`
+	// UnpairedAnswers counts answers seen with no request to pair them with.
+	UnpairedAnswers uint64 `json:"unpaired_answers"`
+	// DroppedRecords counts live records dropped because Options.Records was full.
+	DroppedRecords uint64 `json:"dropped_records"`
+	// CallersDropped counts requests of callers beyond Options.MaxCallers:
+	// counted in Requests, not itemised in Callers.
+	CallersDropped uint64          `json:"callers_dropped"`
+	Reassembly     ReassemblyStats `json:"reassembly"`
+	Callers        []Caller        `json:"callers"`
+	ReadyHints     ReadyHints      `json:"ready_hints"`
+}
+
+// ReassemblyStats reports how reassembly coped with what it was given.
+type ReassemblyStats struct {
+	Evictions  uint64 `json:"evictions"`  // sockets dropped to stay within memory bounds
+	Gaps       uint64 `json:"gaps"`       // byte ranges never seen
+	Duplicates uint64 `json:"duplicates"` // retransmitted segments
+	TooLarge   uint64 `json:"too_large"`  // header blocks over the size bound
+}
+
+// Caller aggregates the requests of one (executable, command line,
+// container, class).
+type Caller struct {
+	Class   Class   `json:"class"`
+	Cloud   string  `json:"cloud,omitempty"`
+	Process Process `json:"process"` // as last seen
+	Count   uint64  `json:"count"`
+
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+
+	Paths      []PathCount `json:"paths"`                 // bounded, most used first
+	PathsOther uint64      `json:"paths_other,omitempty"` // requests for paths beyond the bound
+	// Answers counts answer status codes ("200", "401"); "none" counts
+	// requests that got no answer.
+	Answers map[string]uint64 `json:"answers"`
+	// HopLimits counts token answers by the TTL they arrived with.
+	HopLimits map[string]uint64 `json:"hop_limits,omitempty"`
+	// Unanswered counts token PUTs that got no answer.
+	Unanswered uint64 `json:"unanswered,omitempty"`
+	// AfterUnansweredPUT counts IMDSv1 requests made after the same
+	// process's token PUT went unanswered (SDK fallback).
+	AfterUnansweredPUT uint64 `json:"after_unanswered_token_put,omitempty"`
+	// Incomplete counts requests whose header block was not fully captured.
+	Incomplete uint64 `json:"incomplete,omitempty"`
+
+	UserAgent string    `json:"user_agent,omitempty"` // as last seen
+	SDK       *sdk.Info `json:"sdk,omitempty"`
+}
+
+// PathCount is one requested path and how often.
+type PathCount struct {
+	Path  string `json:"path"`
+	Count uint64 `json:"count"`
+}
+
+type callerKey struct {
+	exe, cmdline, comm, container string
+	class                         Class
+}
+
+func keyOf(class Class, p *Process) callerKey {
+	k := callerKey{exe: p.Exe, cmdline: p.Cmdline, container: p.ID, class: class}
+	if k.exe == "" && k.cmdline == "" {
+		k.comm = p.Comm // only the kernel's name is known
+	}
+	return k
+}
+
+// aggregate is the Auditor's counting state; it is what the state file keeps.
+type aggregate struct {
+	maxCallers, maxPaths int
+
+	since          time.Time
+	resumed        uint64
+	events         map[string]uint64
+	requests       map[Class]uint64
+	lost           uint64
+	unpaired       uint64
+	callersDropped uint64
+	reasmBase      ReassemblyStats // counts of earlier runs
+	droppedBase    uint64
+	callers        map[callerKey]*Caller
+}
+
+func newAggregate(maxCallers, maxPaths int, now time.Time) *aggregate {
+	return &aggregate{maxCallers: maxCallers, maxPaths: maxPaths, since: now,
+		events: make(map[string]uint64), requests: make(map[Class]uint64), callers: make(map[callerKey]*Caller)}
+}
+
+func (g *aggregate) countEvent(k EventKind) { g.events[k.String()]++ }
+
+func (g *aggregate) add(r *Record) {
+	g.requests[r.Class]++
+	k := keyOf(r.Class, &r.Process)
+	c := g.callers[k]
+	if c == nil {
+		if len(g.callers) >= g.maxCallers {
+			g.callersDropped++
+			return
+		}
+		c = &Caller{Class: r.Class, FirstSeen: r.Time, LastSeen: r.Time, Answers: make(map[string]uint64)}
+		g.callers[k] = c
+	}
+	c.Count++
+	c.Cloud = r.Cloud
+	c.Process = r.Process
+	if r.Time.Before(c.FirstSeen) {
+		c.FirstSeen = r.Time
+	}
+	if r.Time.After(c.LastSeen) {
+		c.LastSeen = r.Time
+	}
+	if r.UserAgent != "" || r.SDK != nil {
+		c.UserAgent, c.SDK = r.UserAgent, r.SDK
+	}
+	g.addPath(c, r.Path)
+	answer := "none"
+	if r.Status != 0 {
+		answer = strconv.Itoa(r.Status)
+	}
+	c.Answers[answer]++
+	if r.HopLimit != 0 {
+		if c.HopLimits == nil {
+			c.HopLimits = make(map[string]uint64)
+		}
+		c.HopLimits[strconv.Itoa(int(r.HopLimit))]++
+	}
+	if r.Unanswered {
+		c.Unanswered++
+	}
+	if r.AfterUnansweredPUT {
+		c.AfterUnansweredPUT++
+	}
+	if r.Incomplete {
+		c.Incomplete++
+	}
+}
+
+func (g *aggregate) addPath(c *Caller, path string) {
+	for i := range c.Paths {
+		if c.Paths[i].Path == path {
+			c.Paths[i].Count++
+			return
+		}
+	}
+	if len(c.Paths) < g.maxPaths {
+		c.Paths = append(c.Paths, PathCount{Path: path, Count: 1})
+		return
+	}
+	c.PathsOther++
+}
+
+// summary copies the aggregate into a Summary.
+func (g *aggregate) summary(now time.Time, st ReassemblyStats, dropped uint64) Summary {
+	s := Summary{
+		Schema: SummarySchema, Since: g.since, Updated: now, Resumed: g.resumed,
+		Events: maps.Clone(g.events), Requests: make(map[Class]uint64),
+		LostEvents: g.lost, UnpairedAnswers: g.unpaired, DroppedRecords: g.droppedBase + dropped,
+		CallersDropped: g.callersDropped,
+		Reassembly: ReassemblyStats{
+			Evictions: g.reasmBase.Evictions + st.Evictions, Gaps: g.reasmBase.Gaps + st.Gaps,
+			Duplicates: g.reasmBase.Duplicates + st.Duplicates, TooLarge: g.reasmBase.TooLarge + st.TooLarge,
+		},
+		Callers: make([]Caller, 0, len(g.callers)),
+	}
+	for _, c := range httpreq.Classes {
+		s.Requests[c] = g.requests[c]
+	}
+	for _, c := range g.callers {
+		cp := *c
+		cp.Paths = slices.Clone(c.Paths)
+		slices.SortStableFunc(cp.Paths, func(a, b PathCount) int {
+			if a.Count != b.Count {
+				return cmpDesc(a.Count, b.Count)
+			}
+			return strings.Compare(a.Path, b.Path)
+		})
+		cp.Answers = maps.Clone(c.Answers)
+		cp.HopLimits = maps.Clone(c.HopLimits)
+		s.Callers = append(s.Callers, cp)
+	}
+	slices.SortFunc(s.Callers, compareCallers)
+	s.ReadyHints = readyHints(&s)
+	return s
+}
+
+// restore resumes from a saved summary.
+func (g *aggregate) restore(s *Summary) {
+	g.since = s.Since
+	g.resumed = s.Resumed + 1
+	for k, v := range s.Events {
+		g.events[k] += v
+	}
+	for k, v := range s.Requests {
+		g.requests[k] += v
+	}
+	g.lost += s.LostEvents
+	g.unpaired += s.UnpairedAnswers
+	g.callersDropped += s.CallersDropped
+	g.reasmBase = s.Reassembly
+	g.droppedBase = s.DroppedRecords
+	for i := range s.Callers {
+		c := s.Callers[i]
+		if c.Answers == nil {
+			c.Answers = make(map[string]uint64)
+		}
+		g.callers[keyOf(c.Class, &c.Process)] = &c
+	}
+}
+
+func classRank(c Class) int {
+	if i := slices.Index(httpreq.Classes, c); i >= 0 {
+		return i
+	}
+	return len(httpreq.Classes)
+}
+
+func compareCallers(a, b Caller) int {
+	if r := classRank(a.Class) - classRank(b.Class); r != 0 {
+		return r
+	}
+	if a.Count != b.Count {
+		return cmpDesc(a.Count, b.Count)
+	}
+	for _, p := range [][2]string{{a.Process.Exe, b.Process.Exe}, {a.Process.Cmdline, b.Process.Cmdline},
+		{a.Process.ID, b.Process.ID}, {a.Process.Comm, b.Process.Comm}, {string(a.Class), string(b.Class)}} {
+		if r := strings.Compare(p[0], p[1]); r != 0 {
+			return r
+		}
+	}
+	return 0
+}
+
+func cmpDesc(a, b uint64) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}

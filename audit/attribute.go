@@ -1,0 +1,250 @@
+package audit
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/imdsv2/imdsv2/audit/proc"
+)
+
+// execRecord is a process image as the exec event captured it in the
+// kernel, so that a process that sends one request and exits at once is
+// still named by its full command line.
+type execRecord struct {
+	pid, ppid, uid uint32
+	comm, exe      string
+	cmdline        string // joined, redacted
+	cgroupID       uint64
+	at             time.Time // exec time
+	exited         time.Time // zero while running
+}
+
+// execCache holds exec records keyed by (pid, exec time). It is bounded:
+// when full, the record that exited first goes, else the oldest.
+type execCache struct {
+	max   int
+	n     int
+	byPID map[uint32][]*execRecord // sorted by exec time
+}
+
+func newExecCache(limit int) *execCache {
+	return &execCache{max: limit, byPID: make(map[uint32][]*execRecord)}
+}
+
+func (c *execCache) add(r *execRecord) {
+	if c.n >= c.max {
+		c.evict()
+	}
+	list := c.byPID[r.pid]
+	i, _ := slices.BinarySearchFunc(list, r.at, func(e *execRecord, t time.Time) int { return e.at.Compare(t) })
+	c.byPID[r.pid] = slices.Insert(list, i, r)
+	c.n++
+}
+
+// lookup returns the image pid ran at time t: the latest exec at or before t
+// that had not exited before t. A zero t means the latest.
+func (c *execCache) lookup(pid uint32, t time.Time) *execRecord {
+	list := c.byPID[pid]
+	for i := len(list) - 1; i >= 0; i-- {
+		r := list[i]
+		if t.IsZero() || !r.at.After(t) {
+			if !r.exited.IsZero() && !t.IsZero() && r.exited.Before(t) {
+				return nil
+			}
+			return r
+		}
+	}
+	return nil
+}
+
+// exit marks pid's latest image exited at t.
+func (c *execCache) exit(pid uint32, t time.Time) {
+	if list := c.byPID[pid]; len(list) > 0 && list[len(list)-1].exited.IsZero() {
+		list[len(list)-1].exited = t
+	}
+}
+
+// prune drops records of processes that exited before t: requests they sent
+// were attributed long ago and their children have been reparented.
+func (c *execCache) prune(before time.Time) {
+	for pid, list := range c.byPID {
+		kept := list[:0]
+		for _, r := range list {
+			if r.exited.IsZero() || !r.exited.Before(before) {
+				kept = append(kept, r)
+			}
+		}
+		clear(list[len(kept):])
+		c.n -= len(list) - len(kept)
+		if len(kept) == 0 {
+			delete(c.byPID, pid)
+		} else {
+			c.byPID[pid] = kept
+		}
+	}
+}
+
+// evict removes one record: the earliest exited, else the earliest exec.
+func (c *execCache) evict() {
+	var victim *execRecord
+	better := func(r *execRecord) bool {
+		if victim == nil {
+			return true
+		}
+		if r.exited.IsZero() != victim.exited.IsZero() {
+			return !r.exited.IsZero()
+		}
+		if !r.exited.IsZero() {
+			return r.exited.Before(victim.exited)
+		}
+		return r.at.Before(victim.at)
+	}
+	for _, list := range c.byPID {
+		for _, r := range list {
+			if better(r) {
+				victim = r
+			}
+		}
+	}
+	if victim == nil {
+		return
+	}
+	list := c.byPID[victim.pid]
+	i := slices.Index(list, victim)
+	list = slices.Delete(list, i, i+1)
+	if len(list) == 0 {
+		delete(c.byPID, victim.pid)
+	} else {
+		c.byPID[victim.pid] = list
+	}
+	c.n--
+}
+
+// identity is what the socket events carried about the process that opened
+// a connection.
+type identity struct {
+	pid, ppid, uid uint32
+	comm           string
+	cgroupID       uint64
+	preexisting    bool
+}
+
+// SocketOwnerFinder is implemented by process tables that can find the
+// process holding a socket (*proc.Table reads /proc/net/tcp and fd links).
+// The auditor uses it for connections whose connect it did not see, which
+// the kernel side reports without a pid.
+type SocketOwnerFinder interface {
+	SocketOwner(local, remote netip.AddrPort) (uint32, error)
+}
+
+// attribute names the process id at time t: from its exec record when the
+// kernel captured one, else from /proc (best effort: the process may have
+// changed or gone), else from what the kernel events carried.
+func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Time) Process {
+	if f, ok := a.table.(SocketOwnerFinder); ok && id.pid == 0 && local.IsValid() && remote.IsValid() {
+		if pid, err := f.SocketOwner(local, remote); err == nil {
+			id.pid = pid
+		}
+	}
+	p := Process{PID: id.pid, PPID: id.ppid, UID: id.uid, Comm: clean(id.comm, maxNameBytes),
+		Source: SourceKernel, Preexisting: id.preexisting}
+	cgroupID := id.cgroupID
+	var cgroups []string
+	if r := a.execs.lookup(id.pid, t); r != nil {
+		p.Exe, p.Cmdline, p.Source = r.exe, r.cmdline, SourceExec
+		if p.PPID == 0 {
+			p.PPID = r.ppid
+		}
+		if p.Comm == "" {
+			p.Comm = r.comm
+		}
+		if cgroupID == 0 {
+			cgroupID = r.cgroupID
+		}
+	}
+	if pr, ok := a.liveProcess(id.pid, t); ok {
+		if p.Source == SourceKernel {
+			p.Exe, p.Cmdline, p.Source = clean(pr.Exe, maxPathBytes), joinArgs(pr.Cmdline), SourceProc
+			if p.Comm == "" {
+				p.Comm = clean(pr.Comm, maxNameBytes)
+			}
+			if id.uid == 0 && id.comm == "" {
+				p.UID = pr.UID
+			}
+		}
+		if p.PPID == 0 {
+			p.PPID = pr.PPID
+		}
+		cgroups = pr.Cgroups
+	}
+	if name, err := a.table.UserName(p.UID); err == nil {
+		p.User = clean(name, maxNameBytes)
+	}
+	if cgroupID != 0 {
+		if path, err := a.table.CgroupPath(cgroupID); err == nil {
+			cgroups = append([]string{path}, cgroups...)
+		}
+	}
+	if len(cgroups) > 0 {
+		p.Cgroup = clean(cgroups[0], maxPathBytes)
+		c := proc.ContainerFromCgroups(cgroups)
+		p.Container = proc.Container{ID: clean(c.ID, maxNameBytes), Runtime: c.Runtime,
+			PodUID: clean(c.PodUID, maxNameBytes), Unit: clean(c.Unit, maxNameBytes)}
+	}
+	p.Parents = a.parents(p.PID, p.PPID, t)
+	return p
+}
+
+// liveProcess reads pid from the process table and rejects a process that
+// started after t: the pid was reused.
+func (a *Auditor) liveProcess(pid uint32, t time.Time) (proc.Process, bool) {
+	if pid == 0 {
+		return proc.Process{}, false
+	}
+	pr, err := a.table.Process(pid)
+	if err != nil {
+		return pr, false
+	}
+	// One second of slack: start times have a 10 ms tick and the boot time
+	// a one-second resolution.
+	if !pr.Started.IsZero() && !t.IsZero() && pr.Started.After(t.Add(time.Second)) {
+		return pr, false
+	}
+	return pr, true
+}
+
+// parents walks the parent chain from ppid, ParentDepth levels at most.
+func (a *Auditor) parents(pid, ppid uint32, t time.Time) []Ancestor {
+	var out []Ancestor
+	seen := map[uint32]bool{pid: true}
+	for len(out) < a.opts.ParentDepth && ppid != 0 && !seen[ppid] {
+		seen[ppid] = true
+		anc := Ancestor{PID: ppid}
+		next := uint32(0)
+		if r := a.execs.lookup(ppid, t); r != nil {
+			anc.Comm, anc.Exe, anc.Cmdline, next = r.comm, r.exe, r.cmdline, r.ppid
+		}
+		if pr, ok := a.liveProcess(ppid, t); ok {
+			if anc.Exe == "" && anc.Cmdline == "" {
+				anc.Comm, anc.Exe, anc.Cmdline = clean(pr.Comm, maxNameBytes), clean(pr.Exe, maxPathBytes), joinArgs(pr.Cmdline)
+			}
+			if next == 0 {
+				next = pr.PPID
+			}
+		}
+		out = append(out, anc)
+		ppid = next
+	}
+	return out
+}
+
+// onExec records an exec event.
+func (a *Auditor) onExec(ev Event, t time.Time) {
+	args := ev.Args
+	a.execs.add(&execRecord{
+		pid: ev.PID, ppid: ev.PPID, uid: ev.UID,
+		comm: clean(ev.Comm, maxNameBytes), exe: clean(ev.Exe, maxPathBytes), cmdline: joinArgs(args),
+		cgroupID: ev.CgroupID, at: t,
+	})
+}

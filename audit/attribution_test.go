@@ -1,0 +1,112 @@
+package audit_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/audit/proc"
+	"github.com/imdsv2/imdsv2/audit/replay"
+)
+
+const kubeID = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+func TestPreexistingConnectionFromProc(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	// The kernel side saw no connect: no pid. The socket 10.0.0.5:40001 is
+	// held by pid 100 in the fake /proc.
+	c := r.Preexisting(replay.Proc{})
+	c.Send(replay.GetV1("/latest/meta-data/", "curl/7.88.1"))
+	c.Recv(replay.Answer(200, 3), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 1 {
+		t.Fatalf("%+v", got)
+	}
+	p := got[0].Process
+	if p.PID != 100 || !p.Preexisting || p.Source != audit.SourceProc || p.Exe != "/usr/bin/curl" ||
+		p.Cmdline != "curl -s http://169.254.169.254/latest/meta-data/" || p.UID != 1000 || p.User != "alice" ||
+		p.ID != dockerID || p.Runtime != "docker" || p.Unit != "docker-"+dockerID+".scope" {
+		t.Fatalf("%+v", p)
+	}
+	if len(p.Parents) != 3 || p.Parents[0].PID != 95 || p.Parents[1].PID != 90 || p.Parents[2].PID != 1 ||
+		!strings.HasPrefix(p.Parents[0].Cmdline, "/bin/sh -c 'while true") || p.Parents[2].Exe != "/usr/lib/systemd/systemd" {
+		t.Fatalf("parents: %+v", p.Parents)
+	}
+}
+
+func TestShortLivedProcessFromExecRecords(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	h.table.cgroups[4711] = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b4e4c2a_6d1f_4f0e_9a43_0c1d2e3f4a5b.slice/cri-containerd-" + kubeID + ".scope"
+	r := replay.New(t0)
+	shell := replay.Proc{PID: 4241, PPID: 1, UID: 0, Comm: "sh", CgroupID: 4711}
+	app := replay.Proc{PID: 4242, PPID: 4241, UID: 0, Comm: "python3", CgroupID: 4711}
+	r.Exec(shell, "/bin/sh", "sh", "-c", "python3 /opt/get_creds.py --role app")
+	r.Advance(time.Millisecond)
+	r.Exec(app, "/usr/bin/python3.11", "python3", "/opt/get_creds.py", "--role", "app")
+	r.Advance(time.Millisecond)
+	c := r.Connect(app)
+	c.Send(replay.GetV1("/latest/meta-data/iam/security-credentials/app", "Boto3/1.9.0 Python/3.11 Linux/6.1 Botocore/1.12.0"))
+	c.Recv(replay.Answer(200, 40), 64)
+	c.Close()
+	r.Exit(app)
+	r.Exit(shell)
+	h.feed(r)
+
+	got := h.requests()
+	if len(got) != 1 {
+		t.Fatalf("%+v", got)
+	}
+	p := got[0].Process
+	if p.PID != 4242 || p.Source != audit.SourceExec || p.Exe != "/usr/bin/python3.11" ||
+		p.Cmdline != "python3 /opt/get_creds.py --role app" || p.User != "root" ||
+		p.ID != kubeID || p.Runtime != "containerd" || p.PodUID != "1b4e4c2a-6d1f-4f0e-9a43-0c1d2e3f4a5b" {
+		t.Fatalf("%+v", p)
+	}
+	if len(p.Parents) != 2 || p.Parents[0].Cmdline != "sh -c 'python3 /opt/get_creds.py --role app'" ||
+		p.Parents[1].Exe != "/usr/lib/systemd/systemd" {
+		t.Fatalf("parents: %+v", p.Parents)
+	}
+	if sdk := got[0].SDK; sdk == nil || sdk.Product != "botocore" || !sdk.BelowMin {
+		t.Fatalf("sdk: %+v", sdk)
+	}
+}
+
+func TestPIDReuseIsNotAttributed(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	// A process with the event's pid exists now, but it started after the
+	// request: it is a different process.
+	h.table.extra[4242] = proc.Process{PID: 4242, PPID: 1, Exe: "/usr/bin/other", Cmdline: []string{"other"},
+		Started: t0.Add(time.Hour)}
+	r := replay.New(t0)
+	c := r.Connect(goProc)
+	c.Send(replay.GetV1("/latest/meta-data/", "curl/8"))
+	c.Recv(replay.Answer(200, 1), 64)
+	h.feed(r)
+	p := h.requests()[0].Process
+	if p.Source != audit.SourceKernel || p.Exe != "" || p.Comm != "app" {
+		t.Fatalf("%+v", p)
+	}
+}
+
+func TestExecReplacesImage(t *testing.T) {
+	// sh -c 'exec curl ...': the same pid runs two images; the request is
+	// attributed to the one running when it was sent.
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	p := replay.Proc{PID: 5000, PPID: 1, Comm: "sh"}
+	r.Exec(p, "/bin/sh", "sh", "-c", "exec curl http://x/")
+	r.Advance(time.Millisecond)
+	p.Comm = "curl"
+	r.Exec(p, "/usr/bin/curl", "curl", "http://x/")
+	r.Advance(time.Millisecond)
+	c := r.Connect(p)
+	c.Send(replay.GetV1("/", "curl/8"))
+	c.Recv(replay.Answer(200, 1), 64)
+	h.feed(r)
+	if got := h.requests()[0].Process; got.Exe != "/usr/bin/curl" || got.Cmdline != "curl http://x/" {
+		t.Fatalf("%+v", got)
+	}
+}

@@ -1,0 +1,246 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imdsv2/imdsv2/audit/reasm"
+)
+
+// Auditor turns kernel events into classified, attributed, paired requests,
+// an aggregate per caller and live records. Create it with New; feed it with
+// Run (or Handle and Tick); read it with Snapshot. Snapshot and the sinks are
+// safe to call from other goroutines while Run works.
+type Auditor struct {
+	opts  Options
+	clock Clock
+	table ProcessTable
+
+	mu    sync.Mutex
+	asm   *reasm.Assembler
+	conns map[uint64]*conn
+	execs *execCache
+	// unansweredAt remembers, per pid, the last token PUT that went
+	// unanswered, to recognise the IMDSv1 fallback that follows.
+	unansweredAt map[uint32]time.Time
+	agg          *aggregate
+	out          []Record  // produced under mu, delivered after it is released
+	nextSave     time.Time // when Tick writes the state file next
+	lastEvent    time.Time // latest event time handled
+
+	emitMu         sync.Mutex // keeps deliveries in order
+	droppedRecords atomic.Uint64
+}
+
+// New returns an Auditor. With Options.StateFile set it resumes the counts
+// saved there; a state file that cannot be read or decoded is an error (the
+// file is renamed aside, see LoadState) so that it is never overwritten.
+func New(opts Options) (*Auditor, error) {
+	opts = opts.withDefaults()
+	a := &Auditor{
+		opts:  opts,
+		clock: opts.Clock,
+		table: opts.ProcessTable,
+		asm:   reasm.New(opts.Reassembly),
+		conns: make(map[uint64]*conn),
+		execs: newExecCache(opts.MaxProcesses),
+
+		unansweredAt: make(map[uint32]time.Time),
+	}
+	now := a.clock.Now().UTC()
+	a.agg = newAggregate(opts.MaxCallers, opts.MaxPathsPerCaller, now)
+	if opts.StateFile != "" {
+		s, err := LoadState(opts.StateFile)
+		if err != nil {
+			return nil, err
+		}
+		if s != nil {
+			a.agg.restore(s)
+		}
+	}
+	a.nextSave = now.Add(opts.StateInterval)
+	return a, nil
+}
+
+// Run reads src until it returns io.EOF (Run then returns nil) or another
+// error (returned), or until ctx is done (ctx.Err() is returned). Time-outs
+// are checked every Options.TickInterval. With a state file, the state is
+// written periodically and once more before Run returns. src.Next must
+// return when ctx is done.
+func (a *Auditor) Run(ctx context.Context, src Source) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan Event, 256)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(events)
+		for {
+			ev, err := src.Next(ctx)
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(a.opts.TickInterval)
+	defer tick.Stop()
+	var err error
+loop:
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				err = <-errc
+				break loop
+			}
+			a.Handle(ev)
+		case <-tick.C:
+			if len(events) > 0 {
+				// A backlog: answers may still be waiting behind the token PUTs they
+				// answer, so token time-outs are judged by the last event handled,
+				// not by the wall clock.
+				a.tick(a.lastEventTime())
+			} else {
+				a.Tick()
+			}
+		case <-ctx.Done():
+			cancel()
+			for range events {
+				// Drop what the reader still had: the context is over.
+			}
+			err = ctx.Err()
+			break loop
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	a.Tick()
+	if a.opts.StateFile != "" {
+		err = errors.Join(err, a.SaveState())
+	}
+	return err
+}
+
+// Handle processes one event. Run calls it; call it directly only when not
+// using Run (tests, other loops), from one goroutine.
+func (a *Auditor) Handle(ev Event) {
+	a.mu.Lock()
+	t := ev.Time
+	if t.IsZero() {
+		t = a.clock.Now()
+	}
+	t = t.UTC()
+	if t.After(a.lastEvent) {
+		a.lastEvent = t
+	}
+	a.agg.countEvent(ev.Kind)
+	switch ev.Kind {
+	case EventConnect:
+		a.connect(ev, t)
+	case EventSend, EventRecv:
+		a.payload(ev, t)
+	case EventExec:
+		a.onExec(ev, t)
+	case EventExit:
+		if ev.Cookie != 0 {
+			a.closeConn(ev.Cookie, t)
+		} else if ev.TID == 0 || ev.TID == ev.PID {
+			a.processExit(ev.PID, t)
+		}
+	case EventClose:
+		a.closeConn(ev.Cookie, t)
+	case EventLost:
+		if ev.Lost > 0 {
+			a.agg.lost += ev.Lost
+			a.out = append(a.out, Record{Type: RecordLost, Time: t, Lost: ev.Lost})
+		}
+	}
+	a.flushLocked()
+}
+
+// Tick resolves what time decides: token PUTs unanswered for longer than
+// Options.TokenAnswerTimeout, idle connections, old exec records, and the
+// periodic state write. Run calls it; call it directly only when not using
+// Run.
+func (a *Auditor) Tick() {
+	a.tick(time.Time{})
+}
+
+// tick is Tick with token PUTs judged unanswered only if they are older than
+// TokenAnswerTimeout at seenUpTo (a zero seenUpTo means now): the time up to
+// which every event has been handled.
+func (a *Auditor) tick(seenUpTo time.Time) {
+	a.mu.Lock()
+	now := a.clock.Now().UTC()
+	if seenUpTo.IsZero() || seenUpTo.After(now) {
+		seenUpTo = now
+	}
+	a.expire(now, seenUpTo.UTC())
+	save := a.opts.StateFile != "" && !now.Before(a.nextSave)
+	if save {
+		a.nextSave = now.Add(a.opts.StateInterval)
+	}
+	a.flushLocked()
+	if save {
+		if err := a.SaveState(); err != nil {
+			a.opts.Logf("audit: writing state: %v", err)
+		}
+	}
+}
+
+// lastEventTime returns the latest event time handled so far.
+func (a *Auditor) lastEventTime() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastEvent
+}
+
+// flushLocked releases mu and delivers the records produced while it was held.
+func (a *Auditor) flushLocked() {
+	out := a.out
+	a.out = nil
+	a.emitMu.Lock()
+	a.mu.Unlock()
+	defer a.emitMu.Unlock()
+	for _, r := range out {
+		if a.opts.OnRecord != nil {
+			a.opts.OnRecord(r)
+		}
+		if a.opts.Records != nil {
+			select {
+			case a.opts.Records <- r:
+			default:
+				a.droppedRecords.Add(1)
+			}
+		}
+	}
+}
+
+// Snapshot returns the aggregate so far, with its ReadyHints.
+func (a *Auditor) Snapshot() Summary {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.asm.Stats()
+	return a.agg.summary(a.clock.Now().UTC(), ReassemblyStats{
+		Evictions: st.Evictions, Gaps: st.Gaps, Duplicates: st.Duplicates, TooLarge: st.TooLarge,
+	}, a.droppedRecords.Load())
+}
+
+// SaveState writes the current aggregate to Options.StateFile (atomically).
+func (a *Auditor) SaveState() error {
+	if a.opts.StateFile == "" {
+		return errors.New("audit: no state file configured")
+	}
+	return SaveState(a.opts.StateFile, a.Snapshot())
+}

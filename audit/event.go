@@ -1,0 +1,102 @@
+package audit
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds. The numeric values are part of the contract with the bpf
+// converter; append new kinds at the end.
+const (
+	// EventConnect: a socket connected to an IMDS address.
+	EventConnect EventKind = iota + 1
+	// EventSend: payload bytes leaving on a tracked socket (a request, or part of one).
+	EventSend
+	// EventRecv: payload bytes arriving on a tracked socket (an answer, or part of one).
+	EventRecv
+	// EventExec: a process executed a program (Exe, Args captured in the kernel).
+	EventExec
+	// EventExit: a process exited (PID is the thread group id). With a
+	// non-zero Cookie it is read as EventClose of that socket.
+	EventExit
+	// EventLost: the kernel side dropped Lost records since its last report.
+	EventLost
+	// EventClose: a tracked socket was released (Cookie set). An extension of
+	// the contract in COMMON.md; sources that cannot see closes may omit it,
+	// the auditor then ages idle sockets out.
+	EventClose
+)
+
+// String returns the lower-case name of the kind ("send", "recv", ...).
+func (k EventKind) String() string {
+	switch k {
+	case EventConnect:
+		return "connect"
+	case EventSend:
+		return "send"
+	case EventRecv:
+		return "recv"
+	case EventExec:
+		return "exec"
+	case EventExit:
+		return "exit"
+	case EventLost:
+		return "lost"
+	case EventClose:
+		return "close"
+	}
+	return "unknown"
+}
+
+// Event is one record from the kernel side of the auditor, converted to Go
+// values. Fields that do not apply to a kind are zero.
+type Event struct {
+	Kind EventKind
+	Time time.Time
+
+	// Cookie is the socket cookie; 0 for exec and process exit events.
+	Cookie uint64
+
+	PID, TID, PPID, UID, GID uint32
+	CgroupID                 uint64
+	Comm                     string
+
+	// Local and Remote are the socket's addresses; Remote is the IMDS side.
+	Local, Remote netip.AddrPort
+
+	// Seq is the TCP sequence number of the first Data byte (EventSend, EventRecv).
+	Seq uint32
+	// Data holds the captured payload bytes; it may be shorter than DataLen,
+	// the length of the payload on the wire.
+	Data    []byte
+	DataLen uint32
+
+	// TTL is the IP TTL (IPv6 hop limit) of an EventRecv packet as received.
+	TTL uint8
+
+	// Exe and Args describe an EventExec (argv captured in the kernel).
+	Exe  string
+	Args []string
+
+	// Lost is, for EventLost, the number of records dropped since the last report.
+	Lost uint64
+}
+
+// Source delivers events in the order the kernel produced them. Next blocks
+// until an event is available or ctx is done, and returns io.EOF at the end
+// of a finite source.
+type Source interface {
+	Next(ctx context.Context) (Event, error)
+}
+
+// The IMDS endpoints, for sources that filter and for tests that build events.
+var (
+	// IMDSAddrV4 is the IPv4 address of the instance metadata service.
+	IMDSAddrV4 = netip.AddrFrom4([4]byte{169, 254, 169, 254})
+	// IMDSAddrV6 is its IPv6 address (Nitro instances with HttpProtocolIpv6=enabled).
+	IMDSAddrV6 = netip.MustParseAddr("fd00:ec2::254")
+)

@@ -1,0 +1,172 @@
+package audit
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/imdsv2/imdsv2/audit/sdk"
+)
+
+// ReadyHints is what the aggregate says about enforcing IMDSv2
+// (HttpTokens=required): who would break, and what the hop limit looks like.
+// A readiness verdict is built on it elsewhere.
+type ReadyHints struct {
+	// Complete is false when the audit may have missed requests: events
+	// lost, sockets evicted, requests only partly captured or callers
+	// beyond the bound.
+	Complete bool `json:"complete"`
+	// IMDSv1Callers would get 401 under HttpTokens=required.
+	IMDSv1Callers []Hint `json:"imdsv1_callers"`
+	// UnansweredTokenPUTs are callers whose token PUTs got no answer (the
+	// hop-limit symptom); they break, or fall back to IMDSv1.
+	UnansweredTokenPUTs []Hint `json:"unanswered_token_puts"`
+	// FailedTokenPUTs are callers whose token PUTs were refused (403 through
+	// a proxy, 400 bad TTL, ...).
+	FailedTokenPUTs []Hint `json:"failed_token_puts"`
+	// ObservedHopLimits are the TTLs token answers arrived with.
+	ObservedHopLimits []HopLimit `json:"observed_hop_limits"`
+	// IncompleteRequests could not be told v1 from v2.
+	IncompleteRequests uint64 `json:"incomplete_requests"`
+	LostEvents         uint64 `json:"lost_events"`
+}
+
+// Hint is one caller that needs attention, with what to do.
+type Hint struct {
+	Class    Class             `json:"class"`
+	Process  Process           `json:"process"`
+	Count    uint64            `json:"count"`
+	LastSeen time.Time         `json:"last_seen"`
+	Answers  map[string]uint64 `json:"answers,omitempty"`
+	SDK      *sdk.Info         `json:"sdk,omitempty"`
+	// FellBack says the caller went on with IMDSv1 after its token PUT got
+	// no answer (it works now, and breaks under HttpTokens=required).
+	FellBack bool   `json:"fell_back_to_imdsv1,omitempty"`
+	Advice   string `json:"advice"`
+}
+
+// HopLimit is how many token answers arrived with a TTL, split by whether
+// the caller runs in a container. On the host the TTL is the instance's
+// HttpPutResponseHopLimit; each bridge on the way takes one off.
+type HopLimit struct {
+	HopLimit     uint8  `json:"hop_limit"`
+	InContainer  bool   `json:"in_container"`
+	TokenAnswers uint64 `json:"token_answers"`
+}
+
+func readyHints(s *Summary) ReadyHints {
+	h := ReadyHints{
+		IMDSv1Callers: []Hint{}, UnansweredTokenPUTs: []Hint{}, FailedTokenPUTs: []Hint{},
+		ObservedHopLimits: []HopLimit{}, IncompleteRequests: s.Requests[ClassIncomplete], LostEvents: s.LostEvents,
+	}
+	h.Complete = s.LostEvents == 0 && s.Reassembly.Evictions == 0 && s.Reassembly.Gaps == 0 &&
+		h.IncompleteRequests == 0 && s.CallersDropped == 0
+	fellBack := make(map[callerKey]bool)
+	for i := range s.Callers {
+		if c := &s.Callers[i]; c.Class == ClassIMDSv1 && c.AfterUnansweredPUT > 0 {
+			fellBack[keyOf("", &c.Process)] = true
+		}
+	}
+	hops := make(map[HopLimit]uint64)
+	for i := range s.Callers {
+		c := &s.Callers[i]
+		hint := Hint{Class: c.Class, Process: c.Process, Count: c.Count, LastSeen: c.LastSeen, Answers: c.Answers, SDK: c.SDK}
+		switch c.Class {
+		case ClassIMDSv1:
+			hint.Advice = v1Advice(c)
+			h.IMDSv1Callers = append(h.IMDSv1Callers, hint)
+		case ClassTokenPUT, ClassTokenPUTProxied:
+			if c.Unanswered > 0 {
+				u := hint
+				u.FellBack = fellBack[keyOf("", &c.Process)]
+				u.Advice = unansweredAdvice(c, u.FellBack)
+				h.UnansweredTokenPUTs = append(h.UnansweredTokenPUTs, u)
+			}
+			if status := failedStatus(c); status != 0 {
+				hint.Advice = failedAdvice(c, status)
+				h.FailedTokenPUTs = append(h.FailedTokenPUTs, hint)
+			}
+			for ttl, n := range c.HopLimits {
+				v, err := strconv.Atoi(ttl)
+				if err == nil && v > 0 && v < 256 {
+					hops[HopLimit{HopLimit: uint8(v), InContainer: c.Process.InContainer()}] += n
+				}
+			}
+		}
+	}
+	for k, n := range hops {
+		k.TokenAnswers = n
+		h.ObservedHopLimits = append(h.ObservedHopLimits, k)
+	}
+	slices.SortFunc(h.ObservedHopLimits, func(a, b HopLimit) int {
+		if a.HopLimit != b.HopLimit {
+			return int(a.HopLimit) - int(b.HopLimit)
+		}
+		if a.InContainer == b.InContainer {
+			return 0
+		}
+		if a.InContainer {
+			return 1
+		}
+		return -1
+	})
+	return h
+}
+
+func v1Advice(c *Caller) string {
+	advice := "find the program by its command line and make it fetch an IMDSv2 token first"
+	if c.SDK != nil {
+		advice = c.SDK.Advice
+	}
+	if c.AfterUnansweredPUT > 0 {
+		advice = "it fell back to IMDSv1 after its token PUT got no answer: raise HttpPutResponseHopLimit " +
+			"(see unanswered_token_puts); " + advice
+	}
+	return advice
+}
+
+func unansweredAdvice(c *Caller, fellBack bool) string {
+	where := "this process"
+	if c.Process.InContainer() {
+		where = "this container (each bridge or pod network takes one hop)"
+	}
+	s := fmt.Sprintf("%d token PUT(s) got no answer: the instance's HttpPutResponseHopLimit is too low for %s; "+
+		"set it to 2 (aws ec2 modify-instance-metadata-options --instance-id <id> --http-put-response-hop-limit 2 --http-endpoint enabled)",
+		c.Unanswered, where)
+	if fellBack {
+		return s + "; meanwhile it falls back to IMDSv1 and breaks once HttpTokens=required"
+	}
+	return s + "; it did not fall back to IMDSv1, so its metadata reads fail already"
+}
+
+// failedStatus returns the most frequent refusal status of a token PUT
+// caller, 0 when none was refused.
+func failedStatus(c *Caller) int {
+	best, bestN := 0, uint64(0)
+	for k, n := range c.Answers {
+		v, err := strconv.Atoi(k)
+		if err != nil || v < 300 {
+			continue
+		}
+		if n > bestN || (n == bestN && v < best) {
+			best, bestN = v, n
+		}
+	}
+	return best
+}
+
+func failedAdvice(c *Caller, status int) string {
+	switch {
+	case status == 403 && c.Class == ClassTokenPUTProxied:
+		return "the token PUT went through a proxy (X-Forwarded-For) and IMDS refuses those with 403: " +
+			"exclude 169.254.169.254 and fd00:ec2::254 from the proxy (NO_PROXY)"
+	case status == 403:
+		return "IMDS refused the token PUT with 403: a versioned token path, a proxy, or HttpEndpoint=disabled"
+	case status == 400:
+		return "IMDS refused the token PUT with 400: the X-aws-ec2-metadata-token-ttl-seconds header must be 1 to 21600"
+	case status == 405:
+		return "IMDS answered 405 on the token path: only PUT is allowed there"
+	}
+	return fmt.Sprintf("the token PUT failed with status %d", status)
+}

@@ -1,0 +1,205 @@
+package httpreq
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseRequest(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want Request
+		err  error
+	}{
+		{
+			name: "v1 get",
+			in:   "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+			want: Request{Method: "GET", Target: "/latest/meta-data/instance-id", Path: "/latest/meta-data/instance-id",
+				Proto: "HTTP/1.1", Host: "169.254.169.254", UserAgent: "curl/7.88.1", TokenTTL: -1, ContentLength: -1, Complete: true},
+		},
+		{
+			name: "v2 get any case, token value dropped",
+			in:   "GET /latest/meta-data/?a=b HTTP/1.1\r\nx-AWS-ec2-METADATA-token:  AQAEAsecretsecret==\r\n\r\n",
+			want: Request{Method: "GET", Target: "/latest/meta-data/?a=b", Path: "/latest/meta-data/", Proto: "HTTP/1.1",
+				HasToken: true, TokenTTL: -1, ContentLength: -1, Complete: true},
+		},
+		{
+			name: "token put",
+			in:   "PUT /latest/api/token HTTP/1.1\r\nX-Aws-Ec2-Metadata-Token-Ttl-Seconds: 21600\r\nContent-Length: 0\r\n\r\n",
+			want: Request{Method: "PUT", Target: "/latest/api/token", Path: "/latest/api/token", Proto: "HTTP/1.1",
+				TokenTTL: 21600, ContentLength: 0, Complete: true},
+		},
+		{
+			name: "bad ttl and proxy",
+			in:   "PUT /latest/api/token HTTP/1.0\nX-aws-ec2-metadata-token-ttl-seconds: lots\nX-Forwarded-For: 10.0.0.1\n\n",
+			want: Request{Method: "PUT", Target: "/latest/api/token", Path: "/latest/api/token", Proto: "HTTP/1.0",
+				TokenTTL: -2, Forwarded: true, ContentLength: -1, Complete: true},
+		},
+		{
+			name: "absolute form",
+			in:   "GET http://169.254.169.254/latest/user-data HTTP/1.1\r\n\r\n",
+			want: Request{Method: "GET", Target: "http://169.254.169.254/latest/user-data", Path: "/latest/user-data",
+				Proto: "HTTP/1.1", TokenTTL: -1, ContentLength: -1, Complete: true},
+		},
+		{
+			name: "truncated keeps complete lines only",
+			in:   "GET /latest/meta-data/ HTTP/1.1\r\nUser-Agent: a\r\nX-aws-ec2-metadata-tok",
+			want: Request{Method: "GET", Target: "/latest/meta-data/", Path: "/latest/meta-data/", Proto: "HTTP/1.1",
+				UserAgent: "a", TokenTTL: -1, ContentLength: -1},
+		},
+		{
+			name: "chunked and conflicting lengths",
+			in:   "POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
+			want: Request{Method: "POST", Target: "/x", Path: "/x", Proto: "HTTP/1.1", TokenTTL: -1, ContentLength: -1,
+				Chunked: true, Complete: true},
+		},
+		{name: "empty", in: "", err: ErrIncomplete},
+		{name: "half line", in: "GET /latest", err: ErrIncomplete},
+		{name: "no proto", in: "GET /\r\n\r\n", err: ErrMalformed},
+		{name: "http2 preface", in: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", err: ErrMalformed},
+		{name: "lower method", in: "get / HTTP/1.1\r\n\r\n", want: Request{}, err: nil},
+		{name: "binary", in: "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", err: ErrMalformed},
+		{name: "nul in header", in: "GET / HTTP/1.1\r\nA: b\x00c\r\n\r\n", err: ErrMalformed},
+		{name: "space before colon", in: "GET / HTTP/1.1\r\nHost : x\r\n\r\n", err: ErrMalformed},
+		{name: "no colon", in: "GET / HTTP/1.1\r\nHost\r\n\r\n", err: ErrMalformed},
+		{name: "huge line", in: "GET /" + strings.Repeat("a", MaxLineBytes) + " HTTP/1.1\r\n\r\n", err: ErrTooLarge},
+		{name: "huge unterminated", in: "GET /" + strings.Repeat("a", MaxLineBytes+1), err: ErrTooLarge},
+		{name: "huge block", in: "GET / HTTP/1.1\r\n" + strings.Repeat("A: b\r\n", MaxHeadBytes/6+1), err: ErrTooLarge},
+		{name: "too many headers", in: "GET / HTTP/1.1\r\n" + strings.Repeat("A: b\r\n", MaxHeaders+1) + "\r\n", err: ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseRequest([]byte(tt.in))
+			if tt.name == "lower method" {
+				// Methods are case-sensitive tokens: "get" parses, and is then "other".
+				if err != nil || got.Method != "get" || Classify(&got).Class != ClassOther {
+					t.Fatalf("got %+v, %v", got, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if tt.err != nil {
+				return
+			}
+			if got != tt.want {
+				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseResponse(t *testing.T) {
+	tests := []struct {
+		in     string
+		status int
+		cl     int64
+		ttl    int
+		err    error
+	}{
+		{in: "HTTP/1.1 200 OK\r\nContent-Length: 56\r\nX-Aws-Ec2-Metadata-Token-Ttl-Seconds: 21600\r\n\r\n", status: 200, cl: 56, ttl: 21600},
+		{in: "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status: 401, cl: 0, ttl: -1},
+		{in: "HTTP/1.0 404\r\n\r\n", status: 404, cl: -1, ttl: -1},
+		{in: "HTTP/1.1 200 OK\r\nContent-Ty", status: 200, cl: -1, ttl: -1},
+		{in: "HTTP/1.1 403 Forbid", status: 403, cl: -1, ttl: -1},
+		{in: "HTTP/1.1 20", err: ErrIncomplete},
+		{in: "HTTP/1.1 2x0 OK\r\n\r\n", err: ErrMalformed},
+		{in: "HTTP/1.1 099 OK\r\n\r\n", err: ErrMalformed},
+		{in: "HTTP/1.1 2000 OK\r\n\r\n", err: ErrMalformed},
+		{in: "SSH-2.0-OpenSSH\r\n\r\n", err: ErrMalformed},
+	}
+	for _, tt := range tests {
+		got, err := ParseResponse([]byte(tt.in))
+		if !errors.Is(err, tt.err) {
+			t.Errorf("%q: err = %v, want %v", tt.in, err, tt.err)
+			continue
+		}
+		if err == nil && (got.Status != tt.status || got.ContentLength != tt.cl || got.TokenTTL != tt.ttl) {
+			t.Errorf("%q: got %+v", tt.in, got)
+		}
+	}
+}
+
+func TestLooksLikeStart(t *testing.T) {
+	for in, want := range map[string]bool{"G": true, "GET": true, "GET /": true, "PUT /latest": true,
+		"": false, " GET": false, "get /": false, "\x00": false, "ABCDEFGHIJKLMNOPQ": false} {
+		if got := LooksLikeRequestStart([]byte(in)); got != want {
+			t.Errorf("LooksLikeRequestStart(%q) = %v", in, got)
+		}
+	}
+	for in, want := range map[string]bool{"H": true, "HTTP/1.1 200": true, "HTTP": true, "": false, "HTTX/": false} {
+		if got := LooksLikeResponseStart([]byte(in)); got != want {
+			t.Errorf("LooksLikeResponseStart(%q) = %v", in, got)
+		}
+	}
+}
+
+// FuzzParseRequest checks that no input panics, that the token value never
+// ends up in any parsed field, and that results are self-consistent.
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nX-aws-ec2-metadata-token: SECRETTOKEN\r\n\r\n",
+		"PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\r\n",
+		"GET /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nMetadata: true\r\n\r\n",
+		"GET /computeMetadata/v1/ HTTP/1.1\r\nMetadata-Flavor: Google\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\n", "\x00\x01\x02", "GET / HTTP/1.1\r\n\tfolded\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 2*MaxHeadBytes {
+			return
+		}
+		r, err := ParseRequest(b)
+		c := Classify(&r)
+		if err == nil && r.Method == "" {
+			t.Fatalf("no error and no method for %q", b)
+		}
+		if c.Class == ClassIMDSv1 && (r.HasToken || !r.Complete) {
+			t.Fatalf("v1 with token or incomplete: %+v", r)
+		}
+		if leaked(b, r) {
+			t.Fatalf("token value kept: %+v", r)
+		}
+		_, _ = ParseResponse(b)
+	})
+}
+
+// leaked reports whether a field of r holds "SECRETTOKEN" although the input
+// has it only as the value of a token header.
+func leaked(in []byte, r Request) bool {
+	const secret = "SECRETTOKEN"
+	var elsewhere bool
+	for _, line := range bytes.Split(in, []byte("\n")) {
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(name), HeaderToken) {
+			continue
+		}
+		elsewhere = elsewhere || bytes.Contains(line, []byte(secret))
+	}
+	if elsewhere {
+		return false
+	}
+	for _, s := range []string{r.Method, r.Target, r.Path, r.Proto, r.Host, r.UserAgent, r.Metadata, r.MetadataFlavor} {
+		if strings.Contains(s, secret) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCutTokenHeaderStillCounts(t *testing.T) {
+	r, err := ParseRequest([]byte("GET / HTTP/1.1\r\nUser-Agent: x\r\nX-aws-ec2-metadata-token: AQAE"))
+	if err != nil || !r.HasToken || r.Complete || Classify(&r).Class != ClassIMDSv2 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	r, _ = ParseRequest([]byte("GET / HTTP/1.1\r\nX-aws-ec2-metadata-tok"))
+	if r.HasToken {
+		t.Fatal("a cut header name counted as the token header")
+	}
+}

@@ -1,0 +1,315 @@
+package audit_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/audit/replay"
+)
+
+const goUA = "aws-sdk-go-v2/1.21.0 os/linux lang/go#1.21.0 md/GOOS#linux md/GOARCH#amd64 ft/ec2-imds"
+
+func TestKeepAlivePairing(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(goProc)
+	c.Send(replay.TokenPUT(21600, goUA))
+	r.Advance(time.Millisecond)
+	c.Recv(replay.Answer(200, 56), 2)
+	r.Advance(time.Millisecond)
+	c.Send(replay.GetV2("/latest/meta-data/instance-id", goUA))
+	r.Advance(time.Millisecond)
+	c.Recv(replay.Answer(200, 19), 64)
+	c.Send(replay.GetV2("/latest/meta-data/iam/info", goUA))
+	c.Recv(replay.Answer(401, 0), 64)
+	h.feed(r)
+
+	got := h.requests()
+	if len(got) != 3 {
+		t.Fatalf("got %d records: %+v", len(got), got)
+	}
+	want := []struct {
+		class  audit.Class
+		status int
+		hop    uint8
+		path   string
+	}{
+		{audit.ClassTokenPUT, 200, 2, "/latest/api/token"},
+		{audit.ClassIMDSv2, 200, 0, "/latest/meta-data/instance-id"},
+		{audit.ClassIMDSv2, 401, 0, "/latest/meta-data/iam/info"},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Class != w.class || g.Status != w.status || g.HopLimit != w.hop || g.Path != w.path || g.Unanswered {
+			t.Errorf("record %d: %+v", i, g)
+		}
+	}
+	if got[0].TokenTTL != 21600 || got[0].SDK == nil || got[0].SDK.Product != "aws-sdk-go-v2" {
+		t.Errorf("token PUT record: %+v", got[0])
+	}
+	if !got[0].AnsweredAt.Equal(t0.Add(time.Millisecond)) {
+		t.Errorf("answered at %v", got[0].AnsweredAt)
+	}
+	noToken(t, "records", jsonOf(t, got))
+
+	s := h.a.Snapshot()
+	var v2 *audit.Caller
+	for i := range s.Callers {
+		if s.Callers[i].Class == audit.ClassIMDSv2 {
+			v2 = &s.Callers[i]
+		}
+	}
+	if v2 == nil || v2.Count != 2 || v2.Answers["200"] != 1 || v2.Answers["401"] != 1 || len(v2.Paths) != 2 {
+		t.Fatalf("v2 caller: %+v", v2)
+	}
+	if hl := s.ReadyHints.ObservedHopLimits; len(hl) != 1 || hl[0] != (audit.HopLimit{HopLimit: 2, TokenAnswers: 1}) {
+		t.Fatalf("hop limits: %+v", hl)
+	}
+	if len(s.ReadyHints.IMDSv1Callers) != 0 || len(s.ReadyHints.UnansweredTokenPUTs) != 0 || !s.ReadyHints.Complete {
+		t.Fatalf("hints: %+v", s.ReadyHints)
+	}
+}
+
+func TestPipelinedRequestsAndAnswers(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(curlProc)
+	c.Send(replay.GetV1("/latest/meta-data/a", "curl/8.5.0") + replay.GetV1("/latest/meta-data/b", "curl/8.5.0"))
+	c.Recv(replay.Answer(200, 3)+replay.Answer(404, 9), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 2 || got[0].Path != "/latest/meta-data/a" || got[0].Status != 200 ||
+		got[1].Path != "/latest/meta-data/b" || got[1].Status != 404 {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestRequestInPiecesWithRetransmit(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(curlProc)
+	req := replay.GetV2("/latest/meta-data/", "curl/8.5.0")
+	seq := c.SendSeq()
+	c.SendSegment(seq, req[:30], 30)
+	c.SendSegment(seq+60, req[60:], uint32(len(req)-60)) // out of order
+	c.SendSegment(seq, req[:30], 30)                     // retransmit
+	c.SendSegment(seq+25, req[25:60], 35)                // overlap, fills the hole
+	c.Recv(replay.Answer(200, 5), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 1 || got[0].Class != audit.ClassIMDSv2 || got[0].Status != 200 || got[0].Incomplete {
+		t.Fatalf("%+v", got)
+	}
+	if d := h.a.Snapshot().Reassembly.Duplicates; d != 1 {
+		t.Fatalf("duplicates = %d", d)
+	}
+}
+
+func TestUnansweredTokenPUTThenFallback(t *testing.T) {
+	h := newHarness(t, audit.Options{TokenAnswerTimeout: time.Second})
+	r := replay.New(t0)
+	c := r.Connect(goProc)
+	c.Send(replay.TokenPUT(21600, goUA))
+	h.feed(r)
+	h.tick(t0.Add(500 * time.Millisecond))
+	if len(h.records) != 0 {
+		t.Fatalf("resolved before the time-out: %+v", h.records)
+	}
+	h.tick(t0.Add(1500 * time.Millisecond))
+	got := h.requests()
+	if len(got) != 1 || !got[0].Unanswered || got[0].Status != 0 || got[0].Class != audit.ClassTokenPUT {
+		t.Fatalf("after time-out: %+v", got)
+	}
+
+	// The SDK falls back to IMDSv1 on a new connection.
+	r.Advance(2 * time.Second)
+	c2 := r.Connect(goProc)
+	c2.Send(replay.GetV1("/latest/meta-data/instance-id", goUA))
+	c2.Recv(replay.Answer(200, 19), 64)
+	h.feed(r)
+	got = h.requests()
+	if len(got) != 2 || got[1].Class != audit.ClassIMDSv1 || !got[1].AfterUnansweredPUT {
+		t.Fatalf("fallback: %+v", got)
+	}
+	hints := h.a.Snapshot().ReadyHints
+	if len(hints.UnansweredTokenPUTs) != 1 || !hints.UnansweredTokenPUTs[0].FellBack ||
+		len(hints.IMDSv1Callers) != 1 {
+		t.Fatalf("hints: %+v", hints)
+	}
+}
+
+func TestUnansweredOnCloseAndExit(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(goProc)
+	c.Send(replay.TokenPUT(300, goUA))
+	r.Advance(time.Second)
+	c.Close()
+	p := replay.Proc{PID: 77, Comm: "boto"}
+	c2 := r.Connect(p)
+	c2.Send(replay.TokenPUT(300, "Botocore/1.34.0"))
+	r.Exit(p)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 2 || !got[0].Unanswered || !got[1].Unanswered {
+		t.Fatalf("%+v", got)
+	}
+	hints := h.a.Snapshot().ReadyHints
+	if len(hints.UnansweredTokenPUTs) != 2 || hints.UnansweredTokenPUTs[0].FellBack {
+		t.Fatalf("%+v", hints.UnansweredTokenPUTs)
+	}
+}
+
+func TestPendingPUTResolvedByFallback(t *testing.T) {
+	// No close, no time-out yet: the IMDSv1 request of the same process on
+	// another connection shows the PUT was given up.
+	h := newHarness(t, audit.Options{TokenAnswerTimeout: 10 * time.Second})
+	r := replay.New(t0)
+	r.Connect(goProc).Send(replay.TokenPUT(300, goUA))
+	r.Advance(time.Second)
+	c := r.Connect(goProc)
+	c.Send(replay.GetV1("/latest/meta-data/", goUA))
+	c.Recv(replay.Answer(200, 3), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 2 || !got[0].Unanswered || got[0].Class != audit.ClassTokenPUT ||
+		!got[1].AfterUnansweredPUT {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestV1AndV2ClientsSideBySide(t *testing.T) {
+	// A PUT answered quickly is not taken for a fallback victim just because
+	// the same process also sends IMDSv1 at that moment.
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	put := r.Connect(goProc)
+	put.Send(replay.TokenPUT(300, goUA))
+	v1 := r.Connect(goProc)
+	v1.Send(replay.GetV1("/latest/meta-data/", "Go-http-client/1.1"))
+	r.Advance(time.Millisecond)
+	put.Recv(replay.Answer(200, 56), 1)
+	v1.Recv(replay.Answer(200, 3), 64)
+	h.feed(r)
+	for _, rec := range h.requests() {
+		if rec.Unanswered || rec.AfterUnansweredPUT || rec.Status != 200 {
+			t.Fatalf("%+v", rec)
+		}
+	}
+}
+
+func TestTokenPUTAnswers(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(goProc)
+	c.Send("PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\nX-Forwarded-For: 10.1.1.1\r\n\r\n")
+	c.Recv(replay.Answer(403, 0), 64)
+	c.Send("PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 0\r\n\r\n")
+	c.Recv(replay.Answer(400, 0), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 2 || got[0].Class != audit.ClassTokenPUTProxied || got[0].Status != 403 || !got[0].Forwarded ||
+		got[1].Class != audit.ClassTokenPUT || got[1].Status != 400 {
+		t.Fatalf("%+v", got)
+	}
+	if got[0].HopLimit != 0 {
+		t.Fatalf("hop limit recorded for a refused token PUT: %+v", got[0])
+	}
+	failed := h.a.Snapshot().ReadyHints.FailedTokenPUTs
+	if len(failed) != 2 {
+		t.Fatalf("%+v", failed)
+	}
+}
+
+func TestProbesAreNotIMDSv1(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(curlProc)
+	c.Send("GET /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nMetadata: true\r\n\r\n")
+	c.Recv(replay.Answer(404, 0), 64)
+	c.Send("GET /computeMetadata/v1/instance/id HTTP/1.1\r\nMetadata-Flavor: Google\r\n\r\n")
+	c.Recv(replay.Answer(404, 0), 64)
+	h.feed(r)
+	s := h.a.Snapshot()
+	if s.Requests[audit.ClassProbe] != 2 || s.Requests[audit.ClassIMDSv1] != 0 || len(s.ReadyHints.IMDSv1Callers) != 0 {
+		t.Fatalf("%+v", s.Requests)
+	}
+	if got := h.requests(); got[0].Cloud != "azure" || got[1].Cloud != "gcp" {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestTruncatedCaptureIsIncomplete(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(curlProc)
+	req := replay.GetV1("/latest/meta-data/", "curl/8.5.0")
+	c.SendSegment(c.SendSeq(), req[:40], uint32(len(req))) // the capture kept 40 bytes
+	c.Recv(replay.Answer(200, 3), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 1 || got[0].Class != audit.ClassIncomplete || !got[0].Incomplete || got[0].Status != 200 {
+		t.Fatalf("%+v", got)
+	}
+	if s := h.a.Snapshot(); s.ReadyHints.Complete || s.ReadyHints.IncompleteRequests != 1 {
+		t.Fatalf("%+v", s.ReadyHints)
+	}
+}
+
+func TestAnswerFlushesPartialRequest(t *testing.T) {
+	// The last segment of the request was lost: the answer proves the
+	// request is over, so it is reported (incomplete) and paired.
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(curlProc)
+	req := replay.GetV2("/latest/meta-data/", "curl/8.5.0")
+	c.SendPieces(req[:len(req)-10], 200)
+	c.Recv(replay.Answer(200, 3), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 1 || got[0].Class != audit.ClassIMDSv2 || !got[0].Incomplete || got[0].Status != 200 {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestLostEvents(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	r.Lost(7)
+	r.Lost(0)
+	r.Lost(3)
+	h.feed(r)
+	if len(h.records) != 2 || h.records[0].Type != audit.RecordLost || h.records[0].Lost != 7 {
+		t.Fatalf("%+v", h.records)
+	}
+	s := h.a.Snapshot()
+	if s.LostEvents != 10 || s.ReadyHints.LostEvents != 10 || s.ReadyHints.Complete || s.Events["lost"] != 3 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestUnpairedAnswer(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Preexisting(curlProc)
+	c.Recv(replay.Answer(200, 3), 64)
+	h.feed(r)
+	if s := h.a.Snapshot(); s.UnpairedAnswers != 1 || len(h.records) != 0 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestIdleConnectionsExpire(t *testing.T) {
+	h := newHarness(t, audit.Options{IdleTimeout: time.Minute})
+	r := replay.New(t0)
+	c := r.Connect(curlProc)
+	c.Send(replay.GetV1("/latest/meta-data/", "curl/8.5.0"))
+	c.Send("GET /latest/meta-da") // never finished
+	h.feed(r)
+	h.tick(t0.Add(2 * time.Minute))
+	got := h.requests()
+	if len(got) != 2 || got[0].Status != 0 || got[1].Class != audit.ClassIncomplete {
+		t.Fatalf("%+v", got)
+	}
+}

@@ -1,0 +1,251 @@
+package reasm
+
+import (
+	"bytes"
+	"container/list"
+	"time"
+)
+
+// maxWire bounds a segment's claimed length so that sequence arithmetic,
+// which works modulo 2^32, stays meaningful (GSO packets reach 64 KiB, BIG TCP
+// a few hundred KiB).
+const maxWire = 1 << 24
+
+type mode uint8
+
+const (
+	modeHead mode = iota // at or inside a header block
+	modeBody             // skipping bodyLeft body bytes
+	modeLost             // framing unknown: wait for a segment that starts a head
+)
+
+// stream is one direction of one connection.
+type stream struct {
+	a    *Assembler
+	key  Key
+	emit func(Head)
+	elem *list.Element
+	last time.Time
+
+	started bool
+	next    uint32 // sequence number of the next byte to consume
+	mode    mode
+	// bodyLeft is the number of body bytes still to skip in modeBody.
+	bodyLeft uint64
+
+	headActive bool // a head began at headSeq
+	head       []byte
+	headSeq    uint32
+	headTime   time.Time
+	headTTL    uint8
+
+	pending      []Segment // out of order, sorted by Seq, Data owned
+	pendingBytes int
+}
+
+func (s *stream) add(seg Segment) {
+	seg.WireLen = min(seg.WireLen, maxWire)
+	if !s.started || after(seg.Seq, s.next) {
+		s.hold(seg)
+		if !s.started {
+			if looksLikeStart(s.key.Dir, s.pending[0].Data) || s.overfull() {
+				s.gap()
+			}
+			return
+		}
+		if s.overfull() {
+			s.gap()
+		}
+		return
+	}
+	s.consume(seg)
+	s.drain()
+}
+
+// hold keeps a copy of an out-of-order segment.
+func (s *stream) hold(seg Segment) {
+	seg.Data = bytes.Clone(seg.Data)
+	base := s.next
+	if !s.started && len(s.pending) > 0 {
+		// Before the start is known, order around the first held segment.
+		base = s.pending[0].Seq - 1<<31
+	}
+	var delta int
+	s.pending, delta = insertPending(s.pending, base, seg)
+	s.pendingBytes += delta
+	s.a.bytes += delta
+}
+
+func (s *stream) overfull() bool {
+	return len(s.pending) > s.a.cfg.MaxPending || s.pendingBytes+len(s.head) > s.a.cfg.MaxStreamBytes
+}
+
+// drain consumes held segments that are now in order.
+func (s *stream) drain() {
+	for len(s.pending) > 0 && !after(s.pending[0].Seq, s.next) {
+		p := s.pending[0]
+		s.pending = s.pending[1:]
+		s.pendingBytes -= len(p.Data)
+		s.a.bytes -= len(p.Data)
+		s.consume(p)
+		clear(p.Data)
+	}
+	if len(s.pending) == 0 {
+		s.pending = nil
+	}
+}
+
+// gap gives up waiting for the bytes before the first held segment.
+func (s *stream) gap() {
+	if len(s.pending) == 0 {
+		return
+	}
+	first := s.pending[0]
+	if !s.started {
+		s.started, s.next, s.mode = true, first.Seq, modeLost
+		if looksLikeStart(s.key.Dir, first.Data) {
+			s.mode = modeHead
+		}
+		s.drain()
+		return
+	}
+	s.a.stats.Gaps++
+	missing := uint64(first.Seq - s.next)
+	switch s.mode {
+	case modeBody:
+		// A gap inside a body costs nothing: the body is skipped anyway.
+		switch {
+		case missing < s.bodyLeft:
+			s.bodyLeft -= missing
+		case missing == s.bodyLeft:
+			s.bodyLeft, s.mode, s.headActive = 0, modeHead, false
+		default:
+			s.bodyLeft, s.mode = 0, modeLost
+		}
+	case modeHead:
+		if s.headActive {
+			s.finishHead(len(s.head), true, false)
+		} else {
+			// A head began inside the gap: report it so that answers
+			// stay paired with requests, though nothing of it was seen.
+			s.emitHead(Head{Seq: s.next, Time: first.Time, TTL: first.TTL, Truncated: true})
+		}
+		s.mode = modeLost
+	}
+	s.next = first.Seq
+	s.drain()
+}
+
+// flush declares every gap final and ends a partial head.
+func (s *stream) flush() {
+	for len(s.pending) > 0 {
+		s.gap()
+	}
+	if s.headActive {
+		s.finishHead(len(s.head), true, false)
+		s.mode = modeLost
+	}
+}
+
+// consume processes an in-order segment (it may overlap bytes already seen).
+func (s *stream) consume(seg Segment) {
+	end := seg.Seq + seg.WireLen
+	if !after(end, s.next) {
+		s.a.stats.Duplicates++
+		return
+	}
+	capEnd := seg.Seq + uint32(len(seg.Data))
+	pos := s.next
+	for after(end, pos) {
+		switch s.mode {
+		case modeBody:
+			n := uint32(min(uint64(end-pos), s.bodyLeft))
+			pos += n
+			s.bodyLeft -= uint64(n)
+			if s.bodyLeft == 0 {
+				s.mode, s.headActive = modeHead, false
+			}
+		case modeLost:
+			if pos == seg.Seq && looksLikeStart(s.key.Dir, seg.Data) {
+				s.mode, s.headActive = modeHead, false
+				continue
+			}
+			pos = end
+		case modeHead:
+			pos = s.consumeHead(seg, pos, end, capEnd)
+		}
+	}
+	s.next = end
+}
+
+// consumeHead adds the bytes of seg from pos to the current head and returns
+// the position where processing continues.
+func (s *stream) consumeHead(seg Segment, pos, end, capEnd uint32) uint32 {
+	if !after(capEnd, pos) {
+		// The capture stopped before pos: the head is cut short here.
+		if s.headActive {
+			s.finishHead(len(s.head), true, false)
+		} else {
+			s.emitHead(Head{Seq: pos, Time: seg.Time, TTL: seg.TTL, Truncated: true})
+		}
+		s.mode = modeLost
+		return end
+	}
+	b := seg.Data[pos-seg.Seq:]
+	if !s.headActive {
+		if !looksLikeStart(s.key.Dir, b) {
+			s.mode = modeLost
+			return end
+		}
+		s.headActive, s.headSeq, s.headTime, s.headTTL = true, pos, seg.Time, seg.TTL
+	}
+	old := len(s.head)
+	n := min(len(b), s.a.cfg.MaxHeadBytes-old)
+	s.head = append(s.head, b[:n]...)
+	s.a.bytes += n
+	if t := terminator(s.head, old-3); t >= 0 {
+		body, known := bodyLength(s.key.Dir, s.head[:t])
+		s.finishHead(t, false, false)
+		switch {
+		case !known:
+			s.mode = modeLost
+			return end
+		case body > 0:
+			s.mode, s.bodyLeft = modeBody, body
+		}
+		return pos + uint32(t-old)
+	}
+	if len(s.head) >= s.a.cfg.MaxHeadBytes {
+		s.a.stats.TooLarge++
+		s.finishHead(len(s.head), false, true)
+		s.mode = modeLost
+		return end
+	}
+	return pos + uint32(n)
+}
+
+// finishHead emits the first n bytes of the current head and resets it.
+func (s *stream) finishHead(n int, truncated, tooLarge bool) {
+	s.emitHead(Head{Seq: s.headSeq, Data: s.head[:n], Time: s.headTime, TTL: s.headTTL,
+		Truncated: truncated, TooLarge: tooLarge})
+	s.resetHead()
+}
+
+func (s *stream) emitHead(h Head) {
+	h.Key = s.key
+	if s.emit != nil {
+		s.emit(h)
+	}
+}
+
+// resetHead wipes the head buffer: a request head may hold a token.
+func (s *stream) resetHead() {
+	clear(s.head)
+	s.a.bytes -= len(s.head)
+	if cap(s.head) > 4096 {
+		s.head = nil
+	} else {
+		s.head = s.head[:0]
+	}
+	s.headActive = false
+}

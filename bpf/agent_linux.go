@@ -1,0 +1,380 @@
+//go:build linux && (amd64 || arm64)
+
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/imdsv2/imdsv2/internal/cgroup"
+)
+
+// fallbackMount is where Attach mounts the cgroup2 hierarchy on a host that has none mounted.
+const fallbackMount = "/run/imdsv2/cgroup2"
+
+// Agent is the loaded auditor: its programs, maps and ring-buffer reader. Load creates it, Attach
+// puts the programs on a cgroup, Next reads events, Close detaches and frees everything.
+//
+// Attach, Lost, Features and Close may be called from any goroutine; Next from one goroutine
+// at a time.
+type Agent struct {
+	opts   Options
+	coll   *ebpf.Collection
+	reader *ringbuf.Reader
+	boot   int64 // wall-clock ns at CLOCK_BOOTTIME zero
+
+	// life is held for reading while Next or Lost use the maps and the reader, and taken for
+	// writing by Close before it frees them; closed is set first, so they give up quickly.
+	life   sync.RWMutex
+	closed atomic.Bool
+
+	mu       sync.Mutex // guards the fields below
+	links    []link.Link
+	cgroupFD *os.File
+	mounted  string
+	features Features
+	lastLost uint64
+
+	// Used by Next only.
+	rec          ringbuf.Record
+	lostReported uint64
+	lostChecked  time.Time
+}
+
+// program is one program of imds.c and where it goes.
+type program struct {
+	name   string // generated imdsProg* constant
+	label  string // as in the ELF section, for people
+	attach ebpf.AttachType
+	exec   bool // raw tracepoint of the exec/exit pair
+	tp     string
+}
+
+// programs in attach order: process tracking first (a process started right after Attach keeps
+// its command line), socket release and packets next, connect last, so no connect is
+// remembered without its packets being watched.
+var programs = []program{
+	{name: imdsProgImdsExec, label: "raw_tracepoint/sched_process_exec", exec: true, tp: "sched_process_exec"},
+	{name: imdsProgImdsExit, label: "raw_tracepoint/sched_process_exit", exec: true, tp: "sched_process_exit"},
+	{name: imdsProgImdsRelease, label: "cgroup/sock_release", attach: ebpf.AttachCgroupInetSockRelease},
+	{name: imdsProgImdsIngress, label: "cgroup_skb/ingress", attach: ebpf.AttachCGroupInetIngress},
+	{name: imdsProgImdsEgress, label: "cgroup_skb/egress", attach: ebpf.AttachCGroupInetEgress},
+	{name: imdsProgImdsConnect4, label: "cgroup/connect4", attach: ebpf.AttachCGroupInet4Connect},
+	{name: imdsProgImdsConnect6, label: "cgroup/connect6", attach: ebpf.AttachCGroupInet6Connect},
+}
+
+// Load checks privileges and kernel features, then loads the programs and maps into the kernel
+// without attaching them. A *MissingError lists everything missing; a program the verifier
+// refuses comes back with the verifier's whole log.
+func Load(opts Options) (*Agent, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("bpf: raise RLIMIT_MEMLOCK for BPF maps (kernels before 5.11 charge it): %w", err)
+	}
+	f := Features{
+		Kernel:         kernelRelease(),
+		RingBufferSize: opts.RingBufferSize,
+		Endpoint:       fmt.Sprintf("%s:%d [%s]:%d", opts.IPv4, opts.Port, opts.IPv6, opts.Port),
+		AttachMode:     "(not attached)",
+	}
+	_, btfErr := btf.LoadKernelSpec()
+	f.BTF = btfErr == nil
+
+	wantExec := !opts.NoExec
+	switch {
+	case opts.NoExec:
+		f.ExecSkipped = "turned off (NoExec)"
+	case btfErr != nil && !opts.RequireExec:
+		wantExec = false
+		f.ExecSkipped = fmt.Sprintf("no kernel BTF, argv capture needs it: %v", btfErr)
+	case btfErr != nil:
+		return nil, fmt.Errorf("bpf: exec tracing needs kernel BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux): %w", btfErr)
+	}
+
+	coll, err := loadCollection(opts, wantExec)
+	if err != nil && wantExec && !opts.RequireExec {
+		// Lockdown in confidentiality mode refuses bpf_probe_read_kernel; carry on without
+		// exec tracing rather than without an auditor, and say so.
+		var retryErr error
+		if coll, retryErr = loadCollection(opts, false); retryErr == nil {
+			wantExec = false
+			f.ExecSkipped = "the kernel refused the exec/exit programs: " + firstLine(err)
+			err = nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.Exec = wantExec
+
+	reader, err := ringbuf.NewReader(coll.Maps[imdsMapEvents])
+	if err != nil {
+		coll.Close()
+		return nil, fmt.Errorf("bpf: open the ring buffer: %w", err)
+	}
+	return &Agent{opts: opts, coll: coll, reader: reader, boot: bootOffset(), features: f}, nil
+}
+
+// loadCollection sets the load-time variables and map sizes and loads the collection.
+func loadCollection(opts Options, exec bool) (*ebpf.Collection, error) {
+	spec, err := loadImds()
+	if err != nil {
+		return nil, fmt.Errorf("bpf: read the embedded BPF object: %w", err)
+	}
+	spec.Maps[imdsMapEvents].MaxEntries = uint32(opts.RingBufferSize)
+	spec.Maps[imdsMapSockets].MaxEntries = uint32(opts.MaxSockets)
+	execOn := uint8(0)
+	if exec {
+		execOn = 1
+	} else {
+		delete(spec.Programs, imdsProgImdsExec)
+		delete(spec.Programs, imdsProgImdsExit)
+	}
+	vars := []struct {
+		name  string
+		value any
+	}{
+		{imdsVarImdsIp4, opts.IPv4.As4()},
+		{imdsVarImdsIp6, opts.IPv6.As16()},
+		{imdsVarImdsPort, opts.Port},
+		{imdsVarSendCapture, uint32(opts.SendCapture)},
+		{imdsVarRecvCapture, uint32(opts.RecvCapture)},
+		{imdsVarExecEvents, execOn},
+	}
+	for _, v := range vars {
+		if err := spec.Variables[v.name].Set(v.value); err != nil {
+			return nil, fmt.Errorf("bpf: set %s: %w", v.name, err)
+		}
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, &LoadError{err: err}
+	}
+	return coll, nil
+}
+
+// LoadError is a program or map the kernel refused. Its message holds the whole verifier log,
+// which is what anyone debugging it needs.
+type LoadError struct{ err error }
+
+// Error returns the error with the full verifier log, if there is one.
+func (e *LoadError) Error() string {
+	var ve *ebpf.VerifierError
+	if errors.As(e.err, &ve) {
+		return fmt.Sprintf("bpf: the kernel refused the programs: %v\nverifier log:\n%+v", e.err, ve)
+	}
+	return fmt.Sprintf("bpf: the kernel refused the programs: %v", e.err)
+}
+
+// Unwrap returns the underlying error (an *ebpf.VerifierError when the verifier refused).
+func (e *LoadError) Unwrap() error { return e.err }
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// Attach attaches the programs to the cgroup v2 directory cgroupPath and everything below it,
+// with multi-attach so other programs there keep running. An empty path means the root of the
+// cgroup2 hierarchy (found in /proc/self/mountinfo, mounted at /run/imdsv2/cgroup2 if absent),
+// which covers every process and container on the host. Tests must pass a cgroup of their own.
+// On error nothing stays attached.
+func (a *Agent) Attach(cgroupPath string) (err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.closed.Load():
+		return errors.New("bpf: Attach on a closed agent")
+	case a.links != nil:
+		return fmt.Errorf("bpf: already attached to %s", a.features.Cgroup)
+	}
+	mounted := ""
+	if cgroupPath == "" {
+		root, err := cgroup.Mountpoint()
+		if errors.Is(err, cgroup.ErrNotMounted) {
+			if err = cgroup.Mount(fallbackMount); err == nil {
+				root, mounted = fallbackMount, fallbackMount
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("bpf: find the cgroup2 hierarchy to attach to: %w", err)
+		}
+		cgroupPath = root
+	}
+	defer func() {
+		if err != nil && mounted != "" {
+			_ = cgroup.Unmount(mounted)
+		}
+	}()
+	if err := cgroup.Check(cgroupPath); err != nil {
+		return fmt.Errorf("bpf: attach: %w", err)
+	}
+	dir, err := os.Open(cgroupPath)
+	if err != nil {
+		return fmt.Errorf("bpf: attach: open cgroup %s: %w", cgroupPath, err)
+	}
+	links, attached, mode, err := a.attachAll(cgroupPath, dir)
+	if err != nil {
+		dir.Close()
+		return err
+	}
+	a.links, a.cgroupFD, a.mounted = links, dir, mounted
+	a.features.Cgroup, a.features.CgroupMounted = cgroupPath, mounted != ""
+	a.features.AttachMode, a.features.Programs = mode, attached
+	return nil
+}
+
+func (a *Agent) attachAll(path string, dir *os.File) (links []link.Link, attached []string, mode string, err error) {
+	defer func() {
+		if err != nil {
+			for i := len(links) - 1; i >= 0; i-- {
+				_ = links[i].Close()
+			}
+			links, attached = nil, nil
+		}
+	}()
+	// Exec/exit events are filtered to tasks under this cgroup.
+	if err := a.coll.Maps[imdsMapExecCgroup].Put(uint32(0), uint32(dir.Fd())); err != nil {
+		return nil, nil, "", fmt.Errorf("bpf: store the cgroup for exec filtering: %w", err)
+	}
+	for _, p := range programs {
+		prog := a.coll.Programs[p.name]
+		if prog == nil {
+			continue // exec/exit left out; Features says why
+		}
+		var l link.Link
+		if p.exec {
+			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: p.tp, Program: prog})
+		} else {
+			l, err = link.AttachCgroup(link.CgroupOptions{Path: path, Attach: p.attach, Program: prog})
+			if err == nil && mode == "" {
+				mode = "prog_attach (BPF_F_ALLOW_MULTI)"
+				if _, infoErr := l.Info(); infoErr == nil {
+					mode = "bpf_link"
+				}
+			}
+		}
+		if err != nil {
+			return links, attached, "", fmt.Errorf("bpf: attach %s (%s) to %s: %w", p.label, p.name, path, err)
+		}
+		links = append(links, l)
+		attached = append(attached, p.label)
+	}
+	return links, attached, mode, nil
+}
+
+// Features reports what Load and Attach found and chose.
+func (a *Agent) Features() Features {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.features
+	f.Programs = append([]string(nil), f.Programs...)
+	return f
+}
+
+// Lost returns how many records the kernel could not put into the ring buffer since Load
+// (summed over CPUs). If the counter cannot be read it returns the last value it read.
+func (a *Agent) Lost() uint64 {
+	a.life.RLock()
+	defer a.life.RUnlock()
+	return a.lost()
+}
+
+// lost is Lost for callers that hold life.
+func (a *Agent) lost() uint64 {
+	var n uint64
+	var err error
+	if !a.closed.Load() {
+		n, err = a.readLost()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil && n > a.lastLost {
+		a.lastLost = n
+	}
+	return a.lastLost
+}
+
+func (a *Agent) readLost() (uint64, error) {
+	var perCPU []uint64
+	if err := a.coll.Maps[imdsMapLost].Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("bpf: read the lost-record counter: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// Close detaches every program, stops Next (which then returns io.EOF) and frees the maps.
+func (a *Agent) Close() error {
+	if a.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	// Closing the reader wakes a Next blocked in it, so that it lets go of life.
+	if err := a.reader.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("bpf: close the ring buffer reader: %w", err))
+	}
+	a.life.Lock()
+	defer a.life.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := len(a.links) - 1; i >= 0; i-- {
+		if err := a.links[i].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("bpf: detach %s: %w", a.features.Programs[i], err))
+		}
+	}
+	a.links = nil
+	a.coll.Close()
+	if a.cgroupFD != nil {
+		a.cgroupFD.Close()
+	}
+	if a.mounted != "" {
+		if err := cgroup.Unmount(a.mounted); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// bootOffset returns the wall-clock time, in ns since the Unix epoch, at which CLOCK_BOOTTIME
+// (the clock of bpf_ktime_get_boot_ns) was zero.
+func bootOffset() int64 {
+	var ts unix.Timespec
+	before := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return before.UnixNano() - ts.Nano()
+}

@@ -1,0 +1,286 @@
+//go:build linux && (amd64 || arm64)
+
+package bpf
+
+import (
+	"bufio"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/imdsv2/imdsv2/audit"
+)
+
+// TestRequestIsReported runs a curl-like child in the test cgroup against the fake IMDS over
+// IPv4 and IPv6 and checks every event of the conversation: who connected (pid, comm, cgroup),
+// the request bytes, the answer's status line and TTL, the exec record with argv and parent,
+// the socket's release and the process's exit.
+func TestRequestIsReported(t *testing.T) {
+	b := newBed(t, Options{})
+	for _, tt := range []struct {
+		host string
+		ttl  uint8
+	}{{"127.0.0.1", serverTTL}, {"::1", serverHopLimit}} {
+		t.Run(tt.host, func(t *testing.T) {
+			marker := "m-" + strconv.Itoa(os.Getpid()) + "-" + tt.host
+			cmd := child("get", b.imds.url(tt.host), marker)
+			b.run(t, cmd)
+			pid := cmd.Process.Pid
+			imds := netip.AddrPortFrom(netip.MustParseAddr(tt.host), b.imds.port)
+
+			evs := b.ev.waitFor(t, "connect, send, recv, close, exec and exit of the child", func(evs []audit.Event) bool {
+				return count(audit.EventConnect, byPID(pid), 1)(evs) &&
+					count(audit.EventSend, hasData(marker), 1)(evs) &&
+					count(audit.EventRecv, byPID(pid), 1)(evs) &&
+					count(audit.EventClose, byPID(pid), 1)(evs) &&
+					count(audit.EventExec, byPID(pid), 1)(evs) &&
+					count(audit.EventExit, byPID(pid), 1)(evs)
+			})
+			conn := filter(evs, audit.EventConnect, byPID(pid))[0]
+			if conn.Comm != comm() || conn.Remote != imds || conn.Cookie == 0 || conn.CgroupID != b.cg.ID() ||
+				conn.UID != uint32(os.Getuid()) || conn.TID == 0 || conn.Time.IsZero() {
+				t.Errorf("connect event = %+v; want comm %q, remote %v, a cookie, cgroup %d, uid %d", conn, comm(), imds, b.cg.ID(), os.Getuid())
+			}
+			send := filter(evs, audit.EventSend, hasData(marker))[0]
+			wantReq := "GET /latest/meta-data/instance-id HTTP/1.1\r\n"
+			if send.PID != uint32(pid) || send.Cookie != conn.Cookie || !strings.HasPrefix(string(send.Data), wantReq) ||
+				send.Remote != imds || send.Local.Port() == 0 || send.Local.Addr() != imds.Addr() ||
+				int(send.DataLen) != len(send.Data) || send.Seq == 0 {
+				t.Errorf("send event = %+v; want pid %d, cookie %d, data starting %q, whole request", send, pid, conn.Cookie, wantReq)
+			}
+			recv := filter(evs, audit.EventRecv, byPID(pid))[0]
+			if !strings.HasPrefix(string(recv.Data), "HTTP/1.1 200 OK\r\n") || recv.TTL != tt.ttl ||
+				recv.Cookie != conn.Cookie || recv.Local != send.Local || len(recv.Data) != 64 || recv.DataLen <= 64 {
+				t.Errorf("recv event = %+v; want status line, TTL %d, 64 of more bytes", recv, tt.ttl)
+			}
+			exec := filter(evs, audit.EventExec, byPID(pid))[0]
+			if exec.PPID != uint32(os.Getpid()) || exec.Exe != cmd.Path || !slices.Equal(exec.Args, cmd.Args) ||
+				exec.Comm != comm() || exec.CgroupID != b.cg.ID() || exec.Cookie != 0 {
+				t.Errorf("exec event = %+v; want ppid %d, exe %q, args %q", exec, os.Getpid(), cmd.Path, cmd.Args)
+			}
+			if cl := filter(evs, audit.EventClose, byPID(pid))[0]; cl.Cookie != conn.Cookie {
+				t.Errorf("close event cookie %d, want %d", cl.Cookie, conn.Cookie)
+			}
+			if ex := filter(evs, audit.EventExit, byPID(pid))[0]; ex.PPID != uint32(os.Getpid()) {
+				t.Errorf("exit event = %+v, want ppid %d", ex, os.Getpid())
+			}
+			if !send.Time.After(conn.Time) || recv.Time.Before(send.Time) || exec.Time.After(conn.Time) {
+				t.Errorf("times out of order: exec %v connect %v send %v recv %v", exec.Time, conn.Time, send.Time, recv.Time)
+			}
+		})
+	}
+}
+
+// TestShortLivedProcessKeepsArgvAndParent: a shell starts a child that sends its request and
+// exits at once, before any answer and long before anyone could read /proc; its exec record
+// still names it, its argv and its parent, the shell.
+func TestShortLivedProcessKeepsArgvAndParent(t *testing.T) {
+	b := newBed(t, Options{})
+	marker := "short-" + strconv.Itoa(os.Getpid())
+	inner := child("send-exit", "127.0.0.1:"+strconv.Itoa(int(b.imds.port)), marker)
+	// "; exit 0" keeps the shell from exec'ing the command in place: it must fork a child.
+	sh := child()
+	sh.Path, sh.Args = "/bin/sh", []string{"sh", "-c", `"$0" "$@"; exit 0`, inner.Path}
+	sh.Args = append(sh.Args, inner.Args[1:]...)
+	b.run(t, sh)
+
+	evs := b.ev.waitFor(t, "the short-lived child's send", count(audit.EventSend, hasData(marker), 1))
+	send := filter(evs, audit.EventSend, hasData(marker))[0]
+	if _, err := os.Stat("/proc/" + strconv.Itoa(int(send.PID))); !os.IsNotExist(err) {
+		t.Fatalf("child %d still exists (%v); the test needs it gone", send.PID, err)
+	}
+	evs = b.ev.waitFor(t, "its exec", count(audit.EventExec, byPID(int(send.PID)), 1))
+	exec := filter(evs, audit.EventExec, byPID(int(send.PID)))[0]
+	if exec.PPID != uint32(sh.Process.Pid) || !slices.Equal(exec.Args, inner.Args) || exec.Exe != inner.Path {
+		t.Errorf("exec of the short-lived child = %+v; want parent %d (the shell), args %q", exec, sh.Process.Pid, inner.Args)
+	}
+	shell := filter(evs, audit.EventExec, byPID(sh.Process.Pid))
+	if len(shell) != 1 || shell[0].PPID != uint32(os.Getpid()) || shell[0].Exe != "/bin/sh" {
+		t.Errorf("exec of the shell = %+v; want one, parent %d", shell, os.Getpid())
+	}
+}
+
+// TestSocketConnectedBeforeAttach: a connection opened before the agent existed is still
+// reported, by address and port, with no caller identity.
+func TestSocketConnectedBeforeAttach(t *testing.T) {
+	b := newBed(t, Options{})
+	// Re-create the agent so the child's connect happens while nothing is attached.
+	b.agent.Close()
+	marker := "early-" + strconv.Itoa(os.Getpid())
+	cmd := child("hold", "127.0.0.1:"+strconv.Itoa(int(b.imds.port)), marker)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cg.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || line != "connected\n" {
+		t.Fatalf("child said %q, %v", line, err)
+	}
+	agent, err := Load(Options{IPv4: netip.MustParseAddr("127.0.0.1"), IPv6: netip.MustParseAddr("::1"), Port: b.imds.port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Attach(b.cg.Path()); err != nil {
+		agent.Close()
+		t.Fatal(err)
+	}
+	ev := collect(t, agent)
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := out.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("child got %q, %v", line, err)
+	}
+	evs := ev.waitFor(t, "send and recv of the early socket", func(evs []audit.Event) bool {
+		return count(audit.EventSend, hasData(marker), 1)(evs) && count(audit.EventRecv, nil, 1)(evs)
+	})
+	send := filter(evs, audit.EventSend, hasData(marker))[0]
+	if send.PID != 0 || send.Comm != "" || send.Cookie == 0 || send.Remote.Port() != b.imds.port {
+		t.Errorf("send on the early socket = %+v; want pid 0 and no comm (caller unknown), a cookie, the IMDS port", send)
+	}
+	if n := len(filter(evs, audit.EventConnect, nil)); n != 0 {
+		t.Errorf("%d connect events, want none", n)
+	}
+}
+
+// TestConnectsAreAllowedAndOnlyIMDSIsReported connects every way a program can (IPv4, IPv6,
+// IPv4-mapped on a dual-stack socket, UDP) to the IMDS port and to another port: every
+// connect() succeeds, and only the TCP connections to IMDS are reported.
+func TestConnectsAreAllowedAndOnlyIMDSIsReported(t *testing.T) {
+	b := newBed(t, Options{})
+	other := startFakeIMDS(t)
+	cmd := child("connects", strconv.Itoa(int(b.imds.port)), strconv.Itoa(int(other.port)))
+	b.run(t, cmd) // fails on any refused connect
+	pid := cmd.Process.Pid
+	evs := b.ev.waitFor(t, "three connects and the mapped send", func(evs []audit.Event) bool {
+		return count(audit.EventConnect, byPID(pid), 3)(evs) && count(audit.EventSend, hasData("mapped"), 1)(evs)
+	})
+	var remotes []string
+	for _, e := range filter(evs, audit.EventConnect, byPID(pid)) {
+		remotes = append(remotes, e.Remote.String())
+	}
+	p := strconv.Itoa(int(b.imds.port))
+	want := []string{"127.0.0.1:" + p, "[::1]:" + p, "127.0.0.1:" + p} // the last is ::ffff:127.0.0.1 unmapped
+	if !slices.Equal(remotes, want) {
+		t.Errorf("connect events to %q, want %q", remotes, want)
+	}
+	for _, e := range evs {
+		if e.Remote.IsValid() && e.Remote.Port() != b.imds.port {
+			t.Errorf("event for unrelated traffic: %+v", e)
+		}
+	}
+	if mapped := filter(evs, audit.EventSend, hasData("mapped"))[0]; mapped.PID != uint32(pid) || !mapped.Remote.Addr().Is4() {
+		t.Errorf("send on the v4-mapped socket = %+v; want pid %d and an IPv4 remote", mapped, pid)
+	}
+}
+
+// TestManyRequestsNoLoss: a few hundred requests, keep-alive and new connections mixed, all
+// reported, none lost.
+func TestManyRequestsNoLoss(t *testing.T) {
+	b := newBed(t, Options{})
+	const n = 300
+	marker := "many-" + strconv.Itoa(os.Getpid())
+	b.run(t, child("many", b.imds.url("127.0.0.1"), marker, strconv.Itoa(n)))
+	evs := b.ev.waitFor(t, "all requests", count(audit.EventSend, hasData(marker), n))
+	// A segment the kernel retransmits (a loaded machine) passes the egress hook again and is
+	// reported again, with the same socket and sequence number; the auditor drops such
+	// duplicates. So requests are counted as distinct (cookie, seq) pairs.
+	type segment struct {
+		cookie uint64
+		seq    uint32
+	}
+	distinct := map[segment]bool{}
+	for _, e := range filter(evs, audit.EventSend, hasData(marker)) {
+		distinct[segment{e.Cookie, e.Seq}] = true
+	}
+	if len(distinct) != n {
+		t.Errorf("%d distinct request segments, want %d", len(distinct), n)
+	}
+	if got := len(filter(evs, audit.EventRecv, nil)); got < n {
+		t.Errorf("%d recv events, want at least %d", got, n)
+	}
+	if got := len(filter(evs, audit.EventConnect, nil)); got != n/10 {
+		t.Errorf("%d connect events, want %d (a new connection every 10 requests)", got, n/10)
+	}
+	if lost := b.agent.Lost(); lost != 0 || len(filter(evs, audit.EventLost, nil)) != 0 {
+		t.Errorf("lost %d records", lost)
+	}
+}
+
+// TestFeaturesAndDetach checks what Features reports after Attach, and that Close detaches every
+// cgroup program.
+func TestFeaturesAndDetach(t *testing.T) {
+	b := newBed(t, Options{})
+	f := b.agent.Features()
+	if f.Cgroup != b.cg.Path() || f.AttachMode != "bpf_link" || !f.Exec || !f.BTF || len(f.Programs) != len(programs) || f.CgroupMounted {
+		t.Errorf("Features = %+v", f)
+	}
+	for _, line := range []string{"cgroup:          " + b.cg.Path(), "attach mode:     bpf_link", "exec tracing:    yes", "cgroup/connect4"} {
+		if !strings.Contains(f.String(), line) {
+			t.Errorf("Features.String() lacks %q:\n%s", line, f)
+		}
+	}
+	attached := func() int {
+		n := 0
+		for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupInet6Connect,
+			ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress, ebpf.AttachCgroupInetSockRelease} {
+			res, err := link.QueryPrograms(link.QueryOptions{Target: b.cg.FD(), Attach: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(res.Programs)
+		}
+		return n
+	}
+	if n := attached(); n != 5 {
+		t.Errorf("%d cgroup programs attached, want 5", n)
+	}
+	if err := b.agent.Attach(b.cg.Path()); err == nil || !strings.Contains(err.Error(), "already attached") {
+		t.Errorf("second Attach = %v, want an already-attached error", err)
+	}
+	if err := b.agent.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := attached(); n != 0 {
+		t.Errorf("%d cgroup programs still attached after Close", n)
+	}
+}
+
+// TestAttachErrors: a missing or wrong cgroup path is refused with a message that says why, and
+// leaves nothing attached.
+func TestAttachErrors(t *testing.T) {
+	b := newBed(t, Options{})
+	b.agent.Close()
+	agent, err := Load(Options{IPv4: netip.MustParseAddr("127.0.0.1"), Port: b.imds.port, NoExec: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	for path, want := range map[string]string{
+		"/nonexistent/imdsv2-cgroup": `cgroup "/nonexistent/imdsv2-cgroup" does not exist`,
+		t.TempDir():                  "not on a cgroup file system",
+		"/proc/self/status":          "is not a directory",
+	} {
+		err := agent.Attach(path)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Attach(%q) = %v, want an error containing %q", path, err, want)
+		}
+	}
+	if f := agent.Features(); f.Cgroup != "" || len(f.Programs) != 0 || f.Exec || f.ExecSkipped != "turned off (NoExec)" {
+		t.Errorf("Features after failed attaches = %+v", f)
+	}
+}

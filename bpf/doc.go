@@ -1,0 +1,50 @@
+// Package bpf is the kernel half of the imdsv2 auditor: eBPF programs that see every TCP
+// conversation with the instance metadata service (IMDS) from the processes of a cgroup
+// subtree, and the loader that puts them into the kernel and reads what they report.
+//
+// # Programs
+//
+// All programs live in imds.c and are compiled ahead of time (bpf2go, committed objects for
+// amd64 and arm64), so running the auditor needs neither a compiler nor kernel headers:
+//
+//   - cgroup/connect4 and cgroup/connect6: a connect() to the IMDS address and port (also as
+//     an IPv4-mapped IPv6 address) remembers the socket cookie with the caller's pid, tid,
+//     uid, gid, comm and cgroup id, and reports EventConnect;
+//   - cgroup_skb/egress: every TCP segment with payload on such a socket is reported with its
+//     sequence number and up to Options.SendCapture payload bytes (EventSend);
+//   - cgroup_skb/ingress: every answer segment with payload is reported with its first
+//     Options.RecvCapture bytes (the status line) and the IP TTL / IPv6 hop limit (EventRecv);
+//   - cgroup/sock_release: a remembered socket is released (EventClose);
+//   - raw tracepoints sched_process_exec and sched_process_exit: pid, parent, uid, executable
+//     and argv, read in the kernel so that short-lived processes keep their command line
+//     (EventExec, EventExit), only for tasks in the watched cgroup subtree.
+//
+// Packets of sockets whose connect() was not seen (connected before the agent started) are
+// still reported, matched by address and port, with no caller identity (PID 0).
+//
+// Every program returns "allow" on every path: the auditor never changes the fate of a packet
+// or a connect(). Nothing is reported for traffic that is not to or from IMDS. A record that
+// does not fit into the ring buffer is counted (Agent.Lost) and reported as EventLost, never
+// dropped silently.
+//
+// # Use
+//
+//	agent, err := bpf.Load(bpf.Options{})       // checks privileges and kernel features first
+//	...
+//	err = agent.Attach("")                      // "" = root of the cgroup2 hierarchy
+//	defer agent.Close()                         // detaches everything
+//	fmt.Println(agent.Features())               // what was attached, and how
+//	for {
+//		ev, err := agent.Next(ctx)               // agent is an audit.Source
+//		...
+//	}
+//
+// Tests must attach to a cgroup of their own (see internal/cgroup), never to the root.
+//
+// # Kernel requirements
+//
+// Linux 5.8 or later (ring buffer, bpf_ktime_get_boot_ns), cgroup v2 (mounted by Attach when
+// absent), and for argv capture BTF at /sys/kernel/btf/vmlinux; without BTF, or under lockdown
+// in confidentiality mode, the exec/exit programs are left out and Features says why. Needs
+// root, or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_RESOURCE.
+package bpf

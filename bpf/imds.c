@@ -1,0 +1,668 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Kernel half of the imdsv2 auditor: sees every TCP conversation with the
+ * instance metadata service (IMDS) from the processes of one cgroup subtree,
+ * and the exec/exit of those processes, and reports them through one ring
+ * buffer. User space (package audit) reassembles and classifies the requests.
+ *
+ *   cgroup/connect4, cgroup/connect6  connect() to IMDS: remember the socket
+ *                                     cookie with the caller's identity
+ *   cgroup_skb/egress                 request bytes of those sockets
+ *   cgroup_skb/ingress                first answer bytes and the IP TTL
+ *   raw_tracepoint sched_process_exec pid, parent, executable, argv
+ *   cgroup/sock_release               a remembered socket is gone
+ *   raw_tracepoint sched_process_exit pid, so user space can expire state
+ *
+ * Rules every program here keeps:
+ *  - it never changes a packet's or a connect()'s fate: the cgroup programs
+ *    return 1 (allow) on every path, the tracepoints return 0;
+ *  - it emits nothing for traffic that is not to or from IMDS;
+ *  - a record that cannot be reserved in the ring buffer is counted in
+ *    `lost`, never dropped silently.
+ */
+
+#include "imds_kernel.h"
+#include "bpf_helpers.h"
+#include "bpf_endian.h"
+#include "bpf_core_read.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define ALLOW 1
+
+/* Capture limits. The reservation sizes are compile-time constants (the
+ * ring buffer needs them); the load-time variables below only lower them. */
+#define SEND_SMALL 512
+#define SEND_MAX 2048
+#define RECV_SMALL 64
+#define RECV_MAX 256
+#define EXE_MAX 256
+#define ARGV_SMALL 256
+#define ARGV_MAX 2048
+#define COMM_LEN 16
+
+enum event_kind {
+	EVENT_CONNECT = 1,
+	EVENT_SEND = 2,
+	EVENT_RECV = 3,
+	EVENT_EXEC = 4,
+	EVENT_EXIT = 5,
+	EVENT_CLOSE = 6,
+};
+
+enum event_flag {
+	/* The socket's connect() was not seen (it predates the agent or the
+	 * LRU evicted it): matched by address and port, caller unknown. */
+	FLAG_NO_CONNECT = 1,
+	/* data holds fewer bytes than data_len says the packet/argv had. */
+	FLAG_TRUNCATED = 2,
+	/* connect6 to an IPv4-mapped IPv6 address (::ffff:a.b.c.d). */
+	FLAG_V4_MAPPED = 4,
+	/* argv could not be read from the new process's memory. */
+	FLAG_ARGV_FAULT = 8,
+};
+
+/*
+ * Header of every ring-buffer record; cap_len bytes of data follow it.
+ * Laid out without implicit padding so the bpf2go-generated Go struct has
+ * the same bytes. Addresses are in network order (IPv4 in the first four
+ * bytes), ports in host order.
+ *
+ * data by kind:
+ *   EVENT_SEND  TCP payload of one outgoing packet (at most send_capture)
+ *   EVENT_RECV  first TCP payload bytes of one incoming packet
+ *   EVENT_EXEC  executable path with its NUL (aux_len bytes), then argv as
+ *               the process has it: NUL-separated strings
+ *   other       nothing
+ */
+struct event {
+	__u64 time_ns;   /* bpf_ktime_get_boot_ns (CLOCK_BOOTTIME) */
+	__u64 cookie;    /* socket cookie; 0 for exec/exit */
+	__u64 cgroup_id; /* cgroup v2 id of the caller */
+	__u32 pid;       /* thread-group id, as user space calls a pid */
+	__u32 tid;
+	__u32 ppid; /* exec/exit only: parent's thread-group id */
+	__u32 uid;
+	__u32 gid;
+	__u32 seq;      /* send/recv: TCP sequence number of data[0] */
+	__u32 data_len; /* send/recv: payload bytes in the packet; exec: argv bytes */
+	__u16 cap_len;  /* bytes of data after this header */
+	__u16 aux_len;  /* exec: bytes of data holding the executable path */
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 kind;   /* enum event_kind */
+	__u8 family; /* AF_INET or AF_INET6 of the packet or address; 0 for exec/exit */
+	__u8 ttl;    /* send/recv: IP TTL or IPv6 hop limit of the packet */
+	__u8 flags;  /* enum event_flag bits */
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	char comm[COMM_LEN];
+};
+
+/* What connect() learnt about a socket, kept for its packets. */
+struct sock_info {
+	__u64 time_ns;
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__u32 gid;
+	char comm[COMM_LEN];
+};
+
+/* Load-time configuration (CollectionSpec.Variables). Addresses in network
+ * order; the defaults are the real endpoints, tests point them at loopback. */
+volatile const __u32 imds_ip4 = 0xfea9fea9; /* 169.254.169.254 */
+volatile const __u32 imds_ip6[4] = {
+	/* fd00:ec2::254, stored in network order */
+	bpf_htonl(0xfd000ec2), 0, 0, bpf_htonl(0x00000254),
+};
+volatile const __u16 imds_port = 80;
+volatile const __u32 send_capture = SEND_MAX;
+volatile const __u32 recv_capture = RECV_SMALL;
+volatile const __u8 exec_events = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+/* Ring-buffer reservations that failed, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Sockets connected to IMDS, by socket cookie. LRU: no close hook needed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} sockets SEC(".maps");
+
+/* Slot 0: the cgroup the agent attached to; exec/exit outside it are skipped. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} exec_cgroup SEC(".maps");
+
+/* Keep the record types in BTF for bpf2go even where the compiler folds
+ * every use into constants. */
+const struct event *unused_event __attribute__((unused));
+const enum event_kind unused_event_kind __attribute__((unused));
+const enum event_flag unused_event_flag __attribute__((unused));
+
+/* Hides what the compiler knows about v, so that a bounds check written after
+ * it is emitted as written, on the register later passed to a helper, where
+ * the verifier looks for it. */
+#define opaque(v) asm volatile("" : "+r"(v))
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline struct event *reserve(__u64 size)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	/* Ring memory is not zeroed: clear the header so no stale bytes leak. */
+	__builtin_memset(e, 0, sizeof(*e));
+	e->time_ns = bpf_ktime_get_boot_ns();
+	return e;
+}
+
+/* Identity of the current task (connect, exec, exit: process context). */
+static __always_inline void fill_current(struct event *e)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
+
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->uid = (__u32)ug;
+	e->gid = ug >> 32;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+/* ---- connect ---------------------------------------------------------- */
+
+static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u8 flags)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct event *e = reserve(sizeof(*e));
+	struct sock_info si = {};
+
+	/* Remember the socket even when the event cannot be reported: its
+	 * packets still name the caller. */
+	if (!e) {
+		__u64 id = bpf_get_current_pid_tgid();
+		__u64 ug = bpf_get_current_uid_gid();
+
+		si.time_ns = bpf_ktime_get_boot_ns();
+		si.pid = id >> 32;
+		si.tid = (__u32)id;
+		si.uid = (__u32)ug;
+		si.gid = ug >> 32;
+		si.cgroup_id = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(si.comm, sizeof(si.comm));
+		bpf_map_update_elem(&sockets, &cookie, &si, BPF_ANY);
+		return;
+	}
+
+	fill_current(e);
+	e->kind = EVENT_CONNECT;
+	e->family = family;
+	e->flags = flags;
+	e->cookie = cookie;
+	e->remote_port = imds_port;
+	if (family == AF_INET) {
+		__u32 a = ctx->user_ip4;
+		__builtin_memcpy(e->remote_addr, &a, 4);
+	} else {
+		__u32 a[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
+		__builtin_memcpy(e->remote_addr, a, 16);
+	}
+	struct bpf_sock *sk = ctx->sk;
+	if (sk)
+		e->local_port = sk->src_port;
+
+	si.time_ns = e->time_ns;
+	si.pid = e->pid;
+	si.tid = e->tid;
+	si.uid = e->uid;
+	si.gid = e->gid;
+	si.cgroup_id = e->cgroup_id;
+	__builtin_memcpy(si.comm, e->comm, sizeof(si.comm));
+	bpf_map_update_elem(&sockets, &cookie, &si, BPF_ANY);
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup/connect4")
+int imds_connect4(struct bpf_sock_addr *ctx)
+{
+	if (ctx->type != SOCK_STREAM)
+		return ALLOW;
+	if (ctx->user_ip4 != imds_ip4 || ctx->user_port != bpf_htons(imds_port))
+		return ALLOW;
+	remember(ctx, AF_INET, 0);
+	return ALLOW;
+}
+
+SEC("cgroup/connect6")
+int imds_connect6(struct bpf_sock_addr *ctx)
+{
+	if (ctx->type != SOCK_STREAM)
+		return ALLOW;
+	if (ctx->user_port != bpf_htons(imds_port))
+		return ALLOW;
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	if (a0 == imds_ip6[0] && a1 == imds_ip6[1] && a2 == imds_ip6[2] && a3 == imds_ip6[3]) {
+		remember(ctx, AF_INET6, 0);
+		return ALLOW;
+	}
+	/* Dual-stack sockets (Java, some runtimes) reach 169.254.169.254 as
+	 * ::ffff:169.254.169.254 through connect6. */
+	if (a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff) && a3 == imds_ip4)
+		remember(ctx, AF_INET6, FLAG_V4_MAPPED);
+	return ALLOW;
+}
+
+/* A remembered socket is released: forget it and tell user space, which can
+ * then finish that conversation instead of waiting for it to go idle. */
+SEC("cgroup/sock_release")
+int imds_release(struct bpf_sock *sk)
+{
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct sock_info *si = bpf_map_lookup_elem(&sockets, &cookie);
+
+	if (!si)
+		return ALLOW;
+	struct event *e = reserve(sizeof(*e));
+	if (e) {
+		e->kind = EVENT_CLOSE;
+		e->cookie = cookie;
+		e->family = sk->family;
+		e->pid = si->pid;
+		e->tid = si->tid;
+		e->uid = si->uid;
+		e->gid = si->gid;
+		e->cgroup_id = si->cgroup_id;
+		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&sockets, &cookie);
+	return ALLOW;
+}
+
+/* ---- packets ---------------------------------------------------------- */
+
+/* One TCP segment to or from IMDS, as parsed from a cgroup_skb packet. */
+struct pkt {
+	__u32 local[4];
+	__u32 remote[4];
+	__u32 seq;
+	__u32 off; /* payload offset from the network header */
+	__u32 len; /* payload bytes */
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 family;
+	__u8 ttl;
+};
+
+struct ip4hdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct ip6hdr {
+	__u8 ver_tc;
+	__u8 tc_flow;
+	__be16 flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u32 saddr[4];
+	__u32 daddr[4];
+};
+
+struct tcphdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 doff_res;
+	__u8 flags;
+	__be16 window;
+	__u16 check;
+	__u16 urg_ptr;
+};
+
+/* Parses the TCP header at l4 (bytes up to end belong to the segment) and
+ * checks the remote port. Returns 0 for a well-formed segment of IMDS. */
+static __always_inline int parse_tcp(struct __sk_buff *skb, struct pkt *p, __u32 l4, __u32 end, bool egress)
+{
+	struct tcphdr th;
+
+	if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th)) < 0)
+		return -1;
+	__u16 remote = bpf_ntohs(egress ? th.dest : th.source);
+	if (remote != imds_port)
+		return -1;
+	__u32 doff = (th.doff_res >> 4) * 4;
+	if (doff < sizeof(th))
+		return -1;
+	__u32 off = l4 + doff;
+	if (off > end)
+		return -1;
+	p->remote_port = remote;
+	p->local_port = bpf_ntohs(egress ? th.source : th.dest);
+	p->seq = bpf_ntohl(th.seq);
+	p->off = off;
+	p->len = end - off;
+	return 0;
+}
+
+static __always_inline int parse_ip4(struct __sk_buff *skb, struct pkt *p, bool egress)
+{
+	struct ip4hdr ip;
+
+	if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
+		return -1;
+	if ((ip.ver_ihl >> 4) != 4 || ip.protocol != IPPROTO_TCP)
+		return -1;
+	/* Only a first fragment carries the TCP header. */
+	if (bpf_ntohs(ip.frag_off) & 0x1fff)
+		return -1;
+	__be32 remote = egress ? ip.daddr : ip.saddr;
+	if (remote != imds_ip4)
+		return -1;
+	__u32 ihl = (ip.ver_ihl & 0xf) * 4;
+	if (ihl < sizeof(ip))
+		return -1;
+	/* tot_len is 0 for BIG TCP super-packets; then skb->len is the end. */
+	__u32 end = skb->len;
+	__u32 tot = bpf_ntohs(ip.tot_len);
+	if (tot != 0 && tot < end)
+		end = tot;
+	if (ihl > end)
+		return -1;
+	p->family = AF_INET;
+	p->ttl = ip.ttl;
+	p->remote[0] = remote;
+	p->local[0] = egress ? ip.saddr : ip.daddr;
+	return parse_tcp(skb, p, ihl, end, egress);
+}
+
+static __always_inline int parse_ip6(struct __sk_buff *skb, struct pkt *p, bool egress)
+{
+	struct ip6hdr ip;
+
+	if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
+		return -1;
+	if ((ip.ver_tc >> 4) != 6)
+		return -1;
+	__u32 *remote = egress ? ip.daddr : ip.saddr;
+	if (remote[0] != imds_ip6[0] || remote[1] != imds_ip6[1] ||
+	    remote[2] != imds_ip6[2] || remote[3] != imds_ip6[3])
+		return -1;
+
+	__u32 end = skb->len;
+	__u32 plen = bpf_ntohs(ip.payload_len);
+	if (plen != 0 && sizeof(ip) + plen < end)
+		end = sizeof(ip) + plen;
+
+	/* Skip the extension headers a TCP segment may carry, a bounded few. */
+	__u8 nh = ip.nexthdr;
+	__u32 off = sizeof(ip);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u8 ext[2];
+
+		if (nh != 0 && nh != 43 && nh != 60 && nh != 44 && nh != 51)
+			break;
+		if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+			return -1;
+		if (nh == 44) { /* fragment header: only the first fragment */
+			__be16 frag;
+			if (bpf_skb_load_bytes(skb, off + 2, &frag, sizeof(frag)) < 0)
+				return -1;
+			if (bpf_ntohs(frag) & 0xfff8)
+				return -1;
+			off += 8;
+		} else if (nh == 51) { /* authentication header */
+			off += (ext[1] + 2) * 4;
+		} else {
+			off += (ext[1] + 1) * 8;
+		}
+		nh = ext[0];
+	}
+	if (nh != IPPROTO_TCP || off > end)
+		return -1;
+
+	p->family = AF_INET6;
+	p->ttl = ip.hop_limit;
+	__u32 *local = egress ? ip.saddr : ip.daddr;
+	p->remote[0] = remote[0];
+	p->remote[1] = remote[1];
+	p->remote[2] = remote[2];
+	p->remote[3] = remote[3];
+	p->local[0] = local[0];
+	p->local[1] = local[1];
+	p->local[2] = local[2];
+	p->local[3] = local[3];
+	return parse_tcp(skb, p, off, end, egress);
+}
+
+/* Returns 0 when skb is a TCP segment with payload between a local socket
+ * and IMDS (egress: IMDS is the destination; ingress: the source). */
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, bool egress)
+{
+	int err;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		err = parse_ip4(skb, p, egress);
+	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		err = parse_ip6(skb, p, egress);
+	else
+		return -1;
+	if (err < 0 || p->len == 0)
+		return -1;
+	return 0;
+}
+
+/* Reports one segment with the first n payload bytes; size is the constant
+ * data capacity of the record reserved for it (n is clamped to it). */
+static __always_inline void emit_segment(struct __sk_buff *skb, const struct pkt *p, __u8 kind,
+					 __u32 n, const __u32 size)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct sock_info *si = bpf_map_lookup_elem(&sockets, &cookie);
+	struct event *e = reserve(sizeof(*e) + size);
+
+	if (!e)
+		return;
+	e->kind = kind;
+	e->cookie = cookie;
+	e->family = p->family;
+	e->ttl = p->ttl;
+	e->seq = p->seq;
+	e->data_len = p->len;
+	e->local_port = p->local_port;
+	e->remote_port = p->remote_port;
+	__builtin_memcpy(e->local_addr, p->local, 16);
+	__builtin_memcpy(e->remote_addr, p->remote, 16);
+	if (si) {
+		e->pid = si->pid;
+		e->tid = si->tid;
+		e->uid = si->uid;
+		e->gid = si->gid;
+		e->cgroup_id = si->cgroup_id;
+		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
+	} else {
+		e->flags |= FLAG_NO_CONNECT;
+	}
+
+	/* The size handed to bpf_skb_load_bytes must be provably in [1, size]. Kernels
+	 * before about 6.3 learn no lower bound from a "len != 0" branch, so the bound
+	 * is built by arithmetic instead: m in [0, size-1], then m + 1 (verifier of
+	 * Debian's 6.1: "R3 min value is outside of the allowed memory range"). */
+	__u64 len = 0;
+	if (n > 0) {
+		__u64 m = n - 1;
+		opaque(m);
+		if (m > size - 1)
+			m = size - 1;
+		if (bpf_skb_load_bytes(skb, p->off, (void *)(e + 1), m + 1) == 0)
+			len = m + 1;
+	}
+	if (len < p->len)
+		e->flags |= FLAG_TRUNCATED;
+	e->cap_len = len;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup_skb/egress")
+int imds_egress(struct __sk_buff *skb)
+{
+	struct pkt p = {};
+
+	if (parse(skb, &p, true) < 0)
+		return ALLOW;
+	__u32 n = send_capture;
+	if (n > p.len)
+		n = p.len;
+	if (n <= SEND_SMALL)
+		emit_segment(skb, &p, EVENT_SEND, n, SEND_SMALL);
+	else
+		emit_segment(skb, &p, EVENT_SEND, n, SEND_MAX);
+	return ALLOW;
+}
+
+SEC("cgroup_skb/ingress")
+int imds_ingress(struct __sk_buff *skb)
+{
+	struct pkt p = {};
+
+	if (parse(skb, &p, false) < 0)
+		return ALLOW;
+	__u32 n = recv_capture;
+	if (n > p.len)
+		n = p.len;
+	if (n <= RECV_SMALL)
+		emit_segment(skb, &p, EVENT_RECV, n, RECV_SMALL);
+	else
+		emit_segment(skb, &p, EVENT_RECV, n, RECV_MAX);
+	return ALLOW;
+}
+
+/* ---- processes -------------------------------------------------------- */
+
+/* Whether the current task belongs to the watched cgroup subtree. */
+static __always_inline bool watched(void)
+{
+	return exec_events && bpf_current_task_under_cgroup(&exec_cgroup, 0) == 1;
+}
+
+static __always_inline void emit_exec(struct task_struct *task, struct linux_binprm *bprm,
+				      unsigned long argv, __u64 argv_len, const __u32 argv_cap)
+{
+	struct event *e = reserve(sizeof(*e) + EXE_MAX + argv_cap);
+
+	if (!e)
+		return;
+	fill_current(e);
+	e->kind = EVENT_EXEC;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->data_len = argv_len;
+
+	__u8 *data = (__u8 *)(e + 1);
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	long got = bpf_probe_read_kernel_str(data, EXE_MAX, filename);
+	if (got <= 0) {
+		data[0] = 0;
+		got = 1;
+	}
+	__u64 exe = got;
+	opaque(exe);
+	if (exe > EXE_MAX)
+		exe = EXE_MAX;
+	e->aux_len = exe;
+
+	__u64 n = argv_len;
+	if (n > argv_cap)
+		e->flags |= FLAG_TRUNCATED;
+	opaque(n);
+	if (n > argv_cap)
+		n = argv_cap;
+	if (n > 0 && bpf_probe_read_user(data + exe, n, (const void *)argv) < 0) {
+		n = 0;
+		e->flags |= FLAG_ARGV_FAULT;
+	}
+	e->cap_len = exe + n;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Runs after the new program image is in place: comm, mm and argv are the
+ * new program's, and the process has not run a single instruction of it. */
+SEC("raw_tracepoint/sched_process_exec")
+int imds_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (!watched())
+		return 0;
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+
+	if (len <= ARGV_SMALL)
+		emit_exec(task, bprm, start, len, ARGV_SMALL);
+	else
+		emit_exec(task, bprm, start, len, ARGV_MAX);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exit")
+int imds_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	/* One event per process: when its thread-group leader exits. */
+	if ((__u32)id != id >> 32 || !watched())
+		return 0;
+	struct event *e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_current(e);
+	e->kind = EVENT_EXIT;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

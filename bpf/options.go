@@ -1,0 +1,183 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// Limits of the kernel programs (see imds.c); Options are checked against them.
+const (
+	// MaxSendCapture is the largest Options.SendCapture: payload bytes kept per outgoing segment.
+	MaxSendCapture = 2048
+	// MaxRecvCapture is the largest Options.RecvCapture: payload bytes kept per answer segment.
+	MaxRecvCapture = 256
+	// DefaultRingBufferSize is the ring buffer size used when Options.RingBufferSize is 0.
+	DefaultRingBufferSize = 4 << 20
+	// DefaultMaxSockets is the number of IMDS sockets remembered when Options.MaxSockets is 0.
+	DefaultMaxSockets = 16384
+)
+
+// Default endpoint of the instance metadata service.
+var (
+	DefaultIPv4 = netip.MustParseAddr("169.254.169.254")
+	DefaultIPv6 = netip.MustParseAddr("fd00:ec2::254")
+)
+
+// DefaultPort is the IMDS port.
+const DefaultPort = 80
+
+// Options configure Load. The zero value audits the real IMDS endpoints with default limits.
+type Options struct {
+	// IPv4 is the IPv4 address of the service whose connections are audited.
+	// Default 169.254.169.254. Tests point it at 127.0.0.1.
+	IPv4 netip.Addr
+	// IPv6 is the IPv6 address of the service. Default fd00:ec2::254. Tests use ::1.
+	IPv6 netip.Addr
+	// Port is the service's TCP port. Default 80.
+	Port uint16
+
+	// RingBufferSize is the size in bytes of the ring buffer that carries records to user
+	// space: a power of two and a multiple of the page size. Default 4 MiB. A send record
+	// takes up to 2.2 KiB of it until it is read.
+	RingBufferSize int
+	// SendCapture is how many payload bytes of each outgoing segment are kept, 1 to
+	// MaxSendCapture. Default MaxSendCapture (enough for any request's header block).
+	SendCapture int
+	// RecvCapture is how many payload bytes of each incoming segment are kept, 1 to
+	// MaxRecvCapture. Default 64 (the status line and a little more; answers carry tokens
+	// and credentials, which the auditor does not want).
+	RecvCapture int
+	// MaxSockets bounds the LRU table of sockets connected to IMDS. Default 16384.
+	MaxSockets int
+
+	// NoExec leaves out the exec/exit tracepoints (no argv capture in the kernel).
+	NoExec bool
+	// RequireExec makes Load fail, instead of carrying on without them, when the exec/exit
+	// tracepoints cannot be loaded (no kernel BTF, lockdown in confidentiality mode).
+	RequireExec bool
+}
+
+// withDefaults returns o with zero fields replaced by their defaults, or an error naming the
+// first bad field.
+func (o Options) withDefaults() (Options, error) {
+	if !o.IPv4.IsValid() {
+		o.IPv4 = DefaultIPv4
+	}
+	if !o.IPv6.IsValid() {
+		o.IPv6 = DefaultIPv6
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.RingBufferSize == 0 {
+		o.RingBufferSize = DefaultRingBufferSize
+	}
+	if o.SendCapture == 0 {
+		o.SendCapture = MaxSendCapture
+	}
+	if o.RecvCapture == 0 {
+		o.RecvCapture = 64
+	}
+	if o.MaxSockets == 0 {
+		o.MaxSockets = DefaultMaxSockets
+	}
+	var errs []string
+	if !o.IPv4.Is4() {
+		errs = append(errs, fmt.Sprintf("IPv4 %s is not an IPv4 address", o.IPv4))
+	}
+	if !o.IPv6.Is6() || o.IPv6.Is4In6() || o.IPv6.Zone() != "" {
+		errs = append(errs, fmt.Sprintf("IPv6 %s is not a plain IPv6 address", o.IPv6))
+	}
+	page := os.Getpagesize()
+	if n := o.RingBufferSize; n < page || n&(n-1) != 0 || n > 1<<30 {
+		errs = append(errs, fmt.Sprintf("RingBufferSize %d is not a power of two between the page size (%d) and 1 GiB", n, page))
+	}
+	if o.SendCapture < 1 || o.SendCapture > MaxSendCapture {
+		errs = append(errs, fmt.Sprintf("SendCapture %d is outside 1..%d", o.SendCapture, MaxSendCapture))
+	}
+	if o.RecvCapture < 1 || o.RecvCapture > MaxRecvCapture {
+		errs = append(errs, fmt.Sprintf("RecvCapture %d is outside 1..%d", o.RecvCapture, MaxRecvCapture))
+	}
+	if o.MaxSockets < 1 || o.MaxSockets > 1<<24 {
+		errs = append(errs, fmt.Sprintf("MaxSockets %d is outside 1..%d", o.MaxSockets, 1<<24))
+	}
+	if o.NoExec && o.RequireExec {
+		errs = append(errs, "NoExec and RequireExec contradict each other")
+	}
+	if len(errs) > 0 {
+		return o, errors.New("bpf: bad options: " + strings.Join(errs, "; "))
+	}
+	return o, nil
+}
+
+// Features says what Load and Attach found and chose; the CLI prints it (String) so that an
+// operator knows exactly what is being watched and how.
+type Features struct {
+	// Kernel is the running kernel's release (uname -r).
+	Kernel string
+	// BTF reports whether kernel BTF (/sys/kernel/btf/vmlinux) was found; argv capture needs it.
+	BTF bool
+	// Exec reports whether the exec/exit tracepoints are loaded; ExecSkipped says why not.
+	Exec        bool
+	ExecSkipped string
+	// Cgroup is the cgroup v2 directory the programs are attached to ("" before Attach).
+	Cgroup string
+	// CgroupMounted reports that Attach mounted the cgroup2 hierarchy itself (none was).
+	CgroupMounted bool
+	// AttachMode is how the cgroup programs are attached: "bpf_link" (detached when the
+	// agent closes or dies) or "prog_attach" (BPF_PROG_ATTACH with BPF_F_ALLOW_MULTI, on
+	// kernels without cgroup links; detached by Close).
+	AttachMode string
+	// Programs lists what is attached, e.g. "cgroup/connect4 imds_connect4".
+	Programs []string
+	// RingBufferSize is the ring buffer's size in bytes.
+	RingBufferSize int
+	// Endpoint lists the audited addresses, e.g. "169.254.169.254:80 [fd00:ec2::254]:80".
+	Endpoint string
+}
+
+// String renders the features for people: one "name: value" line each.
+func (f Features) String() string {
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%-16s %s\n", k+":", v) }
+	line("kernel", f.Kernel)
+	line("endpoint", f.Endpoint)
+	line("btf", yesNo(f.BTF))
+	exec := yesNo(f.Exec)
+	if !f.Exec && f.ExecSkipped != "" {
+		exec += " (" + f.ExecSkipped + ")"
+	}
+	line("exec tracing", exec)
+	cg := f.Cgroup
+	if cg == "" {
+		cg = "(not attached)"
+	} else if f.CgroupMounted {
+		cg += " (cgroup2 mounted by the agent)"
+	}
+	line("cgroup", cg)
+	line("attach mode", f.AttachMode)
+	line("programs", strings.Join(f.Programs, ", "))
+	line("ring buffer", fmt.Sprintf("%d KiB", f.RingBufferSize>>10))
+	return b.String()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// MissingError lists the privileges and kernel features the auditor needs but did not find.
+type MissingError struct {
+	// Missing holds one entry per missing thing, each saying what and why it is needed.
+	Missing []string
+}
+
+// Error lists everything missing.
+func (e *MissingError) Error() string {
+	return "bpf: the auditor cannot run here:\n  - " + strings.Join(e.Missing, "\n  - ")
+}

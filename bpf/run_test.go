@@ -1,0 +1,236 @@
+//go:build linux && (amd64 || arm64)
+
+package bpf
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/internal/privtest"
+)
+
+// Packet builders for BPF_PROG_TEST_RUN: the kernel wants an Ethernet header first and hands
+// the cgroup_skb program the packet from the IP header on, as on a real socket.
+
+func eth(proto uint16, l3 []byte) []byte {
+	b := make([]byte, 14, 14+len(l3))
+	binary.BigEndian.PutUint16(b[12:], proto)
+	return append(b, l3...)
+}
+
+func tcp(sport, dport uint16, seq uint32, doffWords byte, payload []byte) []byte {
+	b := make([]byte, 20)
+	binary.BigEndian.PutUint16(b[0:], sport)
+	binary.BigEndian.PutUint16(b[2:], dport)
+	binary.BigEndian.PutUint32(b[4:], seq)
+	b[12] = doffWords << 4
+	b[13] = 0x18 // PSH, ACK
+	return append(b, payload...)
+}
+
+func ipv4(src, dst string, proto, ttl byte, l4 []byte) []byte {
+	b := make([]byte, 20)
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:], uint16(20+len(l4)))
+	b[8], b[9] = ttl, proto
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	copy(b[12:], s[:])
+	copy(b[16:], d[:])
+	return append(b, l4...)
+}
+
+func ipv6(src, dst string, next, hop byte, l4 []byte) []byte {
+	b := make([]byte, 40)
+	b[0] = 0x60
+	binary.BigEndian.PutUint16(b[4:], uint16(len(l4)))
+	b[6], b[7] = next, hop
+	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+	copy(b[8:], s[:])
+	copy(b[24:], d[:])
+	return append(b, l4...)
+}
+
+const (
+	ethIPv4 = 0x0800
+	ethIPv6 = 0x86dd
+	ethARP  = 0x0806
+	local4  = "10.0.0.5"
+	local6  = "2001:db8::5"
+)
+
+var (
+	httpReq  = []byte("GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")
+	httpResp = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nServer: EC2ws\r\n\r\nmyrole")
+)
+
+func v4req(payload []byte) []byte {
+	return eth(ethIPv4, ipv4(local4, "169.254.169.254", 6, 64, tcp(40000, 80, 1000, 5, payload)))
+}
+
+func with(b []byte, f func([]byte)) []byte {
+	b = bytes.Clone(b)
+	f(b)
+	return b
+}
+
+// TestProgramsAllowEveryPacket runs the cgroup_skb programs on hand-made packets with
+// BPF_PROG_TEST_RUN: every packet, well-formed or not, gets verdict 1 (allow) from both the
+// egress and the ingress program, and exactly the IMDS segments with payload are reported.
+func TestProgramsAllowEveryPacket(t *testing.T) {
+	privtest.Require(t)
+	agent, err := Load(Options{}) // the real endpoint: nothing leaves the machine in a test run
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	egress, ingress := agent.coll.Programs[imdsProgImdsEgress], agent.coll.Programs[imdsProgImdsIngress]
+
+	big := bytes.Repeat([]byte("x"), 3000)
+	v4resp := eth(ethIPv4, ipv4("169.254.169.254", local4, 6, 1, tcp(80, 40000, 5000, 5, httpResp)))
+	hopByHop := append([]byte{6, 0, 1, 4, 0, 0, 0, 0}, tcp(40000, 80, 77, 5, httpReq)...)
+	tests := []struct {
+		name string
+		pkt  []byte
+		want *audit.Event // from egress, or from ingress when Kind is EventRecv; nil: no event
+	}{
+		{"v4 request", v4req(httpReq), &audit.Event{Kind: audit.EventSend, Seq: 1000, TTL: 64, Data: httpReq}},
+		{"v4 answer", v4resp, &audit.Event{Kind: audit.EventRecv, Seq: 5000, TTL: 1, Data: httpResp[:64]}},
+		{"v4 big request", v4req(big), &audit.Event{Kind: audit.EventSend, Seq: 1000, TTL: 64, Data: big[:MaxSendCapture]}},
+		{"v4 trailing bytes after tot_len", append(v4req(httpReq), 0, 0, 0, 0),
+			&audit.Event{Kind: audit.EventSend, Seq: 1000, TTL: 64, Data: httpReq}},
+		{"v4 other address", eth(ethIPv4, ipv4(local4, "10.9.9.9", 6, 64, tcp(40000, 80, 1, 5, httpReq))), nil},
+		{"v4 other port", eth(ethIPv4, ipv4(local4, "169.254.169.254", 6, 64, tcp(40000, 8080, 1, 5, httpReq))), nil},
+		{"v4 UDP", eth(ethIPv4, ipv4(local4, "169.254.169.254", 17, 64, tcp(40000, 80, 1, 5, httpReq))), nil},
+		{"v4 no payload", v4req(nil), nil},
+		{"v4 truncated TCP header", v4req(httpReq)[:14+20+8], nil},
+		{"v4 IHL 3", with(v4req(httpReq), func(b []byte) { b[14] = 0x43 }), nil},
+		{"v4 IHL beyond packet", with(v4req(nil), func(b []byte) { b[14] = 0x4f }), nil},
+		{"v4 tot_len inside header", with(v4req(httpReq), func(b []byte) { binary.BigEndian.PutUint16(b[16:], 8) }), nil},
+		{"v4 TCP doff 2", with(v4req(httpReq), func(b []byte) { b[14+20+12] = 2 << 4 }), nil},
+		{"v4 TCP doff beyond packet", with(v4req([]byte("abc")), func(b []byte) { b[14+20+12] = 15 << 4 }), nil},
+		{"v4 later fragment", with(v4req(httpReq), func(b []byte) { b[14+7] = 1 }), nil},
+		{"v4 version 6 in v4 frame", with(v4req(httpReq), func(b []byte) { b[14] = 0x65 }), nil},
+		{"v6 request", eth(ethIPv6, ipv6(local6, "fd00:ec2::254", 6, 64, tcp(40000, 80, 42, 5, httpReq))),
+			&audit.Event{Kind: audit.EventSend, Seq: 42, TTL: 64, Data: httpReq}},
+		{"v6 answer", eth(ethIPv6, ipv6("fd00:ec2::254", local6, 6, 2, tcp(80, 40000, 43, 5, httpResp))),
+			&audit.Event{Kind: audit.EventRecv, Seq: 43, TTL: 2, Data: httpResp[:64]}},
+		{"v6 hop-by-hop header", eth(ethIPv6, ipv6(local6, "fd00:ec2::254", 0, 64, hopByHop)),
+			&audit.Event{Kind: audit.EventSend, Seq: 77, TTL: 64, Data: httpReq}},
+		{"v6 other address", eth(ethIPv6, ipv6(local6, "fd00:ec2::253", 6, 64, tcp(40000, 80, 1, 5, httpReq))), nil},
+		{"v6 truncated TCP header", eth(ethIPv6, ipv6(local6, "fd00:ec2::254", 6, 64, tcp(40000, 80, 1, 5, nil)[:10])), nil},
+		{"v6 ext header chain too long", eth(ethIPv6, ipv6(local6, "fd00:ec2::254", 60, 64,
+			append(bytes.Repeat([]byte{60, 0, 0, 0, 0, 0, 0, 0}, 5), tcp(40000, 80, 1, 5, httpReq)...))), nil},
+		{"ARP", eth(ethARP, make([]byte, 28)), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := runBoth(t, agent, egress, ingress, tt.pkt)
+			if tt.want == nil {
+				if len(got) != 0 {
+					t.Fatalf("events for a packet that is not an IMDS segment:\n%s", dump(got))
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d events, want 1:\n%s", len(got), dump(got))
+			}
+			e := got[0]
+			if e.Kind != tt.want.Kind || e.Seq != tt.want.Seq || e.TTL != tt.want.TTL || !bytes.Equal(e.Data, tt.want.Data) ||
+				e.PID != 0 || e.Cookie == 0 || e.Remote.Port() != 80 || e.Local.Port() != 40000 {
+				t.Fatalf("event = %+v\nwant kind %v seq %d ttl %d data %q, pid 0 (connect not seen), ports 40000->80",
+					e, tt.want.Kind, tt.want.Seq, tt.want.TTL, tt.want.Data)
+			}
+			if int(e.DataLen) < len(e.Data) || (tt.name == "v4 big request" && e.DataLen != 3000) {
+				t.Fatalf("DataLen %d for %d captured bytes", e.DataLen, len(e.Data))
+			}
+		})
+	}
+
+	t.Run("garbage", func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range 2000 {
+			var pkt []byte
+			// The harness wants a whole IP header (see "refused" above): at least 40 bytes.
+			if i%2 == 0 { // random bytes behind a random IP ethertype
+				pkt = make([]byte, 14+40+rng.IntN(300))
+				for j := range pkt {
+					pkt[j] = byte(rng.Uint32())
+				}
+				binary.BigEndian.PutUint16(pkt[12:], []uint16{ethIPv4, ethIPv6}[rng.IntN(2)])
+			} else { // a valid IMDS request with a few bytes changed and maybe cut short
+				pkt = v4req(httpReq)
+				if i%4 == 1 {
+					pkt = eth(ethIPv6, ipv6(local6, "fd00:ec2::254", 6, 64, tcp(40000, 80, 42, 5, httpReq)))
+				}
+				for range 1 + rng.IntN(4) {
+					pkt[14+rng.IntN(60)] = byte(rng.Uint32())
+				}
+				pkt = pkt[:14+40+rng.IntN(len(pkt)-14-40+1)]
+			}
+			runBoth(t, agent, egress, ingress, pkt)
+		}
+	})
+
+	t.Run("refused by the harness", func(t *testing.T) {
+		// The kernel's test harness refuses (EINVAL) input shorter than an Ethernet header, or
+		// an IP packet without a whole IP header, before any program runs; a real socket's
+		// skb always has its IP header. The programs still check every length themselves.
+		for name, pkt := range map[string][]byte{
+			"zero-length":            nil,
+			"13 bytes":               make([]byte, 13),
+			"ethernet header only":   eth(ethIPv4, nil),
+			"v4 truncated IP header": v4req(httpReq)[:14+10],
+			"v6 truncated IP header": eth(ethIPv6, ipv6(local6, "fd00:ec2::254", 6, 64, nil))[:14+30],
+		} {
+			if _, err := egress.Run(&ebpf.RunOptions{Data: pkt}); err == nil {
+				t.Errorf("%s: the kernel ran the program; the test expects it to refuse", name)
+			}
+		}
+	})
+
+	t.Run("tracepoints return 0", func(t *testing.T) {
+		for _, name := range []string{imdsProgImdsExec, imdsProgImdsExit} {
+			ret, err := agent.coll.Programs[name].Run(&ebpf.RunOptions{Context: []uint64{0, 0, 0}})
+			if err != nil || ret != 0 {
+				t.Errorf("%s: ret %d, %v; want 0", name, ret, err)
+			}
+		}
+	})
+	if lost := agent.Lost(); lost != 0 {
+		t.Errorf("lost %d records", lost)
+	}
+}
+
+// runBoth runs pkt through the egress and the ingress program, checks both verdicts are
+// "allow" and returns the events they emitted.
+func runBoth(t *testing.T, a *Agent, egress, ingress *ebpf.Program, pkt []byte) []audit.Event {
+	t.Helper()
+	for _, p := range []*ebpf.Program{egress, ingress} {
+		ret, err := p.Run(&ebpf.RunOptions{Data: pkt})
+		if err != nil {
+			t.Fatalf("test run of %v on %x: %v", p, pkt, err)
+		}
+		if ret != 1 {
+			t.Fatalf("%v returned %d, want 1 (allow), for packet %x", p, ret, pkt)
+		}
+	}
+	// Records are committed before Run returns: whatever is there now is all there is.
+	var evs []audit.Event
+	for a.reader.AvailableBytes() > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		ev, err := a.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/bpf"
+)
+
+const auditDoc = `
+Usage: imdsv2 audit [flags]
+
+Watches every request that the processes and containers of this host make to the instance
+metadata service (169.254.169.254 and fd00:ec2::254, port 80) and reports who still uses IMDSv1,
+so that you know when it is safe to set HttpTokens=required and what would break if you did it
+now. It needs root (or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_RESOURCE) and Linux 5.8
+or later with cgroup v2; it never changes, delays or drops a packet.
+
+eBPF programs attached to a cgroup v2 directory (default: the root of the hierarchy, which
+covers every process and container) see each connection to IMDS, the request bytes and the
+answer's status line and hop limit; short-lived processes keep their command line because argv
+is read in the kernel at exec. Each request is classified (imdsv1, imdsv2, token_put,
+token_put_proxied, probe of another cloud's metadata path, incomplete, other), attributed
+(process, command line, parent chain, user, container, systemd unit, SDK from the User-Agent)
+and counted per caller. Token values and bodies are never stored or printed.
+
+At start it prints the kernel features found and how it attached. It runs for --duration, or
+until SIGINT/SIGTERM with --duration 0; on a terminal a status line shows progress. At the end
+it prints the summary: a table per caller with what to do (--output table), or, with
+--output json, one JSON object per request as it happens ("type":"request", or "type":"lost"
+for kernel records lost) and a last line with "type":"summary"; field names are stable and the
+summary carries a "schema" version.
+
+--state keeps the counts across restarts: read at start, written atomically every
+--state-interval and at exit. A state file that cannot be read is renamed aside
+(FILE.corrupt-TIME), never overwritten, and the command stops with an error; the next start
+begins afresh.
+--metrics-addr serves the counts in the Prometheus text format at /metrics.
+
+Exit status: 0 when the audit ran to its end, 1 when it failed while running (the ring buffer
+could not be read, the state could not be written), 2 when it could not start (flags,
+privileges, kernel, cgroup, state file).
+
+Examples:
+  sudo imdsv2 audit --duration 10m
+  sudo imdsv2 audit --duration 0 --output json --state /var/lib/imdsv2/audit.json
+  sudo imdsv2 audit --duration 0 --metrics-addr 127.0.0.1:9478 --state /var/lib/imdsv2/audit.json
+  sudo imdsv2 audit --cgroup /sys/fs/cgroup/system.slice/myapp.service --duration 1h
+`
+
+// auditDrainQuiet and auditDrainMax bound the drain at the end of an audit: the events the
+// kernel reported before the stop are still read, until none arrives for auditDrainQuiet, and
+// never for longer than auditDrainMax (IMDS traffic that goes on would otherwise keep it busy).
+const (
+	auditDrainQuiet = 300 * time.Millisecond
+	auditDrainMax   = 3 * time.Second
+)
+
+// auditFlags are the parsed flags of `imdsv2 audit`.
+type auditFlags struct {
+	duration      time.Duration
+	cgroup        string
+	output        string
+	state         string
+	stateInterval time.Duration
+	metricsAddr   string
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("audit", auditDoc, stderr)
+	var f auditFlags
+	fs.DurationVar(&f.duration, "duration", time.Minute, "how long to watch; 0 runs until SIGINT or SIGTERM")
+	fs.StringVar(&f.cgroup, "cgroup", "", "cgroup v2 directory to watch, with everything below it (default: the root of the cgroup2 hierarchy, i.e. the whole host)")
+	fs.StringVar(&f.output, "output", "table", "table (summary for people at the end) or json (JSON lines: one per request as it happens, then the summary)")
+	fs.StringVar(&f.state, "state", "", "file that keeps the counts across restarts (read at start, written atomically)")
+	fs.DurationVar(&f.stateInterval, "state-interval", time.Minute, "time between writes of --state")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9478 (default: off)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "imdsv2 audit: unexpected argument %q (see imdsv2 audit -h)\n", fs.Arg(0))
+		return exitUsage
+	}
+	switch {
+	case f.output != "table" && f.output != "json":
+		fmt.Fprintf(stderr, "imdsv2 audit: --output must be table or json, not %q\n", f.output)
+		return exitUsage
+	case f.duration < 0:
+		fmt.Fprintf(stderr, "imdsv2 audit: --duration must be 0 (until a signal) or positive, not %v\n", f.duration)
+		return exitUsage
+	case f.stateInterval <= 0:
+		fmt.Fprintf(stderr, "imdsv2 audit: --state-interval must be positive, not %v\n", f.stateInterval)
+		return exitUsage
+	}
+	return auditRun(ctx, f, stdout, stderr)
+}
+
+// auditRun starts the auditor and the agent, runs until the duration ends or ctx is done, and
+// prints the summary.
+func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...)
+		return code
+	}
+	var lines *audit.JSONLines
+	opts := audit.Options{StateFile: f.state, StateInterval: f.stateInterval,
+		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...) }}
+	if f.output == "json" {
+		lines = audit.NewJSONLines(stdout)
+		opts.OnRecord = lines.OnRecord
+	}
+	// The state file is read before anything touches the kernel: a corrupt one stops here,
+	// renamed aside, and nothing is overwritten.
+	auditor, err := audit.New(opts)
+	if err != nil {
+		if errors.Is(err, audit.ErrCorruptState) {
+			return fail(exitUsage, "%v\nThe file was kept (renamed, see above); start again to begin with fresh counts, or restore it.", err)
+		}
+		return fail(exitUsage, "--state %s: %v", f.state, err)
+	}
+	if err := bpf.Check(); err != nil {
+		return fail(exitUsage, "cannot audit on this host: %v", err)
+	}
+	agent, err := bpf.Load(bpf.Options{})
+	if err != nil {
+		return fail(exitUsage, "loading the eBPF programs: %v", err)
+	}
+	defer agent.Close()
+	if err := agent.Attach(f.cgroup); err != nil {
+		return fail(exitUsage, "attaching to the cgroup: %v\n(--cgroup takes a directory of the cgroup v2 hierarchy; without it the agent watches the hierarchy's root)", err)
+	}
+	fmt.Fprintf(stderr, "imdsv2 audit: attached\n%s", indent(agent.Features().String()))
+
+	var metricsErr chan error
+	if f.metricsAddr != "" {
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return fail(exitUsage, "--metrics-addr: %v", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", auditor.MetricsHandler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		metricsErr = make(chan error, 1)
+		go func() { metricsErr <- srv.Serve(ln) }()
+		defer srv.Close()
+		fmt.Fprintf(stderr, "imdsv2 audit: metrics at http://%s/metrics\n", ln.Addr())
+	}
+
+	stopCtx, stop := ctx, context.CancelFunc(func() {})
+	if f.duration > 0 {
+		stopCtx, stop = context.WithTimeout(ctx, f.duration)
+		fmt.Fprintf(stderr, "imdsv2 audit: watching for %v\n", f.duration)
+	} else {
+		fmt.Fprintln(stderr, "imdsv2 audit: watching until SIGINT or SIGTERM")
+	}
+	defer stop()
+	endStatus := func() {}
+	if term, ok := stderr.(*os.File); ok && isTerminal(term) {
+		done, finished := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(finished)
+			statusLine(term, auditor, time.Now(), f.duration, stopCtx, done)
+		}()
+		endStatus = func() { close(done); <-finished }
+	}
+
+	// The auditor's own context is not the one the signal cancels: at the stop the source
+	// drains what the kernel already reported, then ends, so that nothing seen is dropped.
+	runErr := auditor.Run(context.Background(), &drainSource{src: agent, stop: stopCtx})
+	agent.Close()
+	endStatus()
+	if metricsErr != nil {
+		select {
+		case err := <-metricsErr:
+			runErr = errors.Join(runErr, fmt.Errorf("metrics server: %w", err))
+		default:
+		}
+	}
+	sum := auditor.Snapshot()
+	if f.output == "json" {
+		b, err := json.Marshal(summaryLine{Type: "summary", Summary: sum})
+		if err == nil {
+			_, err = fmt.Fprintf(stdout, "%s\n", b)
+		}
+		runErr = errors.Join(runErr, lines.Err(), err)
+	} else {
+		runErr = errors.Join(runErr, audit.WriteTable(stdout, sum))
+	}
+	if sum.LostEvents > 0 {
+		fmt.Fprintf(stderr, "imdsv2 audit: warning: %d kernel records were lost (ring buffer full); requests may be missing from the counts\n", sum.LostEvents)
+	}
+	if runErr != nil {
+		return fail(exitFail, "%v", runErr)
+	}
+	return exitOK
+}
+
+// summaryLine is the last JSON line of --output json: the Summary with "type":"summary", so a
+// consumer of the stream tells it from the request records by the same field.
+type summaryLine struct {
+	Type string `json:"type"`
+	audit.Summary
+}
+
+// drainSource reads src until stop is done, then goes on reading what was already reported
+// until the source is quiet for auditDrainQuiet (or auditDrainMax has passed), and then returns
+// io.EOF.
+type drainSource struct {
+	src      audit.Source
+	stop     context.Context
+	draining bool
+	deadline time.Time
+}
+
+// Next implements audit.Source.
+func (d *drainSource) Next(ctx context.Context) (audit.Event, error) {
+	if !d.draining {
+		c, cancel := context.WithCancel(ctx)
+		stopped := context.AfterFunc(d.stop, cancel)
+		ev, err := d.src.Next(c)
+		stopped()
+		cancel()
+		if err == nil || ctx.Err() != nil || d.stop.Err() == nil {
+			return ev, err
+		}
+		d.draining, d.deadline = true, time.Now().Add(auditDrainMax)
+	}
+	if time.Now().After(d.deadline) {
+		return audit.Event{}, io.EOF
+	}
+	c, cancel := context.WithTimeout(ctx, auditDrainQuiet)
+	defer cancel()
+	ev, err := d.src.Next(c)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return audit.Event{}, io.EOF
+	}
+	return ev, err
+}
+
+// statusLine redraws one line on the terminal every second until done is closed: elapsed and
+// remaining time, callers, IMDSv1 requests and lost events so far.
+func statusLine(w io.Writer, a *audit.Auditor, start time.Time, duration time.Duration, stop context.Context, done <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	defer fmt.Fprint(w, "\r\x1b[K")
+	for {
+		select {
+		case <-done:
+			return
+		case <-stop.Done():
+			fmt.Fprint(w, "\r\x1b[Kimdsv2 audit: stopping, reading the last events")
+			<-done
+			return
+		case <-tick.C:
+		}
+		s := a.Snapshot()
+		elapsed := time.Since(start).Truncate(time.Second)
+		left := "until stopped"
+		if duration > 0 {
+			left = (duration - elapsed).Truncate(time.Second).String() + " left"
+		}
+		v1 := 0
+		for _, c := range s.Callers {
+			if c.Class == audit.ClassIMDSv1 {
+				v1++
+			}
+		}
+		fmt.Fprintf(w, "\r\x1b[K%s elapsed, %s: %d callers, %d using IMDSv1 (%d requests), %d lost",
+			elapsed, left, len(s.Callers), v1, s.Requests[audit.ClassIMDSv1], s.LostEvents)
+	}
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// indent puts two spaces before every line of s.
+func indent(s string) string {
+	out := make([]byte, 0, len(s)+32)
+	bol := true
+	for i := 0; i < len(s); i++ {
+		if bol {
+			out = append(out, "  "...)
+		}
+		out = append(out, s[i])
+		bol = s[i] == '\n'
+	}
+	if !bol {
+		out = append(out, '\n')
+	}
+	return string(out)
+}

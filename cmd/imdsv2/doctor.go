@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/imdsv2/imdsv2/imds"
+	"github.com/imdsv2/imdsv2/ready"
+)
+
+const doctorDoc = `
+Usage: imdsv2 doctor [flags]
+
+Checks, from the network namespace it runs in (the host, or inside a container), how this
+process can reach the EC2 instance metadata service (IMDS):
+
+  - which endpoints answer: IPv4 169.254.169.254 and IPv6 [fd00:ec2::254] (the latter
+    only on Nitro instances with HttpProtocolIpv6=enabled);
+  - whether an IMDSv2 session token can be had, and if not why: IMDS disabled
+    (HttpEndpoint=disabled), the token refused (a proxy in the way), or the token answer
+    lost on the way, which is the hop-limit failure of a container behind a bridge when
+    the instance's HttpPutResponseHopLimit is 1;
+  - the instance's identity (instance id, region, availability zone, type);
+  - with --probe-v1 only: whether IMDSv1 (a GET without a token) is still accepted, which
+    says whether the instance has HttpTokens=optional or required. That probe is itself an
+    IMDSv1 call: it is counted by the CloudWatch metric MetadataNoToken (or
+    MetadataNoTokenRejected) and shows up in any audit of IMDSv1 callers.
+
+Without --probe-v1 doctor sends IMDSv2 requests only.
+
+Exit status: 0 healthy (a token and the identity were read), 1 IMDS answers but something
+is wrong (the output says what and how to fix it), 2 nothing answers (not on EC2, or IMDS
+cut off from this namespace) or bad usage.
+
+Examples:
+  imdsv2 doctor
+  imdsv2 doctor --output json
+  imdsv2 doctor --probe-v1 --timeout 10s
+`
+
+// doctorReport is the --output json document of `imdsv2 doctor`. Field names are stable.
+type doctorReport struct {
+	// Status is "healthy", "unhealthy" or "unreachable".
+	Status    string          `json:"status"`
+	Healthy   bool            `json:"healthy"`
+	Endpoints []endpointCheck `json:"endpoints"`
+	Identity  *ready.Identity `json:"identity,omitempty"`
+	IMDSv1    *v1Probe        `json:"imdsv1,omitempty"`
+	Problems  []string        `json:"problems"`
+}
+
+// endpointCheck is what one endpoint did.
+type endpointCheck struct {
+	Family   string `json:"family"` // "ipv4", "ipv6" or "custom"
+	Endpoint string `json:"endpoint"`
+	// Answers says that something answered at the address (a token, or an error from IMDS).
+	Answers bool `json:"answers"`
+	Token   bool `json:"token"`
+	// Status is "ok" or the error kind: "unreachable", "hop-limit", "disabled",
+	// "token-refused", ...
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+// v1Probe is the outcome of --probe-v1.
+type v1Probe struct {
+	Endpoint   string `json:"endpoint"`
+	Accepted   bool   `json:"accepted"`
+	StatusCode int    `json:"status_code,omitempty"`
+	Meaning    string `json:"meaning"`
+}
+
+func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("doctor", doctorDoc, stderr)
+	endpoint := fs.String("endpoint", "", "check only this endpoint URL, e.g. http://[fd00:ec2::254] (default: both IPv4 and IPv6)")
+	timeout := fs.Duration("timeout", 3*time.Second, "time budget per endpoint")
+	probeV1 := fs.Bool("probe-v1", false, "also send ONE IMDSv1 (tokenless) GET to see whether IMDSv1 is accepted; "+
+		"it is itself an IMDSv1 call, counted by MetadataNoToken")
+	output := outputFlag("text")
+	fs.Var(&output, "output", "text or json")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 || *timeout <= 0 {
+		fmt.Fprintln(stderr, "imdsv2 doctor: takes no arguments; --timeout must be positive (see imdsv2 doctor -h)")
+		return exitUsage
+	}
+	targets := []endpointCheck{{Family: "ipv4", Endpoint: imds.EndpointIPv4}, {Family: "ipv6", Endpoint: imds.EndpointIPv6}}
+	if *endpoint != "" {
+		targets = []endpointCheck{{Family: "custom", Endpoint: strings.TrimSuffix(*endpoint, "/")}}
+	}
+	rep := doctorReport{Problems: []string{}}
+	for _, ep := range targets {
+		client, err := probeClient(ep.Endpoint, *timeout)
+		if err != nil {
+			fmt.Fprintf(stderr, "imdsv2 doctor: %v\n", err)
+			return exitUsage
+		}
+		ident, err := readIdentity(ctx, client)
+		ep.Status, ep.Token, ep.Answers = "ok", err == nil, true
+		if err != nil {
+			ep.Status, ep.Message = errorKind(err), err.Error()
+			ep.Answers = !errors.Is(err, imds.ErrUnreachable) && !errors.Is(err, context.DeadlineExceeded)
+		}
+		if ident != nil && rep.Identity == nil {
+			rep.Identity = ident
+		}
+		rep.Endpoints = append(rep.Endpoints, ep)
+	}
+	rep.Healthy = rep.Identity != nil
+	answered := ""
+	for _, ep := range rep.Endpoints {
+		if ep.Answers && answered == "" {
+			answered = ep.Endpoint
+		}
+		if problem := diagnose(ep, rep.Identity); problem != "" {
+			rep.Problems = append(rep.Problems, problem)
+		}
+	}
+	switch {
+	case rep.Healthy:
+		rep.Status = "healthy"
+	case answered != "":
+		rep.Status = "unhealthy"
+	default:
+		rep.Status = "unreachable"
+		rep.Problems = append(rep.Problems, "no IMDS endpoint answered: this is not an EC2 instance, or IMDS is "+
+			"cut off from this network namespace (a firewall rule, a network policy)")
+	}
+	if *probeV1 && answered != "" {
+		rep.IMDSv1 = probeIMDSv1(ctx, answered, *timeout)
+	}
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "imdsv2 doctor: %v\n", err)
+		}
+	} else {
+		writeDoctorText(stdout, rep, *probeV1)
+	}
+	switch rep.Status {
+	case "healthy":
+		return exitOK
+	case "unhealthy":
+		return exitFail
+	}
+	return exitUsage
+}
+
+// diagnose turns one endpoint's failure into a problem line with its fix ("" if fine).
+func diagnose(ep endpointCheck, id *ready.Identity) string {
+	instance := "<instance-id>"
+	if id != nil {
+		instance = id.InstanceID
+	}
+	switch ep.Status {
+	case "ok":
+		return ""
+	case "unreachable":
+		if ep.Family == "ipv6" && id != nil {
+			return "" // normal unless the instance has HttpProtocolIpv6=enabled; shown, not a problem
+		}
+		return fmt.Sprintf("%s does not answer: %s", ep.Endpoint, ep.Message)
+	case "hop-limit":
+		return fmt.Sprintf("%s accepted the connection but the token answer never arrived: this process runs behind a "+
+			"bridge (a container) and the instance's HttpPutResponseHopLimit is too low for it (1). Fix: aws ec2 "+
+			"modify-instance-metadata-options --instance-id %s --http-put-response-hop-limit 2 --http-endpoint enabled",
+			ep.Endpoint, instance)
+	case "disabled":
+		return fmt.Sprintf("%s answers 403: IMDS is disabled on this instance (HttpEndpoint=disabled). Fix, if software "+
+			"here needs it: aws ec2 modify-instance-metadata-options --instance-id %s --http-endpoint enabled "+
+			"--http-tokens required", ep.Endpoint, instance)
+	}
+	return fmt.Sprintf("%s: %s", ep.Endpoint, ep.Message)
+}
+
+// probeIMDSv1 sends one tokenless GET: the only IMDSv1 request this program ever makes, and
+// only when asked with --probe-v1.
+func probeIMDSv1(ctx context.Context, endpoint string, timeout time.Duration) *v1Probe {
+	p := &v1Probe{Endpoint: endpoint}
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/latest/meta-data/instance-id", nil)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			p.StatusCode = resp.StatusCode
+		}
+	}
+	switch {
+	case err != nil:
+		p.Meaning = "the IMDSv1 probe got no answer: " + err.Error()
+	case p.StatusCode == http.StatusOK:
+		p.Accepted = true
+		p.Meaning = "IMDSv1 is accepted (HttpTokens=optional): programs may still use it; run `imdsv2 ready` to find them " +
+			"(this probe was itself one IMDSv1 call, counted by MetadataNoToken)"
+	case p.StatusCode == http.StatusUnauthorized:
+		p.Meaning = "IMDSv1 is refused with 401 (HttpTokens=required): IMDSv2 is enforced"
+	case p.StatusCode == http.StatusForbidden:
+		p.Meaning = "IMDS answered 403: it is disabled (HttpEndpoint=disabled)"
+	default:
+		p.Meaning = fmt.Sprintf("unexpected answer %d to the IMDSv1 probe", p.StatusCode)
+	}
+	return p
+}
+
+func writeDoctorText(w io.Writer, rep doctorReport, probed bool) {
+	head := map[string]string{"healthy": "HEALTHY: IMDSv2 works from here",
+		"unhealthy": "PROBLEM: IMDS answers, but IMDSv2 does not work from here", "unreachable": "UNREACHABLE: no IMDS here"}
+	fmt.Fprintf(w, "imdsv2 doctor: %s\n\nEndpoints:\n", head[rep.Status])
+	for _, ep := range rep.Endpoints {
+		what := "session token and identity read"
+		if ep.Status != "ok" {
+			what = ep.Status
+			if ep.Family == "ipv6" && ep.Status == "unreachable" {
+				what += " (normal unless the instance has HttpProtocolIpv6=enabled on Nitro)"
+			}
+		}
+		fmt.Fprintf(w, "  %-6s %-26s %s\n", ep.Family, ep.Endpoint, what)
+	}
+	if id := rep.Identity; id != nil {
+		fmt.Fprintf(w, "\nInstance: %s  region %s  zone %s  type %s\n", id.InstanceID, id.Region, id.AvailabilityZone, id.InstanceType)
+	}
+	switch {
+	case rep.IMDSv1 != nil:
+		fmt.Fprintf(w, "\nIMDSv1: %s\n", rep.IMDSv1.Meaning)
+	case !probed:
+		fmt.Fprintln(w, "\nIMDSv1: not probed (--probe-v1 checks it with one IMDSv1 call, which MetadataNoToken counts)")
+	}
+	if len(rep.Problems) > 0 {
+		fmt.Fprintln(w, "\nProblems:")
+		for _, p := range rep.Problems {
+			fmt.Fprintf(w, "  - %s\n", p)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/imds"
+	"github.com/imdsv2/imdsv2/ready"
+	"github.com/imdsv2/imdsv2/scan"
+)
+
+const readyDoc = `
+Usage: imdsv2 ready [flags]
+
+Answers one question: can this instance require IMDSv2 (HttpTokens=required) now, and if
+not, what exactly must change first? Once IMDSv2 is required, every program still using
+IMDSv1 (metadata GETs without a session token) gets 401 and loses its metadata and its
+instance-profile credentials.
+
+It combines:
+  - an audit of every request to IMDS, for --duration (the auditor's BPF programs attached
+    to --cgroup; needs root), or the state file of an agent already running
+    (imdsv2 audit --state FILE), read with --state: the processes still using IMDSv1,
+    with the SDK behind them and the upgrade; token requests that got no answer (the
+    hop-limit victims, usually containers behind a bridge); refused token requests;
+  - the hop limit seen on token answers against the container networks of this host
+    (bridges with ports, veths, CNI configurations, callers in other network namespaces);
+  - IPv6 endpoint use;
+  - a scan of installed software too old for IMDSv2 and of settings that allow the
+    IMDSv1 fallback (--scan, on by default; --scan-path to choose where).
+
+It prints READY or NOT READY with every reason, each naming the process or file and the
+fix, then the next steps with this instance's id filled in (aws ec2
+modify-instance-metadata-options, or the AWSSupport-ConfigureEC2Metadata runbook) and
+what to watch afterwards. ready itself uses IMDSv2 only (it reads the instance's identity
+with a session token), so it adds nothing to MetadataNoToken.
+
+Ctrl-C ends the audit early and reports what was seen so far.
+
+Exit status: 0 READY, 1 NOT READY, 2 could not decide (not on EC2, IMDS disabled, the
+audit could not run; the output says why) or bad usage.
+
+Examples:
+  sudo imdsv2 ready                                # audit 5 minutes, scan, verdict
+  sudo imdsv2 ready --duration 1h --output json > ready.json
+  imdsv2 ready --state /var/lib/imdsv2/audit.json  # use the running agent's audit
+  sudo imdsv2 ready --scan-path /opt,/srv --live   # show requests as they are seen
+`
+
+// stringsFlag is a comma-separated, repeatable list flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string { return strings.Join(*s, ",") }
+
+func (s *stringsFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}
+
+// probeClient returns an IMDSv2-only client whose time-outs grow with budget, so that a
+// generous --timeout also covers a slow connect or a slow answer.
+func probeClient(endpoint string, budget time.Duration) (*imds.Client, error) {
+	return imds.New(imds.Options{Endpoint: endpoint, Timeout: budget,
+		DialTimeout:    max(imds.DefaultDialTimeout, budget/4),
+		RequestTimeout: max(imds.DefaultRequestTimeout, budget/4),
+		TokenTimeout:   max(imds.DefaultTokenTimeout, budget/4)})
+}
+
+// readIdentity reads the instance's identity with IMDSv2; only the instance id is required.
+func readIdentity(ctx context.Context, c *imds.Client) (*ready.Identity, error) {
+	id, err := c.InstanceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ident := &ready.Identity{InstanceID: id}
+	ident.Region, _ = c.Region(ctx)
+	ident.AvailabilityZone, _ = c.AvailabilityZone(ctx)
+	ident.InstanceType, _ = c.InstanceType(ctx)
+	return ident, nil
+}
+
+func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("ready", readyDoc, stderr)
+	duration := fs.Duration("duration", 5*time.Minute, "how long to audit IMDS requests (ignored with --state)")
+	cgroupPath := fs.String("cgroup", "", "cgroup v2 directory to audit, with everything below it (default: the whole host)")
+	state := fs.String("state", "", "read the audit from this state file of a running `imdsv2 audit` instead of auditing")
+	doScan := fs.Bool("scan", true, "scan installed software and settings for what cannot use IMDSv2")
+	var scanPaths stringsFlag
+	fs.Var(&scanPaths, "scan-path", "directories to scan, comma-separated or repeated (default: "+strings.Join(scan.DefaultRoots(), ",")+")")
+	scanTimeout := fs.Duration("scan-timeout", scan.DefaultTimeout, "time bound of the scan")
+	timeout := fs.Duration("timeout", 5*time.Second, "time budget for ready's own IMDSv2 requests (the instance's identity)")
+	live := fs.Bool("live", false, "print each IMDS request to stderr as it is seen")
+	cniDir := fs.String("cni-dir", ready.DefaultCNIDir, "directory of CNI network configurations")
+	output := outputFlag("text")
+	fs.Var(&output, "output", "text or json")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 || *duration <= 0 || *timeout <= 0 {
+		fmt.Fprintln(stderr, "imdsv2 ready: takes no arguments; --duration and --timeout must be positive (see imdsv2 ready -h)")
+		return exitUsage
+	}
+
+	in := ready.Input{Source: "live"}
+	client, err := probeClient("", *timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "imdsv2 ready: %v\n", err)
+		return exitUsage
+	}
+	in.Identity, in.ProbeErr = readIdentity(ctx, client)
+	if in.ProbeErr == nil {
+		in.Host, err = ready.InspectHost("", *cniDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "imdsv2 ready: warning: %v\n", err)
+		}
+		var scanDone chan struct{}
+		if *doScan {
+			scanDone = make(chan struct{})
+			go func() {
+				defer close(scanDone)
+				// Ctrl-C ends the scan too; a partial scan is reported as such.
+				in.Scan, in.ScanErr = scan.Run(ctx, scan.Options{Roots: scanPaths, Timeout: *scanTimeout})
+			}()
+		}
+		if *state != "" {
+			in.Source = "state"
+			in.Summary, in.AuditErr = ready.ReadState(*state)
+		} else {
+			in.Summary, in.Observations, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, *duration, *live, in.Host, stderr)
+		}
+		if scanDone != nil {
+			<-scanDone
+		}
+	}
+	rep := ready.Evaluate(in)
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = ready.WriteText(stdout, rep)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "imdsv2 ready: %v\n", err)
+	}
+	return rep.ExitCode()
+}
+
+// liveAudit runs the auditor on cgroupPath for d, or until ctx is done.
+func liveAudit(ctx context.Context, cgroupPath string, d time.Duration, live bool, host *ready.Host,
+	stderr io.Writer) (*audit.Summary, *ready.Observations, time.Duration, error) {
+	opts := ready.LiveOptions{Cgroup: cgroupPath}
+	if host != nil {
+		opts.HostAddrs = host.Addrs
+	}
+	if live {
+		opts.OnRecord = func(r audit.Record, obs *ready.Observer) {
+			fmt.Fprintf(stderr, "  %s\n", ready.FormatRecord(r, obs))
+		}
+	}
+	l, err := ready.StartLive(opts)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	where := cgroupPath
+	if where == "" {
+		where = "the whole host"
+	}
+	fmt.Fprintf(stderr, "imdsv2 ready: auditing IMDS requests of %s for %s (Ctrl-C ends early)\n", where, d)
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	return l.Stop(context.Background())
+}

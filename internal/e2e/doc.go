@@ -1,0 +1,11 @@
+// Package e2e holds the end-to-end test of the auditor (issue 3, "Checked by"): the eBPF agent
+// attached to a cgroup the test creates, the user-space auditor reading it, and real clients
+// (curl, python3, this project's imdsv2 binary, aws-sdk-go-v2, hand-written HTTP) calling the
+// emulator at the real IMDS addresses inside the network-namespace test bed.
+//
+// It has no API; everything is in its tests. Run it as root:
+//
+//	CI=true go test -count=1 ./internal/e2e/
+//
+// Outside CI it skips with a reason when root, curl or python3 is missing.
+package e2e

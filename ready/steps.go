@@ -1,0 +1,193 @@
+package ready
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/imdsv2/imdsv2/scan"
+)
+
+// hostTTL returns the highest TTL token answers reached the host with (the instance's hop
+// limit), and whether anything in a container or other namespace talked to IMDS.
+func hostTTL(in Input) (observed int, containerTalkers bool) {
+	if o := in.Observations; o != nil {
+		for ttl := range o.HostTokenTTLs {
+			observed = max(observed, int(ttl))
+		}
+		containerTalkers = len(o.Foreign) > 0
+	}
+	for _, h := range in.Summary.ReadyHints.ObservedHopLimits {
+		if h.InContainer {
+			containerTalkers = true
+		} else if in.Observations == nil {
+			observed = max(observed, int(h.HopLimit))
+		}
+	}
+	return observed, containerTalkers
+}
+
+func hopAdvice(in Input, victims int) HopLimitAdvice {
+	observed, talkers := hostTTL(in)
+	a := HopLimitAdvice{Observed: observed}
+	networks := in.Host.ContainerNetworks()
+	switch {
+	case victims > 0:
+		a.Recommended = max(2, observed+1)
+		a.Why = "token answers did not reach callers behind a bridge: each bridge or pod network is one more hop"
+	case talkers || networks:
+		a.Recommended = max(2, observed)
+		a.Why = "this host runs containers on their own networks (one hop more than the host); " +
+			"2 lets them get tokens, as AWS recommends for container hosts"
+	case observed > 0:
+		a.Recommended = observed
+		a.Why = fmt.Sprintf("no container networks here: keeping %d keeps IMDS tokens out of reach of anything "+
+			"further away", observed)
+	default:
+		a.Recommended = 2
+		a.Why = "no token answer was seen, so the current value is unknown; 2 is AWS's default for AMIs " +
+			"with imds-support v2.0 and works for containers on a bridge"
+	}
+	return a
+}
+
+func hopWarnings(r *Report, in Input, victims int) {
+	if victims > 0 || r.HopLimit.Observed != 1 || !in.Host.ContainerNetworks() {
+		return
+	}
+	var names []string
+	for _, b := range in.Host.Bridges {
+		if b.Ports > 0 {
+			names = append(names, fmt.Sprintf("%s (%d ports)", b.Name, b.Ports))
+		}
+	}
+	names = append(names, in.Host.CNIConfigs...)
+	r.Warnings = append(r.Warnings, Reason{Code: "hop-limit-containers", Subject: strings.Join(names, ", "),
+		Detail: "the hop limit is 1 and this host has container networks; no container asked IMDS for a token " +
+			"during the audit, but one that does will get no answer",
+		Fix: fmt.Sprintf("set HttpPutResponseHopLimit to %d with the next steps", r.HopLimit.Recommended)})
+}
+
+func scanReasons(r *Report, in Input) {
+	if in.ScanErr != nil && in.Scan == nil {
+		r.Warnings = append(r.Warnings, Reason{Code: "scan-incomplete", Subject: "installed software scan",
+			Detail: "the scan failed: " + in.ScanErr.Error(), Fix: "run it again with --scan-path set to readable directories"})
+		return
+	}
+	rep := in.Scan
+	if rep == nil {
+		return
+	}
+	r.Scan = &ScanInfo{Roots: rep.Roots, FilesScanned: rep.FilesScanned, Unreadable: rep.Unreadable,
+		Findings: len(rep.Findings), Truncated: rep.Truncated, TruncatedBy: rep.TruncatedBy}
+	if r.Scan.Roots == nil {
+		r.Scan.Roots = []string{}
+	}
+	if in.ScanErr != nil {
+		r.Scan.Error = in.ScanErr.Error()
+	}
+	for _, f := range rep.Findings {
+		rs := Reason{Subject: f.Path, File: f.Path, Detail: f.Why, Fix: f.Fix}
+		switch f.Severity {
+		case scan.SeverityBlocker:
+			rs.Code = "old-sdk"
+			rs.Detail = fmt.Sprintf("%s %s is older than %s, the first version that can use IMDSv2 (%s): %s",
+				f.Product, f.Version, f.MinVersion, f.Evidence, f.Why)
+			r.Reasons = append(r.Reasons, rs)
+		case scan.SeverityWarning:
+			rs.Code = "imdsv1-fallback-setting"
+			if f.Kind == scan.KindIMDSDisabled {
+				rs.Code = "imds-disabled-setting"
+			}
+			if f.Line > 0 {
+				rs.Subject = fmt.Sprintf("%s:%d", f.Path, f.Line)
+			}
+			rs.Detail = f.Setting + ": " + f.Why
+			r.Warnings = append(r.Warnings, rs)
+		}
+	}
+	if rep.Truncated || rep.Unreadable > 0 {
+		r.Warnings = append(r.Warnings, Reason{Code: "scan-incomplete", Subject: strings.Join(rep.Roots, " "),
+			Detail: fmt.Sprintf("the scan stopped early (%s) or could not read %d files: it may have missed old software",
+				orDash(rep.TruncatedBy), rep.Unreadable),
+			Fix: "narrow --scan-path to where applications live, or run as root"})
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "no"
+	}
+	return s
+}
+
+func auditWarnings(r *Report, in Input) {
+	s := in.Summary
+	if o := in.Observations; o != nil && len(o.IPv6) > 0 {
+		var names []string
+		for _, t := range o.IPv6 {
+			names = append(names, fmt.Sprintf("%s (pid %d)", t.Comm, t.PID))
+		}
+		r.Warnings = append(r.Warnings, Reason{Code: "ipv6-endpoint", Subject: strings.Join(names, ", "),
+			Detail: "these callers use the IPv6 endpoint [fd00:ec2::254]",
+			Fix:    "keep HttpProtocolIpv6=enabled (the next steps do)"})
+	}
+	if !s.ReadyHints.Complete {
+		r.Warnings = append(r.Warnings, Reason{Code: "audit-incomplete", Subject: "auditor",
+			Detail: fmt.Sprintf("%d kernel events lost and %d requests only partly captured: a caller may be missing "+
+				"from this report", s.LostEvents, s.ReadyHints.IncompleteRequests),
+			Fix: "audit again (longer, on a quieter moment) and compare"})
+	}
+	var total uint64
+	for _, n := range s.Requests {
+		total += n
+	}
+	if total == 0 {
+		r.Warnings = append(r.Warnings, Reason{Code: "no-imds-traffic", Subject: "auditor",
+			Detail: fmt.Sprintf("no process called IMDS during the audit (%s): jobs that run hourly, daily or at boot "+
+				"were probably not seen", fmtSeconds(r.Audit.DurationSeconds)),
+			Fix: "run the agent (imdsv2 audit) for a day or more, then imdsv2 ready --state FILE"})
+	}
+}
+
+func fmtSeconds(s float64) string {
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", s), ".0") + "s"
+}
+
+func nextSteps(r *Report, in Input) {
+	id, region := in.Identity.InstanceID, ""
+	if in.Identity.Region != "" {
+		region = " --region " + in.Identity.Region
+	}
+	hop := r.HopLimit.Recommended
+	ipv6 := ""
+	if in.Observations != nil && len(in.Observations.IPv6) > 0 {
+		ipv6 = " --http-protocol-ipv6 enabled"
+	}
+	if r.Verdict == NotReady {
+		r.NextSteps = append(r.NextSteps, Step{Title: fmt.Sprintf("Fix the %d reason(s) above first, then check again",
+			len(r.Reasons)), Command: "imdsv2 ready"})
+	}
+	r.NextSteps = append(r.NextSteps,
+		Step{Title: fmt.Sprintf("Require IMDSv2 on %s with the AWS CLI (hop limit %d: %s)", id, hop, r.HopLimit.Why),
+			Command: fmt.Sprintf("aws ec2 modify-instance-metadata-options%s --instance-id %s --http-tokens required "+
+				"--http-put-response-hop-limit %d --http-endpoint enabled%s", region, id, hop, ipv6)},
+		Step{Title: "Or with the Systems Manager runbook AWSSupport-ConfigureEC2Metadata (needs " +
+			"ec2:ModifyInstanceMetadataOptions and ec2:DescribeInstances)",
+			Command: fmt.Sprintf("aws ssm start-automation-execution%s --document-name AWSSupport-ConfigureEC2Metadata "+
+				"--parameters 'InstanceId=%s,EnforceIMDSv2=required,HttpPutResponseHopLimit=%d,MetadataAccess=enabled'",
+				region, id, hop)},
+		Step{Title: "If something breaks, allow IMDSv1 again while you fix it",
+			Command: fmt.Sprintf("aws ec2 modify-instance-metadata-options%s --instance-id %s --http-tokens optional", region, id)},
+		Step{Title: "For new instances in this region, make IMDSv2 the account default",
+			Command: fmt.Sprintf("aws ec2 modify-instance-metadata-defaults%s --http-tokens required "+
+				"--http-put-response-hop-limit %d", region, hop)},
+	)
+	r.WatchAfter = []string{
+		fmt.Sprintf("CloudWatch metric AWS/EC2 MetadataNoTokenRejected for InstanceId=%s: anything above 0 is a "+
+			"caller still sending IMDSv1 and now refused (aws cloudwatch get-metric-statistics%s --namespace AWS/EC2 "+
+			"--metric-name MetadataNoTokenRejected --dimensions Name=InstanceId,Value=%s --statistics Sum "+
+			"--period 300 --start-time <when you enforced> --end-time <now>)", id, region, id),
+		"imdsv2 audit on the instance: every IMDSv1 request it reports answered 401 names a process that broke",
+		fmt.Sprintf("MetadataNoToken for InstanceId=%s should stay at 0", id),
+	}
+}

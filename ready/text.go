@@ -1,0 +1,116 @@
+package ready
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/imdsv2/imdsv2/audit"
+)
+
+// WriteText writes the report for people: the verdict first, then every reason with its
+// fix, the warnings, and the next steps. Strings from processes and files are escaped, so
+// hostile names cannot move the cursor or hide text.
+func WriteText(w io.Writer, r *Report) error {
+	b := bufio.NewWriter(w)
+	p := func(format string, a ...any) { fmt.Fprintf(b, format+"\n", a...) }
+	switch r.Verdict {
+	case Ready:
+		p("READY: nothing seen or found on this instance would break if it required IMDSv2.")
+	case NotReady:
+		p("NOT READY: %d reason(s) below would break if this instance required IMDSv2 now.", len(r.Reasons))
+	default:
+		p("UNDECIDED: %s", r.UndecidedReason)
+	}
+	if i := r.Instance; i != nil {
+		p("Instance:  %s (%s)", i.InstanceID, strings.Join(nonEmpty(i.Region, i.AvailabilityZone, i.InstanceType), ", "))
+	}
+	a := r.Audit
+	if a.Source != "none" {
+		p("Audit:     %s, %s watched, %d caller(s); requests: %s%s", a.Source,
+			time.Duration(a.DurationSeconds*float64(time.Second)).Round(100*time.Millisecond),
+			a.Callers, counts(a.Requests), map[bool]string{true: "", false: " (INCOMPLETE)"}[a.Complete])
+	} else if a.Error != "" {
+		p("Audit:     not run: %s", a.Error)
+	}
+	if r.Verdict == Undecided {
+		return b.Flush()
+	}
+	p("Hop limit: seen %s, recommended %d: %s", observed(r.HopLimit.Observed), r.HopLimit.Recommended, r.HopLimit.Why)
+	if s := r.Scan; s != nil {
+		p("Scan:      %d file(s) in %s, %d finding(s)", s.FilesScanned, strings.Join(s.Roots, " "), s.Findings)
+	}
+	writeReasons(p, "Reasons (each breaks under HttpTokens=required)", r.Reasons)
+	writeReasons(p, "Warnings", r.Warnings)
+	p("")
+	p("Next steps:")
+	for i, s := range r.NextSteps {
+		p("  %d. %s", i+1, s.Title)
+		if s.Command != "" {
+			p("     $ %s", s.Command)
+		}
+	}
+	p("")
+	p("Watch afterwards:")
+	for _, s := range r.WatchAfter {
+		p("  - %s", s)
+	}
+	return b.Flush()
+}
+
+func writeReasons(p func(string, ...any), title string, rs []Reason) {
+	if len(rs) == 0 {
+		return
+	}
+	p("")
+	p("%s:", title)
+	for i, r := range rs {
+		p("  %d. %s  [%s]", i+1, audit.EscapeText(r.Subject), r.Code)
+		if r.Where != "" {
+			p("     where:   %s", r.Where)
+		}
+		if r.Cmdline != "" {
+			p("     command: %s", audit.EscapeText(r.Cmdline))
+		}
+		p("     seen:    %s", audit.EscapeText(r.Detail))
+		p("     fix:     %s", audit.EscapeText(r.Fix))
+	}
+}
+
+func observed(n int) string {
+	if n == 0 {
+		return "unknown (no token answer reached the host)"
+	}
+	return fmt.Sprint(n)
+}
+
+func counts(m map[string]uint64) string {
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		if v > 0 {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return "none"
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func nonEmpty(s ...string) []string {
+	var out []string
+	for _, x := range s {
+		if x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,116 @@
+#!/bin/busybox sh
+# /init of the test VM that vm/run.sh boots. It runs as PID 1 from the initramfs with busybox:
+# load the kernel modules the host script put in /lib/modules (in dependency order), mount the
+# host's root file system (shared read-only over virtiofs, tag "hostroot") on /host, put fresh
+# proc, sysfs, devtmpfs, tmpfs, bpffs, cgroup2, tracefs and debugfs mounts on top of it, bring up
+# loopback, and run every test binary listed in /imdsv2/tests chrooted into /host, from its
+# package directory. It ends with one line the host script looks for:
+#     IMDSV2-VM-RESULT: PASS            or      IMDSV2-VM-RESULT: FAIL rc=N (what failed)
+# then powers the machine off. If /init dies instead, the kernel panics (panic=-1, -no-reboot) and
+# QEMU exits without that line, which the host script reports as a failure.
+
+/bin/busybox --install -s /bin
+export PATH=/bin
+
+# The kernel does not mount devtmpfs in an initramfs (CONFIG_DEVTMPFS_MOUNT is off in Debian), so
+# /dev/console is missing until now; send everything to the serial console from here on.
+mkdir -p /dev && mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+
+uptime() { cut -d' ' -f1 /proc/uptime; }
+
+# finish prints the result marker and powers off; it never returns.
+finish() {
+	echo
+	if [ "$1" = 0 ]; then
+		echo "IMDSV2-VM-RESULT: PASS"
+	else
+		echo "IMDSV2-VM-RESULT: FAIL rc=$1 ($2)"
+	fi
+	sync
+	poweroff -f
+	sleep 10 # poweroff -f does not return; if it did, exiting panics the kernel and QEMU stops
+	exit 1
+}
+
+# mountfs TYPE DIR [OPTIONS]: mount a pseudo file system or give up loudly.
+mountfs() {
+	mkdir -p "$2" 2>/dev/null
+	mount -t "$1" ${3:+-o "$3"} "$1" "$2" || finish 100 "mount $1 on $2"
+}
+mountfs proc /proc
+mountfs sysfs /sys
+
+echo "IMDSV2-VM-BOOTED: kernel $(uname -r), /init started at uptime $(uptime)s"
+
+# Modules, one file name per line, already in load order (dependencies first).
+while read -r ko; do
+	insmod "/lib/modules/$ko" || finish 101 "insmod $ko"
+done </imdsv2/modules
+
+# The host's root, read-only. The virtio device may appear a moment after its driver loads.
+h=/host
+tries=0
+until mount -t virtiofs -o ro hostroot $h 2>/dev/null; do
+	tries=$((tries + 1))
+	[ $tries -lt 50 ] || finish 102 "mount virtiofs hostroot on $h"
+	sleep 0.1
+done
+# Directories of the read-only root exist as mount points (the share is a non-recursive bind).
+mountfs proc $h/proc
+mountfs sysfs $h/sys
+mountfs devtmpfs $h/dev
+mountfs devpts $h/dev/pts
+mountfs tmpfs $h/dev/shm
+mountfs tmpfs $h/tmp mode=1777
+mountfs tmpfs $h/var/tmp mode=1777
+mountfs tmpfs $h/run mode=0755 # /var/run is a link to it: ip netns keeps its files there
+# HOME: the host's /root through an overlay whose upper layer is VM memory, so the Go module and
+# build caches are there (the end-to-end tests run `go build` offline) and writes stay in the VM.
+mkdir -p /ovl && mount -t tmpfs -o mode=0700 tmpfs /ovl && mkdir -p /ovl/upper /ovl/work
+if ! mount -t overlay overlay -o lowerdir=$h/root,upperdir=/ovl/upper,workdir=/ovl/work $h/root; then
+	echo "IMDSV2-VM-WARNING: no overlay on /root, HOME is empty (tests that run go build will fail)"
+	mountfs tmpfs $h/root mode=0700
+fi
+mountfs bpf $h/sys/fs/bpf
+mountfs cgroup2 $h/sys/fs/cgroup
+mountfs tracefs $h/sys/kernel/tracing
+mountfs debugfs $h/sys/kernel/debug
+# Let test cgroups use the controllers (the tests create their cgroups under the root).
+for c in $(cat $h/sys/fs/cgroup/cgroup.controllers); do
+	echo "+$c" >$h/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+done
+hostname imdsv2-vm
+ip link set lo up || finish 103 "loopback up"
+
+# Settings written by the host script: IMDSV2_VM_KERNEL, VM_TEST_FLAGS, GOROOT_BIN, E2E_PREBUILT.
+. /imdsv2/env
+echo "IMDSV2-VM-READY: mounts done at uptime $(uptime)s"
+
+failed=""
+rc=0
+# Each line: package directory and test binary, both absolute paths on the host.
+while read -r dir bin; do
+	echo
+	echo "IMDSV2-VM-PKG-START: $dir"
+	start=$(uptime)
+	# CI=true turns every privileged skip into a failure (internal/privtest); IMDSV2_VM=1 turns
+	# on the checks that only make sense in this VM (vm/vmcheck).
+	# CGO_ENABLED=0 matches the host's build of the test binaries, so a `go build` in a test
+	# finds most packages in the (overlaid) build cache instead of compiling under emulation.
+	env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$GOROOT_BIN HOME=/root TMPDIR=/tmp \
+		LANG=C.UTF-8 CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off CI=true IMDSV2_VM=1 IMDSV2_VM_KERNEL="$IMDSV2_VM_KERNEL" IMDSV2_E2E_PREBUILT="$E2E_PREBUILT" \
+		chroot $h /bin/sh -c 'cd "$1" || exit 125; shift; exec "$@"' sh "$dir" "$bin" $VM_TEST_FLAGS </dev/null
+	prc=$?
+	took=$(awk -v a="$start" -v b="$(uptime)" 'BEGIN { printf "%.1f", b - a }')
+	if [ $prc = 0 ]; then
+		echo "IMDSV2-VM-PKG: ok   $dir ${took}s"
+	else
+		echo "IMDSV2-VM-PKG: FAIL $dir rc=$prc ${took}s"
+		failed="$failed ${dir##*/}"
+		rc=1
+	fi
+done </imdsv2/tests
+
+echo "IMDSV2-VM-DONE: tests finished at uptime $(uptime)s"
+finish $rc "failed:$failed"

@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# vm/run.sh: run the project's privileged tests as root inside a VM that boots a real distribution
+# kernel, Debian's linux-image-cloud-amd64 (the 6.1 family Amazon Linux 2023 runs), under
+# qemu-system-x86_64 with TCG (no KVM needed). `make test-vm` calls it; so can a developer.
+#
+# Steps:
+#   1. install what is missing (qemu-system-x86, virtiofsd, busybox-static, cpio, kmod) with apt-get;
+#   2. resolve the kernel package the metapackage depends on, `apt-get download` it once and keep
+#      vmlinuz and the modules under $VM_CACHE/kernel/<package>_<version>/ (depmod run there);
+#   3. build static test binaries (CGO_ENABLED=0 go test -c) of VM_PKGS into $VM_CACHE/tests;
+#   4. pack a small initramfs: busybox, vm/init.sh as /init, the modules in VM_MODULES with their
+#      dependencies (from modules.dep), and the list of tests;
+#   5. share the host's root file system READ-ONLY with the VM over virtiofs (the way virtme does
+#      with 9p; Debian's cloud kernel has virtiofs but no 9p): virtiofsd serves a read-only bind
+#      mount of / made in a private mount namespace. /init mounts it, puts fresh proc, sysfs,
+#      devtmpfs, tmpfs (/tmp, /run, /root), bpffs, cgroup2, tracefs and debugfs on top, and runs
+#      each test binary chrooted there, from its package directory, so that tests find curl,
+#      python3, iproute2 and their testdata exactly where they are on the host;
+#   6. boot with no network device at all (tests use loopback and namespaces inside the VM), stream
+#      the serial console, and exit with the status /init reports in its result line
+#      ("IMDSV2-VM-RESULT: PASS" or "... FAIL rc=N"); no result line (crash, VM_TIMEOUT) fails.
+#
+# Settings (environment):
+#   VM_PKGS        packages to test, in order (go list patterns relative to the repository);
+#                  default: vmcheck, cgroup, bpf, test bed, then every other package whose tests
+#                  need root (they call internal/privtest) minus VM_EXCLUDE, then audit/proc
+#   VM_EXCLUDE     packages left out of the discovered list (default ./imds/ ./cmd/imdsv2/)
+#   VM_MODULES     kernel modules to load (dependencies are added from modules.dep)
+#   VM_TIMEOUT     seconds the whole VM may run before it is killed and the run fails (1200)
+#   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=5m)
+#   VM_ACCEL       QEMU accelerator (tcg; kvm works where /dev/kvm does)
+#   VM_MEM, VM_SMP memory and CPUs of the VM (2G, 2)
+#   VM_APPEND      extra kernel command line
+#   VM_KERNEL_PKG  kernel package to use instead of what linux-image-cloud-amd64 depends on
+#   VM_CACHE       cache directory ($repo/.cache/vm, gitignored)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# In run order: the VM smoke tests first, the kernel-facing packages next, the packages found by
+# discover_pkgs (the end-to-end auditor tests) after them, and the part of audit that reads the
+# kernel's /proc last. audit's parsers, reassembler and outputs never touch the kernel: `make test`
+# runs them on the host, and under software emulation they would take minutes for nothing.
+VM_BASE_PKGS="./vm/vmcheck/ ./internal/cgroup/ ./bpf/... ./internal/testbed/"
+VM_LAST_PKGS="./audit/proc/"
+VM_EXCLUDE=${VM_EXCLUDE:-./imds/ ./cmd/imdsv2/}
+VM_PKGS=${VM_PKGS:-}
+VM_MODULES=${VM_MODULES:-veth bridge virtio_pci virtiofs overlay}
+VM_TIMEOUT=${VM_TIMEOUT:-1200}
+VM_TEST_FLAGS=${VM_TEST_FLAGS:--test.v -test.count=1 -test.timeout=5m}
+VM_ACCEL=${VM_ACCEL:-tcg}
+VM_MEM=${VM_MEM:-2G}
+VM_SMP=${VM_SMP:-2}
+VM_APPEND=${VM_APPEND:-}
+VM_CACHE=${VM_CACHE:-$repo/.cache/vm}
+GO=${GO:-go}
+
+log() { printf 'test-vm: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# find_virtiofsd prints the virtiofsd binary: QEMU's C daemon (Debian 12, qemu-system-common) or
+# the Rust one (package virtiofsd, Debian 13).
+find_virtiofsd() {
+	local p
+	for p in /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd "$(command -v virtiofsd || true)"; do
+		[[ -n $p && -x $p ]] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# ensure_tools installs the Debian packages whose commands are missing.
+ensure_tools() {
+	local missing=()
+	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+	command -v cpio >/dev/null || missing+=(cpio)
+	command -v depmod >/dev/null || missing+=(kmod)
+	command -v unshare >/dev/null || missing+=(util-linux)
+	# /init needs a static busybox; the dynamic "busybox" package would not run in the initramfs.
+	dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
+	command -v "$GO" >/dev/null || die "no Go toolchain ($GO) in PATH"
+	if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+	# Debian 12 ships virtiofsd in qemu-system-common; later releases in its own package.
+	if ! find_virtiofsd >/dev/null; then apt_install virtiofsd; fi
+	vfsd=$(find_virtiofsd) || die "virtiofsd not found"
+}
+
+apt_install() {
+	log "installing $*"
+	[[ $(id -u) == 0 ]] || die "need root to apt-get install $*"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2 ||
+		{ apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2; }
+}
+
+# resolve_kernel prints "<package> <version>" of the kernel to test.
+resolve_kernel() {
+	local pkg=${VM_KERNEL_PKG:-} ver
+	if [[ -z $pkg ]]; then
+		pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+	fi
+	[[ -n $pkg ]] || return 1
+	ver=$(apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
+	[[ -n $ver && $ver != "(none)" ]] || return 1
+	echo "$pkg $ver"
+}
+
+# fetch_kernel sets kdir to the cached, extracted kernel package (downloading it if needed).
+fetch_kernel() {
+	local pv
+	if ! pv=$(resolve_kernel); then
+		log "kernel package unknown to apt; running apt-get update"
+		apt-get update -q >&2 || true
+		if ! pv=$(resolve_kernel); then
+			# Offline: fall back to the newest kernel already cached, if any.
+			kdir=$(ls -d "$VM_CACHE"/kernel/*/ 2>/dev/null | sort -V | tail -1)
+			[[ -n $kdir ]] || die "cannot resolve linux-image-cloud-amd64's kernel package and nothing is cached"
+			kdir=${kdir%/}
+			log "using cached kernel $(basename "$kdir") (could not resolve the current one)"
+			return
+		fi
+	fi
+	local pkg=${pv% *} ver=${pv#* }
+	kdir="$VM_CACHE/kernel/${pkg}_${ver}"
+	if [[ -f $kdir/.complete ]]; then
+		log "kernel $pkg $ver (cached in ${kdir#"$repo"/})"
+		return
+	fi
+	local t0 tmp rel
+	t0=$(now)
+	mkdir -p "$VM_CACHE/kernel"
+	tmp=$(mktemp -d "$VM_CACHE/dl.XXXXXX")
+	log "downloading $pkg $ver"
+	# The download directory belongs to root; tell apt not to drop to its _apt user for it.
+	(cd "$tmp" && apt-get download -o APT::Sandbox::User=root "$pkg=$ver" >&2) || { rm -rf "$tmp"; die "apt-get download $pkg=$ver failed"; }
+	rm -rf "$kdir" && mkdir -p "$kdir"
+	dpkg-deb -x "$tmp"/*.deb "$kdir"
+	rm -rf "$tmp"
+	rel=$(ls "$kdir/lib/modules")
+	# The .deb ships no modules.dep (the postinst makes it); build it here.
+	depmod -b "$kdir" "$rel"
+	touch "$kdir/.complete"
+	log "kernel $pkg $ver downloaded and extracted in $(since "$t0")"
+}
+
+# module_order prints the .ko paths (relative to the modules directory) of VM_MODULES and their
+# dependencies, dependencies first, each once.
+module_order() {
+	awk -v want="$VM_MODULES" '
+		{ sub(":", "", $1); path[$1] = $0; name = $1; sub(".*/", "", name); sub("\\.ko(\\.[a-z]+)?$", "", name)
+		  gsub("-", "_", name); byname[name] = $1 }
+		function visit(p,    f, n, i) {
+			if (p in seen) return
+			seen[p] = 1
+			n = split(path[p], f, " ")
+			for (i = n; i >= 2; i--) visit(f[i])   # modules.dep lists the deepest dependency last
+			print p
+		}
+		END {
+			n = split(want, w, " ")
+			for (i = 1; i <= n; i++) {
+				m = w[i]; gsub("-", "_", m)
+				if (!(m in byname)) { print "unknown module " w[i] > "/dev/stderr"; exit 1 }
+				visit(byname[m])
+			}
+		}' "$1/modules.dep"
+}
+
+# discover_pkgs prints the default VM_PKGS: the base list plus every package directory whose
+# tests call internal/privtest (they need root, namespaces, cgroups or BPF), minus VM_EXCLUDE.
+discover_pkgs() {
+	local d out=" $VM_BASE_PKGS " all="$VM_BASE_PKGS $VM_LAST_PKGS"
+	while read -r d; do
+		d="./${d#./}/"
+		case " $VM_EXCLUDE " in *" $d "*) continue ;; esac
+		case " $all " in *" $d "* | *" ${d%/}/... "*) continue ;; esac
+		# Covered by a "dir/..." pattern of the fixed lists?
+		local p covered=0
+		for p in $all; do
+			[[ $p == */... && $d == "${p%...}"* ]] && covered=1
+		done
+		((covered)) || out+="$d "
+	done < <(cd "$repo" && grep -rlE --include='*_test.go' 'privtest\.(Require|RequireCaps|Unavailable)\(' . |
+		grep -v '^\./\.' | xargs -r -n1 dirname | sort -u)
+	echo $out $VM_LAST_PKGS
+}
+
+# build_tests compiles the static test binaries into $VM_CACHE/tests and lists them, one
+# "package-directory binary" line each, in $stage/imdsv2/tests; build failures go to build_failed.
+# One `go test -c` for all packages lets go build them in parallel; if that fails, each package
+# is built on its own so that the run names the broken ones and still tests the others.
+build_tests() {
+	local ip name pdir rel bin tdir="$VM_CACHE/tests" list=()
+	build_failed=()
+	rm -rf "$tdir" && mkdir -p "$tdir"
+	: >"$stage/imdsv2/tests"
+	for pattern in $VM_PKGS; do
+		if [[ ! -d $repo/${pattern%/...} ]]; then
+			log "skip $pattern: ${pattern%/...} does not exist (yet)"
+			continue
+		fi
+		# -e: list half-written packages too, so that their build failure is reported; packages
+		# without tests print an empty line.
+		while IFS='|' read -r ip name pdir; do
+			[[ -n $ip ]] && list+=("$ip|$name|$pdir")
+		done < <(cd "$repo" && "$GO" list -e -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}|{{.Name}}|{{.Dir}}{{end}}' "$pattern")
+	done
+	((${#list[@]})) || die "no package with tests in VM_PKGS=$VM_PKGS"
+	local all=() names
+	for e in "${list[@]}"; do all+=("${e%%|*}"); done
+	names=$(printf '%s\n' "${list[@]}" | cut -d'|' -f2 | sort | uniq -d)
+	if [[ -n $names ]] || ! (cd "$repo" && CGO_ENABLED=0 "$GO" test -c -ldflags='-s -w' -o "$tdir/" "${all[@]}"); then
+		log "building the test binaries one package at a time"
+		for e in "${list[@]}"; do
+			IFS='|' read -r ip name pdir <<<"$e"
+			rel=${pdir#"$repo"/}
+			(cd "$repo" && CGO_ENABLED=0 "$GO" test -c -ldflags='-s -w' -o "$tdir/${rel//\//_}.test" "$ip") ||
+				build_failed+=("$rel")
+		done
+	fi
+	for e in "${list[@]}"; do
+		IFS='|' read -r ip name pdir <<<"$e"
+		rel=${pdir#"$repo"/}
+		for bin in "$tdir/$name.test" "$tdir/${rel//\//_}.test"; do
+			if [[ -x $bin ]]; then
+				echo "$pdir $bin" >>"$stage/imdsv2/tests"
+				break
+			fi
+		done
+	done
+	log "test binaries: $(awk '{ sub(".*/", "", $2); printf "%s ", $2 }' "$stage/imdsv2/tests")"
+	# The end-to-end tests run programs they would otherwise `go build` themselves, which
+	# under software emulation takes minutes: build them here (internal/e2e, build()).
+	mkdir -p "$tdir/prebuilt"
+	(cd "$repo" && CGO_ENABLED=0 "$GO" build -o "$tdir/prebuilt/imdsv2" ./cmd/imdsv2 &&
+		CGO_ENABLED=0 "$GO" build -o "$tdir/prebuilt/caller" ./internal/e2e/testdata/caller) ||
+		die "building the end-to-end test programs failed"
+	[[ -s $stage/imdsv2/tests ]] || die "no test binary was built (VM_PKGS=$VM_PKGS)"
+}
+
+# build_initramfs fills $stage and packs it into $initrd (uncompressed: TCG would spend longer
+# decompressing it than QEMU spends loading a bigger file).
+build_initramfs() {
+	local moddir=$1 rel=$2 ko
+	rm -rf "$stage" && mkdir -p "$stage"/{bin,lib/modules,imdsv2,host}
+	cp /bin/busybox "$stage/bin/busybox"
+	cp "$repo/vm/init.sh" "$stage/init"
+	chmod 0755 "$stage/init"
+	: >"$stage/imdsv2/modules"
+	while read -r ko; do
+		cp "$moddir/$ko" "$stage/lib/modules/"
+		basename "$ko" >>"$stage/imdsv2/modules"
+	done < <(module_order "$moddir")
+	log "modules: $(tr '\n' ' ' <"$stage/imdsv2/modules")"
+	build_tests
+	printf 'IMDSV2_VM_KERNEL=%q\nVM_TEST_FLAGS=%q\nGOROOT_BIN=%q\nE2E_PREBUILT=%q\n' "$rel" "$VM_TEST_FLAGS" \
+		"$("$GO" env GOROOT)/bin" "$VM_CACHE/tests/prebuilt" >"$stage/imdsv2/env"
+	(cd "$stage" && find . -print0 | cpio -0 -o -H newc -R 0:0 --quiet) >"$initrd"
+}
+
+# start_virtiofsd serves a read-only view of the host's root file system on $sock. The bind
+# mount lives only in virtiofsd's private mount namespace, and is read-only there, so nothing in
+# the VM can change a host file whatever the guest kernel asks for.
+start_virtiofsd() {
+	local mnt="$VM_CACHE/hostroot" i
+	sock="$VM_CACHE/virtiofs.sock"
+	mkdir -p "$mnt" && rm -f "$sock"
+	local serve
+	if "$vfsd" --help 2>&1 | grep -q -- '--shared-dir'; then
+		serve='exec "$2" --socket-path="$3" --shared-dir="$1" --cache=always --sandbox=namespace --readonly'
+	else
+		serve='exec "$2" --socket-path="$3" -o source="$1" -o cache=always -o sandbox=namespace'
+	fi
+	unshare -m --propagation private sh -c \
+		'mount --bind / "$1" && mount -o remount,bind,ro "$1" && '"$serve" \
+		sh "$mnt" "$vfsd" "$sock" >"$VM_CACHE/virtiofsd.log" 2>&1 &
+	vfs_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		[[ -S $sock ]] && return 0
+		kill -0 "$vfs_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$VM_CACHE/virtiofsd.log" >&2
+	die "virtiofsd did not start ($vfsd)"
+}
+
+stop_virtiofsd() {
+	if [[ -n ${vfs_pid:-} ]] && kill -0 "$vfs_pid" 2>/dev/null; then
+		kill "$vfs_pid" 2>/dev/null || true
+		wait "$vfs_pid" 2>/dev/null || true
+	fi
+	rm -f "${sock:-}"
+}
+
+# boot runs the VM, streams its console to stderr and $vmlog, and returns /init's verdict.
+boot() {
+	local kernel=$1
+	local append="console=ttyS0 panic=-1 loglevel=4 random.trust_cpu=on $VM_APPEND"
+	local qemu=(qemu-system-x86_64 -accel "$VM_ACCEL" -cpu max -m "$VM_MEM" -smp "$VM_SMP"
+		-nographic -nodefaults -no-user-config -no-reboot
+		-serial stdio -monitor none
+		-nic none # no network device: nothing in the VM can reach any network
+		-object "memory-backend-memfd,id=mem,size=$VM_MEM,share=on" -numa node,memdev=mem
+		-chardev "socket,id=hostroot,path=$sock" -device vhost-user-fs-pci,chardev=hostroot,tag=hostroot
+		-kernel "$kernel" -initrd "$initrd" -append "$append")
+	log "booting: ${qemu[*]}"
+	local t0 qrc=0 result
+	t0=$(now)
+	# The console uses CRLF; strip the CR so the log greps cleanly (unbuffered, so the console
+	# streams line by line).
+	timeout --foreground -k 10 "$VM_TIMEOUT" "${qemu[@]}" </dev/null | sed -u 's/\r$//' | tee "$vmlog" >&2 || qrc=$?
+	log "VM ran for $(since "$t0") (QEMU status $qrc)"
+	result=$(grep -a '^IMDSV2-VM-RESULT:' "$vmlog" | tail -1 || true)
+	if [[ -z $result ]]; then
+		if ((qrc == 124 || qrc == 137)); then
+			die "VM killed after VM_TIMEOUT=${VM_TIMEOUT}s without a result line; console log: $vmlog"
+		fi
+		die "VM stopped without a result line (kernel panic or /init died); console log: $vmlog"
+	fi
+	grep -a '^IMDSV2-VM-PKG:' "$vmlog" | sed 's/^/  /' >&2 || true
+	log "${result#IMDSV2-VM-}"
+	[[ $result == "IMDSV2-VM-RESULT: PASS" ]]
+}
+
+main() {
+	local t0 t1 rel rc=0
+	t0=$(now)
+	mkdir -p "$VM_CACHE"
+	ensure_tools
+	fetch_kernel
+	rel=$(ls "$kdir/lib/modules")
+	stage="$VM_CACHE/stage"
+	initrd="$VM_CACHE/initramfs.cpio"
+	vmlog="$VM_CACHE/console.log"
+	[[ -n $VM_PKGS ]] || VM_PKGS=$(discover_pkgs)
+	log "packages: $VM_PKGS"
+
+	t1=$(now)
+	build_initramfs "$kdir/lib/modules/$rel" "$rel"
+	log "tests and initramfs ($(du -h "$initrd" | cut -f1)) built in $(since "$t1")"
+
+	trap stop_virtiofsd EXIT
+	start_virtiofsd
+	boot "$kdir/boot/vmlinuz-$rel" || rc=1
+	stop_virtiofsd
+	if ((${#build_failed[@]})); then
+		log "FAIL: these packages did not build: ${build_failed[*]}"
+		rc=1
+	fi
+	log "total $(since "$t0"), kernel $rel"
+	return $rc
+}
+
+main "$@"
