@@ -57,6 +57,12 @@ until mount -t virtiofs -o ro hostroot $h 2>/dev/null; do
 	sleep 0.1
 done
 # Directories of the read-only root exist as mount points (the share is a non-recursive bind).
+# Settings written by the host script: REPO, IMDSV2_VM_KERNEL, VM_TEST_FLAGS, GOROOT_BIN,
+# E2E_PREBUILT.
+. /imdsv2/env
+# The repository (test binaries, testdata) may live under a directory that gets a fresh tmpfs
+# below (a clone in /tmp): keep the host's view of it and put it back on top afterwards.
+mkdir -p /repo && mount -o bind "$h$REPO" /repo || finish 104 "bind $REPO"
 mountfs proc $h/proc
 mountfs sysfs $h/sys
 mountfs devtmpfs $h/dev
@@ -72,6 +78,11 @@ if ! mount -t overlay overlay -o lowerdir=$h/root,upperdir=/ovl/upper,workdir=/o
 	echo "IMDSV2-VM-WARNING: no overlay on /root, HOME is empty (tests that run go build will fail)"
 	mountfs tmpfs $h/root mode=0700
 fi
+case "$REPO" in
+/tmp/* | /var/tmp/* | /run/* | /root/*)
+	mkdir -p "$h$REPO" && mount -o bind /repo "$h$REPO" || finish 105 "bind $REPO back"
+	;;
+esac
 mountfs bpf $h/sys/fs/bpf
 mountfs cgroup2 $h/sys/fs/cgroup
 mountfs tracefs $h/sys/kernel/tracing
@@ -83,8 +94,6 @@ done
 hostname imdsv2-vm
 ip link set lo up || finish 103 "loopback up"
 
-# Settings written by the host script: IMDSV2_VM_KERNEL, VM_TEST_FLAGS, GOROOT_BIN, E2E_PREBUILT.
-. /imdsv2/env
 echo "IMDSV2-VM-READY: mounts done at uptime $(uptime)s"
 
 failed=""

@@ -252,8 +252,8 @@ build_initramfs() {
 	done < <(module_order "$moddir")
 	log "modules: $(tr '\n' ' ' <"$stage/imdsv2/modules")"
 	build_tests
-	printf 'IMDSV2_VM_KERNEL=%q\nVM_TEST_FLAGS=%q\nGOROOT_BIN=%q\nE2E_PREBUILT=%q\n' "$rel" "$VM_TEST_FLAGS" \
-		"$("$GO" env GOROOT)/bin" "$VM_CACHE/tests/prebuilt" >"$stage/imdsv2/env"
+	printf 'REPO=%q\nIMDSV2_VM_KERNEL=%q\nVM_TEST_FLAGS=%q\nGOROOT_BIN=%q\nE2E_PREBUILT=%q\n' "$repo" "$rel" \
+		"$VM_TEST_FLAGS" "$("$GO" env GOROOT)/bin" "$VM_CACHE/tests/prebuilt" >"$stage/imdsv2/env"
 	(cd "$stage" && find . -print0 | cpio -0 -o -H newc -R 0:0 --quiet) >"$initrd"
 }
 
