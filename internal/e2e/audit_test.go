@@ -176,21 +176,25 @@ curl -sS -m 60 -H "X-aws-ec2-metadata-token: $T" ` + base + `/latest/meta-data/p
 		const n = 100
 		pids := map[int]int{} // pid -> index
 		var cmds []*exec.Cmd
+		var errs []*strings.Builder // each caller's stderr, for the failure message
 		// Started all at once, then waited for: sequential runs take minutes on a loaded
 		// machine, and many short-lived callers at the same time is the harder case anyway.
 		for i := range n {
 			cmd := exec.Command(filepath.Join(h.bin, "caller"), "send-exit", "/latest/meta-data/ami-id", strconv.Itoa(i))
 			h.cg.Prepare(cmd)
 			cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+			errOut := new(strings.Builder)
+			cmd.Stderr = errOut
 			if err := h.bed.Start(testbed.Instance, cmd); err != nil {
 				t.Fatal(err)
 			}
 			pids[cmd.Process.Pid] = i
 			cmds = append(cmds, cmd)
+			errs = append(errs, errOut)
 		}
-		for _, cmd := range cmds {
+		for i, cmd := range cmds {
 			if err := cmd.Wait(); err != nil {
-				t.Errorf("caller send-exit (pid %d): %v", cmd.Process.Pid, err)
+				t.Errorf("caller send-exit (pid %d): %v: %s", cmd.Process.Pid, err, errs[i])
 			}
 		}
 		rs := h.waitFor(t, "a record of every send-exit process", func(rs []audit.Record) ([]audit.Record, bool) {
