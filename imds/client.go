@@ -23,8 +23,8 @@ type Client struct {
 	cfg       config
 	hc        *http.Client
 	realClock bool // cfg.now is time.Now, so one clock read serves both purposes
-	// ownDialer: the transport dials with patientDialer, which reports ConnectStart and bounds
-	// the connection attempt itself; any other dialer is bounded from the moment of the request.
+	// ownDialer: the transport dials with patientDialer, which bounds each connection attempt
+	// itself; any other dialer is bounded by putOnce from the moment of the request.
 	ownDialer bool
 
 	pref      atomic.Uint32 // index of the endpoint that issued the last token (Auto mode)
@@ -266,12 +266,6 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 	timeouts := 0
 	for attempt := 1; ; attempt++ {
 		limit := min(c.cfg.reqTimeout, time.Until(deadline))
-		if attempt == 1 {
-			// A token that came late (a loaded host) must not leave the GET with no time at
-			// all: the first attempt gets at least half an attempt's time, the caller's own
-			// deadline still applying through ctx.
-			limit = max(limit, c.cfg.reqTimeout/2)
-		}
 		if limit <= 0 {
 			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt-1)
 		}

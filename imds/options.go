@@ -147,9 +147,7 @@ type Options struct {
 
 	// Timeout bounds a whole call, token request and retries included, when the caller's context
 	// has no deadline. Default 1.5 s (DefaultTimeout). It should be at least
-	// DialTimeout+TokenTimeout, or the hop limit is reported as a time-out. A GET whose token
-	// came late still gets one attempt of at least RequestTimeout/2, so a slow success can take
-	// a little longer; failures do not.
+	// DialTimeout+TokenTimeout, or the hop limit is reported as a time-out.
 	Timeout time.Duration
 
 	// MaxAttempts is how many times one request is tried when it fails with a 5xx or 429 answer, a

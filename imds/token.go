@@ -222,11 +222,10 @@ func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *E
 		remote                     net.Addr
 		wroteAt                    time.Time
 	)
-	// The dial timer also covers a caller's HTTPClient, whose dialer this package does not set.
-	// With this package's dialer it runs from ConnectStart, so that only the connection attempt
-	// itself counts, not the scheduling before it (slow on a starved host). Another dialer may
-	// never report ConnectStart, so for it the timer starts with the request; ConnectStart, if
-	// it comes, restarts it.
+	// This package's dialer bounds its own connection attempts (patientDialer), from when the
+	// attempt starts. A caller's HTTPClient has a dialer this package does not set: for it the
+	// dial timer starts with the request, and restarts at ConnectStart if the dialer reports
+	// one, so that its own set-up (entering a network namespace, say) does not count.
 	dialTimer := newStoppedPatient(func() {
 		mu.Lock()
 		fire := !gotConn
@@ -246,19 +245,6 @@ func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *E
 	defer tokenTimer.Stop()
 
 	trace := &httptrace.ClientTrace{
-		ConnectStart: func(_, _ string) {
-			mu.Lock()
-			connected := gotConn
-			mu.Unlock()
-			if !connected {
-				dialTimer.Reset(c.cfg.dialTimeout)
-			}
-		},
-		ConnectDone: func(_, _ string, err error) {
-			if err == nil {
-				dialTimer.Stop()
-			}
-		},
 		GotConn: func(info httptrace.GotConnInfo) {
 			dialTimer.Stop()
 			mu.Lock()
@@ -276,11 +262,19 @@ func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *E
 			tokenTimer.Reset(c.cfg.tokenTimeout)
 		},
 	}
-	hdr := http.Header{headerTokenTTL: c.ttlHeader, "User-Agent": c.uaHeader}
-	req := newRequest(httptrace.WithClientTrace(actx, trace), http.MethodPut, ep, tokenPath, hdr)
 	if !c.ownDialer {
+		trace.ConnectStart = func(_, _ string) {
+			mu.Lock()
+			connected := gotConn
+			mu.Unlock()
+			if !connected {
+				dialTimer.Reset(c.cfg.dialTimeout)
+			}
+		}
 		dialTimer.Reset(c.cfg.dialTimeout)
 	}
+	hdr := http.Header{headerTokenTTL: c.ttlHeader, "User-Agent": c.uaHeader}
+	req := newRequest(httptrace.WithClientTrace(actx, trace), http.MethodPut, ep, tokenPath, hdr)
 	issued := c.cfg.now()
 	resp, err := c.hc.Do(req)
 	if err == nil {

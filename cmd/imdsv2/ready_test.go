@@ -222,7 +222,9 @@ func TestDoctorAndReadyInBed(t *testing.T) {
 	})
 
 	t.Run("not-on-ec2", func(t *testing.T) {
-		// This test process sits in netguard's namespace: loopback only, no IMDS.
+		// ready and doctor run in this process with the default endpoints: allowed only because
+		// the process sits in netguard's namespace (loopback only, made by this test binary).
+		require.True(t, netguard.Active(), "the default endpoints may only be tried inside netguard")
 		noEnv(t)
 		code, out, _ := cli(t, "ready", "--output=json", "--scan=false")
 		assert.Equal(t, ready.ExitUndecided, code, out)

@@ -21,54 +21,43 @@ import (
 // time-out. Measured before this existed: a container's first IPv6 connection took 308 ms on an
 // idle machine, and first connections timed out in CI while test packages compiled alongside.
 func pinNeighbours(handles map[NS]*netlink.Handle) error {
-	type end struct {
-		ns   NS
-		link string
-	}
-	pairs := []struct {
-		a, b     end
-		aAddrs   []netip.Prefix // addresses of a, pinned in b
-		bAddrs   []netip.Prefix // addresses of b, pinned in a
-		describe string
+	// Each veth pair (or bridge and container end): both ends' addresses, pinned at the other.
+	for _, p := range []struct {
+		aNS, bNS     NS
+		aLink, bLink string
+		aAddrs       []netip.Prefix
+		bAddrs       []netip.Prefix
 	}{
-		{end{Instance, linkInstanceToIMDS}, end{IMDS, linkPeer},
-			[]netip.Prefix{instanceToIMDSv4, instanceToIMDSv6},
-			[]netip.Prefix{imdsLinkv4, imdsLinkv6}, "instance-imds"},
-		{end{Instance, linkBridge}, end{Container, linkPeer},
-			[]netip.Prefix{bridgev4, bridgev6},
-			[]netip.Prefix{containerv4, containerv6}, "instance-container"},
+		{Instance, IMDS, linkInstanceToIMDS, linkPeer,
+			[]netip.Prefix{instanceToIMDSv4, instanceToIMDSv6}, []netip.Prefix{imdsLinkv4, imdsLinkv6}},
+		{Instance, Container, linkBridge, linkPeer,
+			[]netip.Prefix{bridgev4, bridgev6}, []netip.Prefix{containerv4, containerv6}},
+	} {
+		a, err := handles[p.aNS].LinkByName(p.aLink)
+		if err != nil {
+			return fmt.Errorf("neighbours: %s in %s: %w", p.aLink, p.aNS, err)
+		}
+		b, err := handles[p.bNS].LinkByName(p.bLink)
+		if err != nil {
+			return fmt.Errorf("neighbours: %s in %s: %w", p.bLink, p.bNS, err)
+		}
+		if err := pin(handles[p.bNS], b, a.Attrs().HardwareAddr, p.aAddrs); err != nil {
+			return fmt.Errorf("neighbours of %s in %s: %w", p.bLink, p.bNS, err)
+		}
+		if err := pin(handles[p.aNS], a, b.Attrs().HardwareAddr, p.bAddrs); err != nil {
+			return fmt.Errorf("neighbours of %s in %s: %w", p.aLink, p.aNS, err)
+		}
 	}
-	for _, p := range pairs {
-		la, err := handles[p.a.ns].LinkByName(p.a.link)
-		if err != nil {
-			return fmt.Errorf("neighbours %s: %w", p.describe, err)
-		}
-		lb, err := handles[p.b.ns].LinkByName(p.b.link)
-		if err != nil {
-			return fmt.Errorf("neighbours %s: %w", p.describe, err)
-		}
-		for _, pin := range []struct {
-			h      *netlink.Handle
-			at     netlink.Link
-			mac    net.HardwareAddr
-			addrs  []netip.Prefix
-			inNS   NS
-			ofLink string
-		}{
-			{handles[p.b.ns], lb, la.Attrs().HardwareAddr, p.aAddrs, p.b.ns, p.a.link},
-			{handles[p.a.ns], la, lb.Attrs().HardwareAddr, p.bAddrs, p.a.ns, p.b.link},
-		} {
-			for _, a := range pin.addrs {
-				n := &netlink.Neigh{
-					LinkIndex:    pin.at.Attrs().Index,
-					State:        netlink.NUD_PERMANENT,
-					IP:           a.Addr().AsSlice(),
-					HardwareAddr: pin.mac,
-				}
-				if err := pin.h.NeighSet(n); err != nil {
-					return fmt.Errorf("neighbour %s (%s) in %s: %w", a.Addr(), pin.ofLink, pin.inNS, err)
-				}
-			}
+	return nil
+}
+
+// pin makes each address a permanent neighbour at mac on link l.
+func pin(h *netlink.Handle, l netlink.Link, mac net.HardwareAddr, addrs []netip.Prefix) error {
+	for _, a := range addrs {
+		n := &netlink.Neigh{LinkIndex: l.Attrs().Index, State: netlink.NUD_PERMANENT,
+			IP: a.Addr().AsSlice(), HardwareAddr: mac}
+		if err := h.NeighSet(n); err != nil {
+			return fmt.Errorf("%s: %w", a.Addr(), err)
 		}
 	}
 	return nil
