@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	sdkimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
@@ -15,7 +16,10 @@ import (
 // IMDS misbehaves, for this client (default options, and with AllowIMDSv1) and for the SDK's
 // (default options), with no deadline on the context. ns/op is the time to the answer or error;
 // errors/op says which it was; imdsv1/op counts the tokenless GETs the server received. This is
-// the failure-mode timing table, as a benchmark rather than a timed test assertion.
+// the failure-mode timing table, as a benchmark rather than a timed test assertion. max-s is the
+// slowest call; late-max-s, the reference for reading both, is how late a 5 ms sleep woke up at
+// worst during the same calls: time the machine did not give the process, which no time-out in
+// the client can win back.
 func BenchmarkFailureModes(b *testing.B) {
 	modes := []struct {
 		name    string
@@ -69,8 +73,11 @@ func BenchmarkFailureModes(b *testing.B) {
 				callers := max(m.callers, 1)
 				errs := 0
 				srv.ResetRequests()
+				late := startLatenessProbe()
+				var slowest time.Duration
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
+					start := time.Now()
 					get, done := cl.make(ep)
 					var wg sync.WaitGroup
 					var mu sync.Mutex
@@ -84,9 +91,12 @@ func BenchmarkFailureModes(b *testing.B) {
 						})
 					}
 					wg.Wait()
+					slowest = max(slowest, time.Since(start))
 					done()
 				}
 				b.StopTimer()
+				b.ReportMetric(slowest.Seconds(), "max-s")
+				b.ReportMetric(late().Seconds(), "late-max-s")
 				v1 := 0
 				for _, r := range srv.Requests() {
 					if r.Method == http.MethodGet && !r.TokenSent {
@@ -98,6 +108,32 @@ func BenchmarkFailureModes(b *testing.B) {
 				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/op")
 			})
 		}
+	}
+}
+
+// startLatenessProbe starts sleeping 5 ms again and again; the function it returns stops it and
+// says how much later than asked the latest wake-up came.
+func startLatenessProbe() func() time.Duration {
+	const nap = 5 * time.Millisecond
+	stop := make(chan struct{})
+	worst := make(chan time.Duration)
+	go func() {
+		var w time.Duration
+		for {
+			select {
+			case <-stop:
+				worst <- w
+				return
+			default:
+			}
+			t := time.Now()
+			time.Sleep(nap)
+			w = max(w, time.Since(t)-nap)
+		}
+	}()
+	return func() time.Duration {
+		close(stop)
+		return <-worst
 	}
 }
 

@@ -269,7 +269,7 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 		if limit <= 0 {
 			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt-1)
 		}
-		b, status, err := c.getOnce(ctx, ep, p, hdr, limit)
+		b, status, err := c.getOnce(ctx, ep, p, hdr, limit, deadline)
 		switch {
 		case err == nil && status == http.StatusOK:
 			return b, false, nil
@@ -337,11 +337,11 @@ func (c *Client) giveUp(ctx context.Context, last *Error, ep *endpoint, p string
 }
 
 // getOnce sends one GET and reads the answer if it is a 200. An attempt that runs out of time
-// returns errAttemptTimeout.
-func (c *Client) getOnce(ctx context.Context, ep *endpoint, p string, hdr http.Header, limit time.Duration) ([]byte, int, error) {
+// (limit, with no grace past deadline, the call's budget) returns errAttemptTimeout.
+func (c *Client) getOnce(ctx context.Context, ep *endpoint, p string, hdr http.Header, limit time.Duration, deadline time.Time) ([]byte, int, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	t := afterPatient(limit, func() { cancel(errAttemptTimeout) })
+	t := afterPatientBy(limit, deadline, func() { cancel(errAttemptTimeout) })
 	defer t.Stop()
 	resp, err := c.hc.Do(newRequest(actx, http.MethodGet, ep, p, hdr))
 	if err != nil {

@@ -31,12 +31,20 @@ type patientTimer struct {
 	due     time.Time
 	graces  int
 	stopped bool
+	hard    time.Time // when set, no grace reaches past it: the whole call's time budget
 	f       func()
 }
 
 // afterPatient returns a started patientTimer. A zero or negative d fires at once.
 func afterPatient(d time.Duration, f func()) *patientTimer {
-	p := &patientTimer{d: d, f: f}
+	return afterPatientBy(d, time.Time{}, f)
+}
+
+// afterPatientBy is afterPatient for a timer that ends a call's time budget at hard, or an
+// attempt capped by it: a grace may not reach past hard, so that a late timer costs the caller
+// at most its lateness, not a grace on top of it.
+func afterPatientBy(d time.Duration, hard time.Time, f func()) *patientTimer {
+	p := &patientTimer{d: d, f: f, hard: hard}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.due = time.Now().Add(d)
@@ -59,9 +67,9 @@ func (p *patientTimer) fire() {
 		return
 	}
 	now := time.Now()
-	if now.Sub(p.due) > stallSlack && p.graces < maxStallGraces {
+	grace := min(max(p.d/4, 20*time.Millisecond), 100*time.Millisecond)
+	if now.Sub(p.due) > stallSlack && p.graces < maxStallGraces && (p.hard.IsZero() || now.Add(grace).Before(p.hard)) {
 		p.graces++
-		grace := min(max(p.d/4, 20*time.Millisecond), 100*time.Millisecond)
 		p.due = now.Add(grace)
 		p.t.Reset(grace)
 		p.mu.Unlock()

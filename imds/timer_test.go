@@ -57,3 +57,37 @@ func TestPatientTimerStop(t *testing.T) {
 	p.fire() // a fire racing with Stop must not call f
 	assert.Empty(t, fired)
 }
+
+// TestPatientTimerNoGracePastBudget: a late timer capped by the call's budget fires at once
+// rather than waiting a grace that would end after the budget; one with room left still waits.
+func TestPatientTimerNoGracePastBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		hardAfter time.Duration // budget end, from now
+		wantGrace bool
+	}{
+		{"budget ends within the grace", 10 * time.Millisecond, false},
+		{"budget already over", -time.Second, false},
+		{"room for the grace", time.Hour, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			p := afterPatientBy(time.Hour, time.Now().Add(tc.hardAfter), func() { n.Add(1) })
+			defer p.Stop()
+			p.mu.Lock()
+			p.d, p.due = 400*time.Millisecond, time.Now().Add(-time.Second) // "fired" 1 s late
+			p.mu.Unlock()
+			p.fire()
+			p.mu.Lock()
+			graces := p.graces
+			p.mu.Unlock()
+			if tc.wantGrace {
+				assert.Equal(t, int32(0), n.Load(), "fired at once although the budget had room")
+				assert.Equal(t, 1, graces)
+			} else {
+				assert.Equal(t, int32(1), n.Load(), "waited a grace past the budget")
+				assert.Equal(t, 0, graces)
+			}
+		})
+	}
+}

@@ -122,7 +122,7 @@ func (c *Client) token(ctx context.Context, stale *tokenState, deadline time.Tim
 		}
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		budget := afterPatient(time.Until(deadline), cancel)
+		budget := afterPatientBy(time.Until(deadline), deadline, cancel)
 		defer budget.Stop()
 		t, err := c.fetchToken(fctx, deadline)
 		if err != nil {
