@@ -1,9 +1,10 @@
 package scan
 
 import (
-	"bufio"
 	"io"
 	"strings"
+
+	"github.com/imdsv2/imdsv2/internal/mountinfo"
 )
 
 // pseudoFSTypes are file systems the walk never enters: kernel interfaces
@@ -45,27 +46,14 @@ func pseudoFSReason(t string) string {
 
 // parseMountinfo reads /proc/<pid>/mountinfo and returns the mount points
 // below dir (as io/fs names relative to dir) with their file system types.
-// A mount point listed twice keeps the later (upper) mount.
+// A mount point listed twice keeps the later (upper) mount. A table cut short
+// by a read error still gives what came before it.
 func parseMountinfo(r io.Reader, dir string) map[string]string {
+	list, _ := mountinfo.Parse(r)
 	mounts := make(map[string]string)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		// 36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
-			continue
-		}
-		mp := unescapeMountPath(fields[4])
+	for _, m := range list {
 		var name string
-		switch {
+		switch mp := m.Point; {
 		case mp == dir:
 			name = "."
 		case dir == "/" && strings.HasPrefix(mp, "/"):
@@ -75,26 +63,7 @@ func parseMountinfo(r io.Reader, dir string) map[string]string {
 		default:
 			continue
 		}
-		mounts[name] = fields[sep+1]
+		mounts[name] = m.FSType
 	}
 	return mounts
 }
-
-// unescapeMountPath undoes the octal escapes (\040 for space) of mountinfo.
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return '0' <= c && c <= '7' }

@@ -1,14 +1,14 @@
 package proc
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/imdsv2/imdsv2/internal/mountinfo"
 )
 
 // Bounds of the cgroup walk: a host has hundreds of cgroups, a Kubernetes
@@ -105,58 +105,12 @@ func (t *Table) findCgroup2() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if p, ok := ParseMountinfoCgroup2(b); ok {
+	mounts, err := mountinfo.Parse(bytes.NewReader(b))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if p, ok := mountinfo.Cgroup2(mounts); ok {
 		return p, nil
 	}
 	return "", fmt.Errorf("no cgroup2 mount in %s", path)
-}
-
-// ParseMountinfoCgroup2 returns the first cgroup2 mount point listed in
-// mountinfo content.
-func ParseMountinfoCgroup2(b []byte) (string, bool) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) >= 5 && len(g) >= 1 && g[0] == "cgroup2" {
-			return unescapeMount(f[4]), true
-		}
-	}
-	return "", false
-}
-
-// unescapeMount undoes the octal escapes (\040 for space) of mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, ok := octal(s[i+1 : i+4]); ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func octal(s string) (byte, bool) {
-	if len(s) != 3 {
-		return 0, false
-	}
-	var v int
-	for _, c := range []byte(s) {
-		if c < '0' || c > '7' {
-			return 0, false
-		}
-		v = v*8 + int(c-'0')
-	}
-	return byte(v), v < 256
 }

@@ -120,16 +120,13 @@ func TestParseStatErrors(t *testing.T) {
 	}
 }
 
+// TestMountinfo covers the glue; internal/mountinfo tests the parsing.
 func TestMountinfo(t *testing.T) {
-	b, _ := os.ReadFile("testdata/proc/self/mountinfo")
-	if p, ok := ParseMountinfoCgroup2(b); !ok || p != "/sys/fs/cgroup/unified" {
-		t.Fatalf("%q %v", p, ok)
+	if p, err := testTable().findCgroup2(); err != nil || p != "/sys/fs/cgroup/unified" {
+		t.Fatalf("findCgroup2 = %q, %v", p, err)
 	}
-	if p, ok := ParseMountinfoCgroup2([]byte(`30 1 0:26 / /mnt/my\040cgroup rw - cgroup2 none rw`)); !ok || p != "/mnt/my cgroup" {
-		t.Fatalf("%q %v", p, ok)
-	}
-	if _, ok := ParseMountinfoCgroup2([]byte("garbage\n")); ok {
-		t.Fatal("found a mount in garbage")
+	if _, err := New(Config{ProcRoot: t.TempDir()}).findCgroup2(); err == nil {
+		t.Fatal("no mountinfo: no error")
 	}
 }
 

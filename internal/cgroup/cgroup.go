@@ -10,15 +10,14 @@
 package cgroup
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/imdsv2/imdsv2/internal/mountinfo"
 )
 
 // ErrNotMounted is returned by Mountpoint when no cgroup2 file system is mounted.
@@ -37,59 +36,16 @@ func Mountpoint() (string, error) {
 	return mountpointFrom(f)
 }
 
-// mountpointFrom parses mountinfo text. A mount of the hierarchy's root ("/") wins over a bind
-// mount of a subtree (what a container with its own cgroup namespace may see).
+// mountpointFrom finds the cgroup2 mount in mountinfo text (mountinfo.Cgroup2).
 func mountpointFrom(r io.Reader) (string, error) {
-	var sub string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || sep+1 >= len(fields) || fields[sep+1] != "cgroup2" {
-			continue
-		}
-		dir := unescape(fields[4])
-		if unescape(fields[3]) == "/" {
-			return dir, nil
-		}
-		if sub == "" {
-			sub = dir
-		}
-	}
-	if err := sc.Err(); err != nil {
+	mounts, err := mountinfo.Parse(r)
+	if err != nil {
 		return "", fmt.Errorf("cgroup: read mountinfo: %w", err)
 	}
-	if sub != "" {
-		return sub, nil
+	if p, ok := mountinfo.Cgroup2(mounts); ok {
+		return p, nil
 	}
 	return "", ErrNotMounted
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space, \011, \012, \134).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Mount mounts a cgroup2 file system at dir, creating the directory first. The agent uses it on
