@@ -264,6 +264,8 @@ func (d *demo) run() error {
 	d.say("instance built from private network namespaces (nothing here touches the real network).")
 
 	d.heading("Build a simulated instance")
+	// A demo killed before its clean-up left namespaces behind: remove those first.
+	_, _ = testbed.CleanupStale("imdsv2demo")
 	bed, err := testbed.New(testbed.Config{Prefix: "imdsv2demo"})
 	if err != nil {
 		return err
@@ -278,7 +280,7 @@ func (d *demo) run() error {
 	if err := bed.ServeIMDS(d.srv); err != nil {
 		return err
 	}
-	d.cg, err = cgroup.New("", "imdsv2demo-")
+	d.cg, err = cgroup.NewSwept("", "imdsv2demo-")
 	if err != nil {
 		return err
 	}

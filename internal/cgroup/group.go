@@ -32,12 +32,9 @@ type Group struct {
 // New creates a cgroup with a unique name (prefix plus random hex) under parent, which must be a
 // cgroup v2 directory; an empty parent means the root of the hierarchy found by Mountpoint.
 func New(parent, prefix string) (*Group, error) {
-	if parent == "" {
-		root, err := Mountpoint()
-		if err != nil {
-			return nil, err
-		}
-		parent = root
+	parent, err := orRoot(parent)
+	if err != nil {
+		return nil, err
 	}
 	if err := Check(parent); err != nil {
 		return nil, err
@@ -65,6 +62,27 @@ func New(parent, prefix string) (*Group, error) {
 		return nil, err
 	}
 	return &Group{path: path, dir: dir, id: id}, nil
+}
+
+// NewSwept is New for a program that may be killed before it removes its cgroup (a test, the
+// demo): the name carries the process's pid (prefix<pid>-<random hex>), and the leftovers of
+// earlier processes with this prefix that no longer run are removed first, as far as they are
+// empty (SweepStale; a leftover still holding a process is not this program's business).
+func NewSwept(parent, prefix string) (*Group, error) {
+	parent, err := orRoot(parent)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = SweepStale(parent, prefix)
+	return New(parent, prefix+strconv.Itoa(os.Getpid())+"-")
+}
+
+// orRoot returns parent, or the hierarchy's root (Mountpoint) when parent is empty.
+func orRoot(parent string) (string, error) {
+	if parent != "" {
+		return parent, nil
+	}
+	return Mountpoint()
 }
 
 // Path returns the cgroup's directory.
@@ -192,10 +210,12 @@ type TB interface {
 }
 
 // ForTest creates a cgroup for one test under the cgroup2 root and removes it when the test ends
-// (processes still inside are killed first). The test fails if either step fails.
+// (processes still inside are killed first). The test fails if either step fails. First it
+// sweeps away the empty test cgroups of earlier test processes that were killed before their
+// clean-up ran (NewSwept).
 func ForTest(t TB) *Group {
 	t.Helper()
-	g, err := New("", "imdsv2-test-")
+	g, err := NewSwept("", testPrefix)
 	if err != nil {
 		t.Fatalf("create test cgroup: %v", err)
 	}
