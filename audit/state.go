@@ -63,58 +63,69 @@ func SaveState(path string, s Summary) error {
 	return nil
 }
 
-// LoadState reads a state file written by SaveState. A missing file gives
-// (nil, nil): a first start. A file that cannot be read or decoded is renamed
-// to path+".corrupt-<UTC time>" and an error wrapping ErrCorruptState is
-// returned, so that nothing overwrites it silently and the next start begins
-// afresh. A file of another schema version is left in place and refused.
-func LoadState(path string) (*Summary, error) {
-	b, err := readState(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	var s Summary
-	if err == nil {
-		// Look at the schema first: a file of another version is refused
-		// but left alone, whatever its layout.
-		var probe struct{ Schema int }
-		if json.Unmarshal(b, &probe) == nil && probe.Schema != 0 && probe.Schema != SummarySchema {
-			return nil, fmt.Errorf("state file %s has schema %d, this program reads %d: use the matching version or move the file away",
-				path, probe.Schema, SummarySchema)
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		if err = dec.Decode(&s); err == nil && dec.More() {
-			err = errors.New("trailing data")
-		}
-		if err == nil && s.Schema == 0 {
-			err = errors.New("no schema version")
-		}
-	}
-	if err != nil {
-		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000000000Z"))
-		if rerr := os.Rename(path, aside); rerr != nil {
-			return nil, fmt.Errorf("%w: %s: %v; moving it aside failed too: %v (remove or fix it by hand)",
-				ErrCorruptState, path, err, rerr)
-		}
-		return nil, fmt.Errorf("%w: %s: %v; kept as %s, counting starts afresh on the next start",
-			ErrCorruptState, path, err, aside)
-	}
-	return &s, nil
-}
+// ErrStateSchema says a state file was written by a version of this program with another
+// layout (Summary.Schema). Such a file is refused and left in place.
+var ErrStateSchema = errors.New("audit: state file of another schema version")
 
-func readState(path string) ([]byte, error) {
+// ReadState reads a state file written by SaveState and changes nothing: it is what another
+// program (imdsv2 ready) uses to look at a running agent's state. A missing file gives an error
+// wrapping fs.ErrNotExist, one that is not a state file of this version an error wrapping
+// ErrCorruptState or ErrStateSchema.
+func ReadState(path string) (*Summary, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("audit: read state: %w", err)
 	}
 	defer f.Close()
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(f, maxStateBytes+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, err)
+	case n > maxStateBytes:
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrCorruptState, path, maxStateBytes)
+	}
+	// The schema first: a file of another version is refused whatever its layout.
+	var probe struct{ Schema int }
+	if json.Unmarshal(buf.Bytes(), &probe) == nil && probe.Schema != 0 && probe.Schema != SummarySchema {
+		return nil, fmt.Errorf("%w: %s has schema %d, this program reads %d: use the matching version or move the file away",
+			ErrStateSchema, path, probe.Schema, SummarySchema)
+	}
+	var s Summary
+	dec := json.NewDecoder(&buf)
+	if err = dec.Decode(&s); err == nil && dec.More() {
+		err = errors.New("trailing data")
+	}
+	if err == nil && s.Schema == 0 {
+		err = errors.New("no schema version")
+	}
 	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, err)
+	}
+	return &s, nil
+}
+
+// LoadState reads a state file written by SaveState, for the agent that owns it. A missing
+// file gives (nil, nil): a first start. A file that cannot be read or decoded is renamed to
+// path+".corrupt-<UTC time>" and an error wrapping ErrCorruptState is returned, so that nothing
+// overwrites it silently and the next start begins afresh. A file of another schema version is
+// left in place and refused (ErrStateSchema).
+func LoadState(path string) (*Summary, error) {
+	s, err := ReadState(path)
+	switch {
+	case err == nil:
+		return s, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.Is(err, ErrStateSchema):
 		return nil, err
 	}
-	if n > maxStateBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxStateBytes)
+	if !errors.Is(err, ErrCorruptState) { // could not even open it (permissions)
+		err = fmt.Errorf("%w: %v", ErrCorruptState, err)
 	}
-	return buf.Bytes(), nil
+	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return nil, fmt.Errorf("%w; moving it aside failed too: %v (remove or fix it by hand)", err, rerr)
+	}
+	return nil, fmt.Errorf("%w; kept as %s, counting starts afresh on the next start", err, aside)
 }

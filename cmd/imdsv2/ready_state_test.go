@@ -90,7 +90,7 @@ func TestReadyFromState(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("{"), 0o600))
 	code, out, _ = cli(t, append(base, "--state="+bad, "--output=json")...)
 	assert.Equal(t, ready.ExitUndecided, code, out)
-	assert.Contains(t, out, "not an imdsv2 audit state")
+	assert.Contains(t, out, "state file unreadable or corrupt")
 	assert.FileExists(t, bad)
 
 	// IMDS disabled: no verdict.
