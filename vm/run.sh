@@ -27,7 +27,7 @@
 #   VM_EXCLUDE     packages left out of the discovered list (default ./imds/ ./cmd/imdsv2/)
 #   VM_MODULES     kernel modules to load (dependencies are added from modules.dep)
 #   VM_TIMEOUT     seconds the whole VM may run before it is killed and the run fails (1200)
-#   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=5m)
+#   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=10m)
 #   VM_ACCEL       QEMU accelerator (tcg; kvm works where /dev/kvm does)
 #   VM_MEM, VM_SMP memory and CPUs of the VM (2G, 2)
 #   VM_APPEND      extra kernel command line
@@ -46,7 +46,7 @@ VM_EXCLUDE=${VM_EXCLUDE:-./imds/ ./cmd/imdsv2/}
 VM_PKGS=${VM_PKGS:-}
 VM_MODULES=${VM_MODULES:-veth bridge virtio_pci virtiofs overlay}
 VM_TIMEOUT=${VM_TIMEOUT:-1200}
-VM_TEST_FLAGS=${VM_TEST_FLAGS:--test.v -test.count=1 -test.timeout=5m}
+VM_TEST_FLAGS=${VM_TEST_FLAGS:--test.v -test.count=1 -test.timeout=10m}
 VM_ACCEL=${VM_ACCEL:-tcg}
 VM_MEM=${VM_MEM:-2G}
 VM_SMP=${VM_SMP:-2}

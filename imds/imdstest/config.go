@@ -110,6 +110,13 @@ type Config struct {
 	// is dropped. Default MaxLoggedRequests.
 	RequestLogLimit int
 
+	// ReadHeaderTimeout bounds the time from accepting a connection to the end of the request's
+	// header block; a connection that takes longer is closed unanswered and unlogged. Default
+	// 10 s (DefaultReadHeaderTimeout). Tests that start many processes on a starved machine (a VM
+	// without KVM) raise it: the server itself may not run for that long. It is read once, when
+	// the server is created.
+	ReadHeaderTimeout time.Duration
+
 	// Now is the clock for token and credential expiry, notice timers, throttling and the request
 	// log. Default time.Now. Tests that move time by hand must make it safe for concurrent use.
 	Now func() time.Time
@@ -219,6 +226,9 @@ func (c Config) normalized() Config {
 	}
 	if n.RequestLogLimit <= 0 {
 		n.RequestLogLimit = MaxLoggedRequests
+	}
+	if n.ReadHeaderTimeout <= 0 {
+		n.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
 	if n.Now == nil {
 		n.Now = time.Now

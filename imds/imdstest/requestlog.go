@@ -37,6 +37,9 @@ func (r Request) IMDSv1() bool {
 // MaxLoggedRequests is the default of Config.RequestLogLimit.
 const MaxLoggedRequests = 10000
 
+// DefaultReadHeaderTimeout is the default of Config.ReadHeaderTimeout.
+const DefaultReadHeaderTimeout = 10 * time.Second
+
 type requestLog struct {
 	mu      sync.Mutex
 	entries []*Request

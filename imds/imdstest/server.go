@@ -69,7 +69,7 @@ func NewUnstartedServer(cfg Config) *Server {
 	}
 	s.hs = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: n.ReadHeaderTimeout,
 		// ConnContext keeps the connection reachable from the handler, which needs its socket to
 		// set the IP TTL of token answers.
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {

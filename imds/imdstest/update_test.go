@@ -2,6 +2,8 @@ package imdstest_test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -171,4 +173,20 @@ func TestHandlerMountedElsewhere(t *testing.T) {
 	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/latest/meta-data/instance-id", nil))
 	assert.Equal(t, 200, rec.Code)
 	assert.Equal(t, "i-0mounted", rec.Body.String())
+}
+
+// TestReadHeaderTimeout: a connection that sends no header block is closed after
+// Config.ReadHeaderTimeout (default DefaultReadHeaderTimeout), unlogged.
+func TestReadHeaderTimeout(t *testing.T) {
+	assert.Equal(t, imdstest.DefaultReadHeaderTimeout, imdstest.NewUnstartedServer(imdstest.Config{}).Config().ReadHeaderTimeout)
+	s := newServer(t, imdstest.Config{ReadHeaderTimeout: 50 * time.Millisecond})
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.URL(), "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "GET /latest/meta-data/ HTTP/1.1\r\n") // and never the end
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(time.Minute))) // a hang guard, not a measurement
+	_, err = io.ReadAll(c)
+	require.NoError(t, err, "the server closes the connection (EOF), it does not leave it hanging")
+	assert.Empty(t, s.Requests())
 }

@@ -58,7 +58,9 @@ func newHarness(t testing.TB, binaries ...string) *harness {
 	}
 
 	h.bed = testbed.NewForTest(t, testbed.Config{})
-	h.srv = imdstest.NewUnstartedServer(imdstest.Config{HopLimit: 1})
+	// The emulator waits for request headers as long as the test waits for anything: a hundred
+	// callers starting at once in a VM without KVM starve it for longer than its default.
+	h.srv = imdstest.NewUnstartedServer(imdstest.Config{HopLimit: 1, ReadHeaderTimeout: outcomeLimit})
 	t.Cleanup(h.srv.Close)
 	if err := h.bed.ServeIMDS(h.srv); err != nil {
 		t.Fatal(err)
@@ -216,8 +218,9 @@ func filter(rs []audit.Record, keep func(audit.Record) bool) []audit.Record {
 func describe(rs []audit.Record) string {
 	var b bytes.Buffer
 	for _, r := range rs {
-		fmt.Fprintf(&b, "\n  %s %s %s status=%d unanswered=%v pid=%d ppid=%d exe=%q cmd=%q src=%s ua=%q",
-			r.Class, r.Method, r.Path, r.Status, r.Unanswered, r.Process.PID, r.Process.PPID, r.Process.Exe, r.Process.Cmdline, r.Process.Source, r.UserAgent)
+		fmt.Fprintf(&b, "\n  %s %s %s status=%d unanswered=%v incomplete=%v pid=%d ppid=%d exe=%q cmd=%q src=%s ua=%q socket=%d sent=%s answered=%s",
+			r.Class, r.Method, r.Path, r.Status, r.Unanswered, r.Incomplete, r.Process.PID, r.Process.PPID, r.Process.Exe, r.Process.Cmdline, r.Process.Source, r.UserAgent,
+			r.Cookie, r.Time.Format("15:04:05.000"), r.AnsweredAt.Format("15:04:05.000"))
 	}
 	return b.String()
 }
