@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	sdkimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/imdsv2/imdsv2/imds/imdstest"
+	"github.com/imdsv2/imdsv2/internal/benchstat"
 )
 
 // The benchmarks compare this client with the AWS SDK's (feature/ec2/imds) and with bare
@@ -126,7 +126,7 @@ func runMeasured(b *testing.B, name string, srv *imdstest.Server, get getter) {
 	if errs == b.N {
 		b.Fatal("every call failed")
 	}
-	b.ReportMetric(float64(median(lat).Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(benchstat.Median(lat).Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(errs)/float64(b.N), "errors/op")
 	record(name, float64(b.Elapsed().Nanoseconds())/float64(b.N), float64(after.Mallocs-before.Mallocs)/float64(b.N))
 }
@@ -141,15 +141,6 @@ func warm(b *testing.B, get getter) {
 		}
 	}
 	b.Fatal(err)
-}
-
-func median(d []time.Duration) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func record(name string, ns, allocs float64) {
@@ -181,7 +172,7 @@ func interleavedRatios(b *testing.B, prefix string, srv *imdstest.Server, own, s
 	b.StopTimer()
 	m := [3]float64{}
 	for i := range m {
-		m[i] = float64(median(lat[i]))
+		m[i] = float64(benchstat.Median(lat[i]))
 	}
 	b.ReportMetric(m[0], "imdsv2-p50-ns")
 	b.ReportMetric(m[1], "sdk-p50-ns")
