@@ -95,7 +95,9 @@ func Load(opts Options) (*Agent, error) {
 		Endpoint:       fmt.Sprintf("%s:%d [%s]:%d", opts.IPv4, opts.Port, opts.IPv6, opts.Port),
 		AttachMode:     "(not attached)",
 	}
-	_, btfErr := btf.LoadKernelSpec()
+	// The parsed kernel types serve the CO-RE relocations of the exec programs too: parsing
+	// the kernel's BTF is most of the CPU a start costs, so it is done once.
+	kernelTypes, btfErr := btf.LoadKernelSpec()
 	f.BTF = btfErr == nil
 
 	wantExec := !opts.NoExec
@@ -109,12 +111,12 @@ func Load(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("bpf: exec tracing needs kernel BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux): %w", btfErr)
 	}
 
-	coll, err := loadCollection(opts, wantExec)
+	coll, err := loadCollection(opts, wantExec, kernelTypes)
 	if err != nil && wantExec && !opts.RequireExec {
 		// Lockdown in confidentiality mode refuses bpf_probe_read_kernel; carry on without
 		// exec tracing rather than without an auditor, and say so.
 		var retryErr error
-		if coll, retryErr = loadCollection(opts, false); retryErr == nil {
+		if coll, retryErr = loadCollection(opts, false, kernelTypes); retryErr == nil {
 			wantExec = false
 			f.ExecSkipped = "the kernel refused the exec/exit programs: " + firstLine(err)
 			err = nil
@@ -133,8 +135,9 @@ func Load(opts Options) (*Agent, error) {
 	return &Agent{opts: opts, coll: coll, reader: reader, boot: bootOffset(), features: f}, nil
 }
 
-// loadCollection sets the load-time variables and map sizes and loads the collection.
-func loadCollection(opts Options, exec bool) (*ebpf.Collection, error) {
+// loadCollection sets the load-time variables and map sizes and loads the collection;
+// kernelTypes, when not nil, is the kernel's BTF for CO-RE relocations, already parsed.
+func loadCollection(opts Options, exec bool, kernelTypes *btf.Spec) (*ebpf.Collection, error) {
 	spec, err := loadImds()
 	if err != nil {
 		return nil, fmt.Errorf("bpf: read the embedded BPF object: %w", err)
@@ -164,7 +167,9 @@ func loadCollection(opts Options, exec bool) (*ebpf.Collection, error) {
 			return nil, fmt.Errorf("bpf: set %s: %w", v.name, err)
 		}
 	}
-	coll, err := ebpf.NewCollection(spec)
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes},
+	})
 	if err != nil {
 		return nil, &LoadError{err: err}
 	}
