@@ -116,6 +116,11 @@ func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
 	if c.proc == nil {
 		p := a.attribute(c.id, c.local, c.remote, t)
 		c.proc = &p
+		if c.id.pid == 0 {
+			// Found from /proc (a connection older than the agent): the pid now names the
+			// connection's owner for process exits and unanswered PUTs too.
+			c.id.pid = p.PID
+		}
 	}
 	r.Process = *c.proc
 	if cl.Class == ClassIMDSv1 && a.pendingPUTs(c.id.pid, t) {

@@ -88,14 +88,16 @@ var (
 	tokenHeaderRe = regexp.MustCompile(`(?i)(x-aws-ec2-metadata-token\s*:\s*)([^\s$"'][^\s"']*)`)
 	// IMDSv2 tokens are base64 and start with "AQAE".
 	tokenValueRe = regexp.MustCompile(`AQAE[A-Za-z0-9+/_=-]{36,}`)
-	// key=value and key: value forms of AWS credentials.
-	credentialRe = regexp.MustCompile(`(?i)((?:aws_)?(?:secret_access_key|session_token|security_token)\s*[=:]\s*)(\S+)`)
+	// key=value and key: value forms of AWS credentials, whatever the separators: environment
+	// variables (AWS_SECRET_ACCESS_KEY=), flags (--session-token=), Java properties
+	// (-Daws.secretKey=).
+	credentialRe = regexp.MustCompile(`(?i)((?:aws[-_.])?(?:secret[-_]?access[-_]?key|secret[-_]?key|session[-_]?token|security[-_]?token)\s*[=:]\s*)(\S+)`)
 )
 
 // secretFlags take a secret as their next argument.
 var secretFlags = map[string]bool{
 	"--aws-secret-access-key": true, "--secret-access-key": true, "--session-token": true,
-	"aws_secret_access_key": true, "aws_session_token": true,
+	"--aws-session-token": true, "aws_secret_access_key": true, "aws_session_token": true,
 }
 
 // redactArg replaces secrets in one argument: token values (in a header
@@ -114,7 +116,7 @@ func redactArg(prev, a string) string {
 	if strings.Contains(a, "AQAE") {
 		a = tokenValueRe.ReplaceAllString(a, Redacted)
 	}
-	if strings.Contains(lower, "secret_access_key") || strings.Contains(lower, "_token") {
+	if strings.Contains(lower, "secret") || strings.Contains(lower, "token") {
 		a = credentialRe.ReplaceAllString(a, "${1}"+Redacted)
 	}
 	return a

@@ -43,8 +43,10 @@
 //
 // # Kernel requirements
 //
-// Linux 5.8 or later (ring buffer, bpf_ktime_get_boot_ns), cgroup v2 (mounted by Attach when
+// Linux 5.9 or later (ring buffer and bpf_ktime_get_boot_ns 5.8, the cgroup sock_release hook
+// 5.9), cgroup v2 (mounted by Attach when
 // absent), and for argv capture BTF at /sys/kernel/btf/vmlinux; without BTF, or under lockdown
 // in confidentiality mode, the exec/exit programs are left out and Features says why. Needs
-// root, or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_RESOURCE.
+// root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (plus CAP_SYS_RESOURCE before Linux 5.11,
+// which charge BPF maps to the locked-memory limit).
 package bpf

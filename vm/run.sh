@@ -76,6 +76,7 @@ ensure_tools() {
 	command -v cpio >/dev/null || missing+=(cpio)
 	command -v depmod >/dev/null || missing+=(kmod)
 	command -v unshare >/dev/null || missing+=(util-linux)
+	command -v pgrep >/dev/null || missing+=(procps)
 	# /init needs a static busybox; the dynamic "busybox" package would not run in the initramfs.
 	dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 	command -v "$GO" >/dev/null || die "no Go toolchain ($GO) in PATH"
@@ -125,16 +126,17 @@ fetch_kernel() {
 		log "kernel $pkg $ver (cached in ${kdir#"$repo"/})"
 		return
 	fi
-	local t0 tmp rel
+	local t0 rel
 	t0=$(now)
 	mkdir -p "$VM_CACHE/kernel"
-	tmp=$(mktemp -d "$VM_CACHE/dl.XXXXXX")
+	dl_tmp=$(mktemp -d "$VM_CACHE/dl.XXXXXX") # removed by cleanup if anything below fails
 	log "downloading $pkg $ver"
 	# The download directory belongs to root; tell apt not to drop to its _apt user for it.
-	(cd "$tmp" && apt-get download -o APT::Sandbox::User=root "$pkg=$ver" >&2) || { rm -rf "$tmp"; die "apt-get download $pkg=$ver failed"; }
+	(cd "$dl_tmp" && apt-get download -o APT::Sandbox::User=root "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
 	rm -rf "$kdir" && mkdir -p "$kdir"
-	dpkg-deb -x "$tmp"/*.deb "$kdir"
-	rm -rf "$tmp"
+	dpkg-deb -x "$dl_tmp"/*.deb "$kdir"
+	rm -rf "$dl_tmp"
+	dl_tmp=
 	rel=$(ls "$kdir/lib/modules")
 	# The .deb ships no modules.dep (the postinst makes it); build it here.
 	depmod -b "$kdir" "$rel"
@@ -307,7 +309,10 @@ boot() {
 	t0=$(now)
 	# The console uses CRLF; strip the CR so the log greps cleanly (unbuffered, so the console
 	# streams line by line).
-	timeout --foreground -k 10 "$VM_TIMEOUT" "${qemu[@]}" </dev/null | sed -u 's/\r$//' | tee "$vmlog" >&2 || qrc=$?
+	# In the background, waited for: bash runs a signal's trap (cleanup) during wait, but only
+	# after a foreground pipeline ends.
+	(timeout --foreground -k 10 "$VM_TIMEOUT" "${qemu[@]}" </dev/null | sed -u 's/\r$//' | tee "$vmlog" >&2) &
+	wait $! || qrc=$?
 	log "VM ran for $(since "$t0") (QEMU status $qrc)"
 	result=$(grep -a '^IMDSV2-VM-RESULT:' "$vmlog" | tail -1 || true)
 	if [[ -z $result ]]; then
@@ -321,8 +326,29 @@ boot() {
 	[[ $result == "IMDSV2-VM-RESULT: PASS" ]]
 }
 
+# kill_tree sends SIGTERM to every descendant of pid, deepest first.
+kill_tree() {
+	local child
+	for child in $(pgrep -P "$1" 2>/dev/null); do
+		kill_tree "$child"
+		kill -TERM "$child" 2>/dev/null || true
+	done
+}
+
+# cleanup stops what this script started, on every exit, a signal included: QEMU (through
+# timeout, which passes the signal on), virtiofsd, and a half-done kernel download.
+cleanup() {
+	kill_tree $$
+	stop_virtiofsd
+	if [[ -n ${dl_tmp:-} ]]; then rm -rf "$dl_tmp"; fi
+}
+
 main() {
 	local t0 t1 rel rc=0
+	# bash runs the EXIT trap on exit, not when a signal kills it: turn signals into exits.
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 	t0=$(now)
 	mkdir -p "$VM_CACHE"
 	ensure_tools
@@ -338,7 +364,6 @@ main() {
 	build_initramfs "$kdir/lib/modules/$rel" "$rel"
 	log "tests and initramfs ($(du -h "$initrd" | cut -f1)) built in $(since "$t1")"
 
-	trap stop_virtiofsd EXIT
 	start_virtiofsd
 	boot "$kdir/boot/vmlinuz-$rel" || rc=1
 	stop_virtiofsd

@@ -23,8 +23,8 @@ Usage: imdsv2 audit [flags]
 Watches every request that the processes and containers of this host make to the instance
 metadata service (169.254.169.254 and fd00:ec2::254, port 80) and reports who still uses IMDSv1,
 so that you know when it is safe to set HttpTokens=required and what would break if you did it
-now. It needs root (or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_RESOURCE) and Linux 5.8
-or later with cgroup v2; it never changes, delays or drops a packet.
+now. It needs root (or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, plus CAP_SYS_RESOURCE before
+Linux 5.11) and Linux 5.9 or later with cgroup v2; it never changes, delays or drops a packet.
 
 eBPF programs attached to a cgroup v2 directory (default: the root of the hierarchy, which
 covers every process and container) see each connection to IMDS, the request bytes and the
@@ -129,11 +129,14 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		}
 		return fail(exitUsage, "--state %s: %v", f.state, err)
 	}
-	if err := bpf.Check(); err != nil {
-		return fail(exitUsage, "cannot audit on this host: %v", err)
-	}
+	// Load checks privileges and kernel features first (bpf.Check): a MissingError lists
+	// everything missing, a LoadError carries the verifier's log.
 	agent, err := bpf.Load(bpf.Options{})
 	if err != nil {
+		var missing *bpf.MissingError
+		if errors.As(err, &missing) {
+			return fail(exitUsage, "cannot audit on this host: %v", err)
+		}
 		return fail(exitUsage, "loading the eBPF programs: %v", err)
 	}
 	defer agent.Close()

@@ -16,12 +16,10 @@ import (
 // It needs the same privileges as the auditor (root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN;
 // see bpf.Check). The error lists everything missing, or carries the verifier's log.
 func writeFeatures(w io.Writer) error {
-	if err := bpf.Check(); err != nil {
-		return fmt.Errorf("the auditor cannot run here: %w", err)
-	}
+	// Load checks privileges and kernel features first (bpf.Check) and says what is missing.
 	agent, err := bpf.Load(bpf.Options{})
 	if err != nil {
-		return fmt.Errorf("the kernel refused the auditor's programs: %w", err)
+		return err
 	}
 	f := agent.Features()
 	if err := agent.Close(); err != nil {

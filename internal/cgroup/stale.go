@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/imdsv2/imdsv2/internal/leftover"
 )
 
 // testPrefix starts the name of every cgroup ForTest creates: testPrefix<pid>-<random hex>,
@@ -18,10 +16,9 @@ import (
 const testPrefix = "imdsv2-test-"
 
 // SweepStale removes the cgroups under parent named prefix<pid>-<anything> whose pid no longer
-// runs: those a test process left behind when it was killed before its clean-up. A cgroup that
-// still holds a process is left alone (rmdir refuses it) and reported in the error. A pid reused
-// by another process keeps its cgroups until that one ends too; wrong that way round only costs
-// a leftover, never a live test's cgroup. SweepStale returns the paths it removed.
+// runs (leftover.Owner, leftover.Alive): those a process left behind when it was killed before
+// its clean-up. A cgroup that still holds a process is left alone (rmdir refuses it) and
+// reported in the error. SweepStale returns the paths it removed.
 func SweepStale(parent, prefix string) ([]string, error) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
@@ -30,8 +27,8 @@ func SweepStale(parent, prefix string) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, e := range entries {
-		pid, ok := ownerPID(e.Name(), prefix)
-		if !e.IsDir() || !ok || alive(pid) {
+		pid, _, ok := leftover.Owner(e.Name(), prefix)
+		if !e.IsDir() || !ok || leftover.Alive(pid) {
 			continue
 		}
 		path := filepath.Join(parent, e.Name())
@@ -42,24 +39,4 @@ func SweepStale(parent, prefix string) ([]string, error) {
 		removed = append(removed, path)
 	}
 	return removed, errors.Join(errs...)
-}
-
-// ownerPID parses the pid out of a name prefix<pid>-<rest>; ok is false for any other name.
-func ownerPID(name, prefix string) (int, bool) {
-	rest, ok := strings.CutPrefix(name, prefix)
-	if !ok {
-		return 0, false
-	}
-	num, tail, ok := strings.Cut(rest, "-")
-	if !ok || tail == "" {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(num)
-	return pid, err == nil && pid > 0
-}
-
-// alive reports whether a process with this pid exists (EPERM: it does, owned by someone else).
-func alive(pid int) bool {
-	err := unix.Kill(pid, 0)
-	return err == nil || errors.Is(err, unix.EPERM)
 }

@@ -45,20 +45,3 @@ func TestSweepStale(t *testing.T) {
 	}
 	assert.NoDirExists(t, stale)
 }
-
-func TestOwnerPID(t *testing.T) {
-	for name, want := range map[string]int{
-		"imdsv2-test-42-abc": 42, "imdsv2-test-42-": 0, "imdsv2-test-42": 0, "imdsv2-test--1-a": 0,
-		"imdsv2-test-0-a": 0, "imdsv2-test-abc-1": 0, "other-42-a": 0, "imdsv2-test-7-a-b": 7,
-	} {
-		pid, ok := ownerPID(name, testPrefix)
-		assert.Equal(t, want, pid*boolInt(ok), name)
-	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}

@@ -15,16 +15,48 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 )
 
-// envMarker tells the re-executed child that it already runs inside its private namespace.
+// envMarker names the private namespace. Reexec hands it to the child as "pid:<its own pid>";
+// the child, seeing its parent's pid there, knows it was just started in the new namespace and
+// replaces the value with "ns:<inode of that namespace>". An environment variable is inherited
+// by every descendant, in whatever namespace: so the marker is a claim that Active checks
+// against the namespace the process is actually in, never taken on trust.
 const envMarker = "IMDSV2_PRIVATE_NETNS"
 
-// Active reports whether this process runs inside a namespace made by Reexec.
-func Active() bool { return os.Getenv(envMarker) == "1" }
+// Active reports whether this process runs inside a namespace made by Reexec (or a descendant
+// of such a process that is still in that namespace).
+func Active() bool {
+	ino, ok := netnsInode()
+	return ok && os.Getenv(envMarker) == "ns:"+ino
+}
+
+// netnsInode returns the inode number of this process's network namespace.
+func netnsInode() (string, bool) {
+	fi, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		return "", false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", false
+	}
+	return strconv.FormatUint(st.Ino, 10), true
+}
+
+// claimFresh, in a child Reexec has just started, turns the marker its parent left into the
+// name of the namespace the child is in. It reports whether this process is such a child.
+func claimFresh() bool {
+	if os.Getenv(envMarker) != "pid:"+strconv.Itoa(os.Getppid()) {
+		return false
+	}
+	ino, ok := netnsInode()
+	return ok && os.Setenv(envMarker, "ns:"+ino) == nil
+}
 
 // Reexec makes sure the rest of the program runs in a private network namespace. Called first in
 // main or TestMain:
@@ -34,7 +66,7 @@ func Active() bool { return os.Getenv(envMarker) == "1" }
 //   - otherwise (not root, not Linux) it returns an error saying why it could not isolate; the
 //     caller decides whether that matters (tests that need root skip or fail on their own).
 func Reexec() error {
-	if Active() {
+	if claimFresh() || Active() {
 		if err := loopbackUp(); err != nil {
 			return fmt.Errorf("netguard: bring up loopback in the private namespace: %w", err)
 		}
@@ -50,7 +82,7 @@ func Reexec() error {
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), envMarker+"=1")
+	cmd.Env = append(os.Environ(), envMarker+"=pid:"+strconv.Itoa(os.Getpid()))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	// The child is in our process group and gets a terminal's Ctrl-C itself; signals sent to us
 	// alone (kill, a CI time-out) are passed on so that it can clean up.

@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/imdsv2/imdsv2/internal/leftover"
 )
 
 // netnsDir is where named namespaces live, as `ip netns` keeps them.
@@ -108,7 +108,7 @@ func CleanupStale(prefix string) ([]string, error) {
 	var errs []error
 	for _, e := range entries {
 		pid, ok := creatorPID(e.Name(), prefix)
-		if !ok || processAlive(pid) {
+		if !ok || leftover.Alive(pid) {
 			continue
 		}
 		if err := deleteNamed(e.Name()); err != nil {
@@ -123,27 +123,18 @@ func CleanupStale(prefix string) ([]string, error) {
 // creatorPID parses the pid out of a bed's namespace name; ok is false for names that are not a
 // bed's with this prefix (another prefix, the user's own namespaces).
 func creatorPID(name, prefix string) (pid int, ok bool) {
-	rest, ok := strings.CutPrefix(name, prefix+"-")
+	pid, rest, ok := leftover.Owner(name, prefix+"-")
 	if !ok {
 		return 0, false
 	}
-	fields := strings.Split(rest, "-")
-	if len(fields) != 3 {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(fields[0])
-	if err != nil || pid <= 0 {
+	id, role, ok := strings.Cut(rest, "-")
+	if !ok || id == "" || strings.Contains(role, "-") {
 		return 0, false
 	}
 	for _, ns := range allNS {
-		if fields[2] == ns.String() {
+		if role == ns.String() {
 			return pid, true
 		}
 	}
 	return 0, false
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

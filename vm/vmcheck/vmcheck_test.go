@@ -1,14 +1,13 @@
 package vmcheck_test
 
 import (
-	"bufio"
 	"os"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/imdsv2/imdsv2/internal/cgroup"
+	"github.com/imdsv2/imdsv2/internal/mountinfo"
 	"github.com/imdsv2/imdsv2/internal/netguard"
 )
 
@@ -74,19 +73,13 @@ func mountTypes(t *testing.T) map[string]string {
 		t.Fatalf("open mountinfo: %v", err)
 	}
 	defer f.Close()
-	types := make(map[string]string)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
-		before, after, ok := strings.Cut(sc.Text(), " - ")
-		fields, tail := strings.Fields(before), strings.Fields(after)
-		if !ok || len(fields) < 5 || len(tail) < 1 {
-			t.Fatalf("malformed mountinfo line %q", sc.Text())
-		}
-		types[fields[4]] = tail[0]
-	}
-	if err := sc.Err(); err != nil {
+	mounts, err := mountinfo.Parse(f)
+	if err != nil {
 		t.Fatalf("read mountinfo: %v", err)
+	}
+	types := make(map[string]string)
+	for _, m := range mounts {
+		types[m.Point] = m.FSType
 	}
 	return types
 }
