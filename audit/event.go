@@ -29,6 +29,14 @@ const (
 	// the contract in COMMON.md; sources that cannot see closes may omit it,
 	// the auditor then ages idle sockets out.
 	EventClose
+	// EventAttached: the source started watching the cgroup in Event.Watch: at
+	// start, and again after the watched cgroup was removed and re-created.
+	// Coverage (audit.Coverage) begins or resumes here.
+	EventAttached
+	// EventDetached: the source stopped seeing the cgroup in Event.Watch
+	// (removed; Watch.Reason says why). Nothing of it is seen until the next
+	// EventAttached: the time between them is a gap in coverage.
+	EventDetached
 )
 
 // String returns the lower-case name of the kind ("send", "recv", ...).
@@ -48,6 +56,10 @@ func (k EventKind) String() string {
 		return "lost"
 	case EventClose:
 		return "close"
+	case EventAttached:
+		return "attached"
+	case EventDetached:
+		return "detached"
 	}
 	return "unknown"
 }
@@ -84,6 +96,26 @@ type Event struct {
 
 	// Lost is, for EventLost, the number of records dropped since the last report.
 	Lost uint64
+
+	// Watch is, for EventAttached and EventDetached, the cgroup concerned.
+	Watch *Watch
+}
+
+// Watch describes the cgroup a source watches, as the host sees it.
+type Watch struct {
+	// Path is the cgroup's path relative to the root of the host's cgroup2
+	// hierarchy, starting with "/" ("/" is the root itself).
+	Path string `json:"path"`
+	// CgroupID is the cgroup's id (its inode number in the cgroup2 file system).
+	CgroupID uint64 `json:"cgroup_id"`
+	// HostRoot says Path is the root of the host's cgroup2 hierarchy: every
+	// process and container of the host is below it.
+	HostRoot bool `json:"host_root"`
+	// ExecTracing says exec and exit of the watched processes are traced
+	// (command lines of short-lived callers are captured in the kernel).
+	ExecTracing bool `json:"exec_tracing"`
+	// Reason says, for EventDetached, why watching stopped.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Source delivers events in the order the kernel produced them. Next blocks
