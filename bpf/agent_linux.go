@@ -40,12 +40,14 @@ type Agent struct {
 	life   sync.RWMutex
 	closed atomic.Bool
 
-	mu       sync.Mutex // guards the fields below
-	links    []link.Link
-	cgroupFD *os.File
-	mounted  string
-	features Features
-	lastLost uint64
+	mu        sync.Mutex  // guards the fields below
+	execLinks []namedLink // the exec/exit tracepoints, attached once
+	cgLinks   []namedLink // the cgroup programs, on the cgroup of cgroupFD
+	cgroupFD  *os.File
+	mounted   string
+	features  Features
+	lastLost  uint64
+	watch     watchState
 
 	// Used by Next only.
 	rec          ringbuf.Record
@@ -202,20 +204,28 @@ func firstLine(err error) string {
 
 // Attach attaches the programs to the cgroup v2 directory cgroupPath and everything below it,
 // with multi-attach so other programs there keep running. An empty path means the root of the
-// cgroup2 hierarchy (found in /proc/self/mountinfo, mounted at /run/imdsv2/cgroup2 if absent),
-// which covers every process and container on the host. Tests must pass a cgroup of their own.
-// On error nothing stays attached.
+// host's cgroup2 hierarchy: Options.HostCgroup, or the mount found in /proc/self/mountinfo
+// (mounted at /run/imdsv2/cgroup2 if absent), which covers every process and container on the
+// host. Tests must pass a cgroup of their own. On error nothing stays attached.
+//
+// The first event Next returns after Attach is an EventAttached that describes the cgroup. If
+// the cgroup is removed and a cgroup of the same path created again (systemd does that on
+// every restart of a unit), Next reports an EventDetached, moves every program to the new
+// cgroup and reports an EventAttached with the new id (see watch_linux.go).
 func (a *Agent) Attach(cgroupPath string) (err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
 	case a.closed.Load():
 		return errors.New("bpf: Attach on a closed agent")
-	case a.links != nil:
+	case a.watch.dir != "":
 		return fmt.Errorf("bpf: already attached to %s", a.features.Cgroup)
 	}
 	mounted := ""
-	if cgroupPath == "" {
+	switch {
+	case cgroupPath == "" && a.opts.HostCgroup != "":
+		cgroupPath = a.opts.HostCgroup
+	case cgroupPath == "":
 		root, err := cgroup.Mountpoint()
 		if errors.Is(err, cgroup.ErrNotMounted) {
 			if err = cgroup.Mount(fallbackMount); err == nil {
@@ -226,67 +236,137 @@ func (a *Agent) Attach(cgroupPath string) (err error) {
 			return fmt.Errorf("bpf: find the cgroup2 hierarchy to attach to: %w", err)
 		}
 		cgroupPath = root
+	case a.opts.HostCgroup != "":
+		if _, ok := within(a.opts.HostCgroup, cgroupPath); !ok {
+			return fmt.Errorf("bpf: attach: cgroup %s is not under the host's cgroup2 mount %s (HostCgroup); pass a directory below it", cgroupPath, a.opts.HostCgroup)
+		}
 	}
 	defer func() {
 		if err != nil && mounted != "" {
 			_ = cgroup.Unmount(mounted)
 		}
 	}()
-	if err := cgroup.Check(cgroupPath); err != nil {
-		return fmt.Errorf("bpf: attach: %w", err)
-	}
-	dir, err := os.Open(cgroupPath)
-	if err != nil {
-		return fmt.Errorf("bpf: attach: open cgroup %s: %w", cgroupPath, err)
-	}
-	links, attached, mode, err := a.attachAll(cgroupPath, dir)
-	if err != nil {
-		dir.Close()
+	if err := a.attachExec(); err != nil {
 		return err
 	}
-	a.links, a.cgroupFD, a.mounted = links, dir, mounted
+	mode, err := a.attachCgroup(cgroupPath)
+	if err != nil {
+		closeLinks(a.execLinks)
+		a.execLinks = nil
+		return err
+	}
+	a.mounted = mounted
 	a.features.Cgroup, a.features.CgroupMounted = cgroupPath, mounted != ""
-	a.features.AttachMode, a.features.Programs = mode, attached
+	a.features.AttachMode, a.features.Programs = mode, nil
+	for _, l := range append(append([]namedLink(nil), a.execLinks...), a.cgLinks...) {
+		a.features.Programs = append(a.features.Programs, l.label)
+	}
+	a.startWatch(cgroupPath)
 	return nil
 }
 
-func (a *Agent) attachAll(path string, dir *os.File) (links []link.Link, attached []string, mode string, err error) {
+// namedLink is an attached program and what to call it in messages.
+type namedLink struct {
+	link.Link
+	label string
+}
+
+// closeLinks detaches links, last first.
+func closeLinks(links []namedLink) error {
+	var errs []error
+	for i := len(links) - 1; i >= 0; i-- {
+		if err := links[i].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("bpf: detach %s: %w", links[i].label, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// attachExec attaches the exec/exit tracepoints, if they are loaded. They report nothing until
+// attachCgroup names the cgroup whose tasks they watch. The caller holds mu.
+func (a *Agent) attachExec() error {
+	for _, p := range programs {
+		prog := a.coll.Programs[p.name]
+		if !p.exec || prog == nil {
+			continue // exec/exit left out; Features says why
+		}
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: p.tp, Program: prog})
+		if err != nil {
+			closeLinks(a.execLinks)
+			a.execLinks = nil
+			return fmt.Errorf("bpf: attach %s (%s): %w", p.label, p.name, err)
+		}
+		a.execLinks = append(a.execLinks, namedLink{l, p.label})
+	}
+	return nil
+}
+
+// attachCgroup opens the cgroup at path, points the exec filter at it and attaches the cgroup
+// programs there, in the order of programs. It returns the attach mode. On error nothing of it
+// stays attached. The caller holds mu.
+func (a *Agent) attachCgroup(path string) (mode string, err error) {
+	if err := cgroup.Check(path); err != nil {
+		return "", fmt.Errorf("bpf: attach: %w", err)
+	}
+	dir, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("bpf: attach: open cgroup %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
+		dir.Close()
+		return "", fmt.Errorf("bpf: attach: stat cgroup %s: %w", path, err)
+	}
+	var links []namedLink
 	defer func() {
 		if err != nil {
-			for i := len(links) - 1; i >= 0; i-- {
-				_ = links[i].Close()
-			}
-			links, attached = nil, nil
+			closeLinks(links)
+			_ = a.coll.Maps[imdsMapExecCgroup].Delete(uint32(0))
+			dir.Close()
 		}
 	}()
 	// Exec/exit events are filtered to tasks under this cgroup.
 	if err := a.coll.Maps[imdsMapExecCgroup].Put(uint32(0), uint32(dir.Fd())); err != nil {
-		return nil, nil, "", fmt.Errorf("bpf: store the cgroup for exec filtering: %w", err)
+		return "", fmt.Errorf("bpf: store the cgroup for exec filtering: %w", err)
 	}
+	// Every program goes to the directory opened above, whatever happens to the path
+	// meanwhile, so that all of them sit on the cgroup whose id is reported.
+	target := fmt.Sprintf("/proc/self/fd/%d", dir.Fd())
 	for _, p := range programs {
 		prog := a.coll.Programs[p.name]
-		if prog == nil {
-			continue // exec/exit left out; Features says why
+		if p.exec || prog == nil {
+			continue
 		}
-		var l link.Link
-		if p.exec {
-			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: p.tp, Program: prog})
-		} else {
-			l, err = link.AttachCgroup(link.CgroupOptions{Path: path, Attach: p.attach, Program: prog})
-			if err == nil && mode == "" {
-				mode = "prog_attach (BPF_F_ALLOW_MULTI)"
-				if _, infoErr := l.Info(); infoErr == nil {
-					mode = "bpf_link"
-				}
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: target, Attach: p.attach, Program: prog})
+		if err != nil {
+			return "", fmt.Errorf("bpf: attach %s (%s) to %s: %w", p.label, p.name, path, err)
+		}
+		if mode == "" {
+			mode = "prog_attach (BPF_F_ALLOW_MULTI)"
+			if _, infoErr := l.Info(); infoErr == nil {
+				mode = "bpf_link"
 			}
 		}
-		if err != nil {
-			return links, attached, "", fmt.Errorf("bpf: attach %s (%s) to %s: %w", p.label, p.name, path, err)
-		}
-		links = append(links, l)
-		attached = append(attached, p.label)
+		links = append(links, namedLink{l, p.label})
 	}
-	return links, attached, mode, nil
+	a.cgLinks, a.cgroupFD = links, dir
+	a.watch.id = st.Ino
+	return mode, nil
+}
+
+// detachCgroup detaches the cgroup programs, clears the exec filter and lets go of the cgroup.
+// The caller holds mu.
+func (a *Agent) detachCgroup() error {
+	err := closeLinks(a.cgLinks)
+	a.cgLinks = nil
+	if a.cgroupFD != nil {
+		if derr := a.coll.Maps[imdsMapExecCgroup].Delete(uint32(0)); derr != nil && !errors.Is(derr, ebpf.ErrKeyNotExist) {
+			err = errors.Join(err, fmt.Errorf("bpf: clear the exec filter's cgroup: %w", derr))
+		}
+		a.cgroupFD.Close()
+		a.cgroupFD = nil
+	}
+	return err
 }
 
 // Features reports what Load and Attach found and chose.
@@ -347,16 +427,9 @@ func (a *Agent) Close() error {
 	defer a.life.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for i := len(a.links) - 1; i >= 0; i-- {
-		if err := a.links[i].Close(); err != nil {
-			errs = append(errs, fmt.Errorf("bpf: detach %s: %w", a.features.Programs[i], err))
-		}
-	}
-	a.links = nil
+	errs = append(errs, a.detachCgroup(), closeLinks(a.execLinks))
+	a.execLinks = nil
 	a.coll.Close()
-	if a.cgroupFD != nil {
-		a.cgroupFD.Close()
-	}
 	if a.mounted != "" {
 		if err := cgroup.Unmount(a.mounted); err != nil {
 			errs = append(errs, err)

@@ -53,6 +53,15 @@ type Options struct {
 	// MaxSockets bounds the LRU table of sockets connected to IMDS. Default 16384.
 	MaxSockets int
 
+	// HostCgroup is the host's cgroup2 hierarchy as this process sees it, for an agent in a
+	// container: the host's /sys/fs/cgroup (or /sys/fs/cgroup/unified on a hybrid host)
+	// mounted at, e.g., /host/sys/fs/cgroup. Attach("") attaches there, a path given to Attach
+	// must be below it, and the paths in EventAttached are relative to it. Default: the
+	// cgroup2 mount listed in /proc/self/mountinfo (in a container with a cgroup namespace of
+	// its own, that is only the container's cgroup). The CLI sets it from --host-cgroup or
+	// IMDSV2_HOST_CGROUP.
+	HostCgroup string
+
 	// NoExec leaves out the exec/exit tracepoints (no argv capture in the kernel).
 	NoExec bool
 	// RequireExec makes Load fail, instead of carrying on without them, when the exec/exit

@@ -49,8 +49,11 @@ func decodeRecord(raw []byte) (record, error) {
 	return r, nil
 }
 
-// Next returns the next event: a record from the kernel, or an EventLost when the lost-record
-// counter has grown since the last report. It blocks until one is available or ctx is done, and
+// Next returns the next event: a record from the kernel, an EventLost when the lost-record
+// counter has grown since the last report, or an EventAttached or EventDetached when the
+// agent started or stopped watching its cgroup (the first event after Attach is an
+// EventAttached; Next also checks, every second, that the watched cgroup is still there, and
+// follows it when it is removed and created again). It blocks until one is available or ctx is done, and
 // returns io.EOF once the agent is closed. Agent implements audit.Source with it.
 func (a *Agent) Next(ctx context.Context) (audit.Event, error) {
 	for {
@@ -70,6 +73,9 @@ func (a *Agent) poll(ctx context.Context) (ev audit.Event, ok bool, err error) {
 	defer a.life.RUnlock()
 	if a.closed.Load() {
 		return audit.Event{}, false, io.EOF
+	}
+	if ev, ok := a.nextWatchEvent(); ok {
+		return ev, true, nil
 	}
 	if ev, ok := a.lostEvent(); ok {
 		return ev, true, nil
