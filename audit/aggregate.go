@@ -12,8 +12,15 @@ import (
 )
 
 // SummarySchema is the version of the Summary JSON layout (and of the state
-// file). It changes only when a field changes meaning or goes away.
-const SummarySchema = 1
+// file). It changes when a field changes meaning or goes away, or when a
+// field is added that a reader must not silently miss. A program reads every
+// schema up to its own (older state files keep their counts; what they did
+// not record, such as coverage before schema 2, reads as unknown) and refuses
+// newer ones, leaving the file in place.
+//
+// Schema 2 added coverage, request totals (TokenPUTs, Fallbacks) and caller
+// eviction that never drops an IMDSv1 caller for another.
+const SummarySchema = 2
 
 // Summary is the aggregate of everything seen, as JSON with stable field
 // names and a deterministic order (callers sorted, maps sorted by key).
@@ -36,10 +43,30 @@ type Summary struct {
 	DroppedRecords uint64 `json:"dropped_records"`
 	// CallersDropped counts requests of callers beyond Options.MaxCallers:
 	// counted in Requests, not itemised in Callers.
-	CallersDropped uint64          `json:"callers_dropped"`
-	Reassembly     ReassemblyStats `json:"reassembly"`
-	Callers        []Caller        `json:"callers"`
-	ReadyHints     ReadyHints      `json:"ready_hints"`
+	CallersDropped uint64 `json:"callers_dropped"`
+	// TokenPUTs counts what became of token PUTs, over every caller,
+	// itemised or not.
+	TokenPUTs TokenPUTCounts `json:"token_puts"`
+	// Fallbacks counts IMDSv1 requests sent while the same process's token
+	// PUT had no answer yet or had gone unanswered (an SDK falling back).
+	Fallbacks  uint64          `json:"imdsv1_fallbacks"`
+	Reassembly ReassemblyStats `json:"reassembly"`
+	// Coverage says what was watched, when, and from where; absent (zero)
+	// in state files of schema 1.
+	Coverage   Coverage   `json:"coverage"`
+	Callers    []Caller   `json:"callers"`
+	ReadyHints ReadyHints `json:"ready_hints"`
+}
+
+// TokenPUTCounts counts token PUTs by outcome.
+type TokenPUTCounts struct {
+	// Unanswered got no answer: the connection ended without one, or none
+	// came within Options.TokenAnswerTimeout (the hop-limit symptom).
+	Unanswered uint64 `json:"unanswered"`
+	// Refused were answered with a status of 300 or more.
+	Refused uint64 `json:"refused"`
+	// Slow were answered, later than Options.SlowTokenAnswer.
+	Slow uint64 `json:"slow"`
 }
 
 // ReassemblyStats reports how reassembly coped with what it was given.
@@ -75,6 +102,17 @@ type Caller struct {
 	AfterUnansweredPUT uint64 `json:"after_unanswered_token_put,omitempty"`
 	// Incomplete counts requests whose header block was not fully captured.
 	Incomplete uint64 `json:"incomplete,omitempty"`
+	// SlowAnswers counts token answers that came later than
+	// Options.SlowTokenAnswer; MaxAnswerDelayMillis is the longest wait seen
+	// for a token answer that came.
+	SlowAnswers          uint64 `json:"slow_answers,omitempty"`
+	MaxAnswerDelayMillis int64  `json:"max_token_answer_delay_ms,omitempty"`
+	// IPv6 says the caller used the IPv6 endpoint.
+	IPv6 bool `json:"ipv6,omitempty"`
+	// Aggregated says the caller stands for several command lines of one
+	// executable (and container): the caller table was full, so callers
+	// whose command lines differ were merged. Process is the last one seen.
+	Aggregated bool `json:"aggregated,omitempty"`
 
 	UserAgent string    `json:"user_agent,omitempty"` // as last seen
 	SDK       *sdk.Info `json:"sdk,omitempty"`
@@ -99,6 +137,16 @@ func keyOf(class Class, p *Process) callerKey {
 	return k
 }
 
+// broadKey is the key of callers merged by executable and container when
+// the table is full (command lines that vary without end).
+func broadKey(class Class, p *Process) callerKey {
+	k := keyOf(class, p)
+	if k.exe != "" {
+		k.cmdline = ""
+	}
+	return k
+}
+
 // aggregate is the Auditor's counting state; it is what the state file keeps.
 type aggregate struct {
 	maxCallers, maxPaths int
@@ -107,12 +155,15 @@ type aggregate struct {
 	resumed        uint64
 	events         map[string]uint64
 	requests       map[Class]uint64
+	tokenPUTs      TokenPUTCounts
+	fallbacks      uint64
 	lost           uint64
 	unpaired       uint64
 	callersDropped uint64
 	reasmBase      ReassemblyStats // counts of earlier runs
 	droppedBase    uint64
 	callers        map[callerKey]*Caller
+	cov            coverage
 }
 
 func newAggregate(maxCallers, maxPaths int, now time.Time) *aggregate {
@@ -122,17 +173,26 @@ func newAggregate(maxCallers, maxPaths int, now time.Time) *aggregate {
 
 func (g *aggregate) countEvent(k EventKind) { g.events[k.String()]++ }
 
+// add counts a finished request: in the totals, which the verdict reads, and
+// under its caller.
 func (g *aggregate) add(r *Record) {
 	g.requests[r.Class]++
-	k := keyOf(r.Class, &r.Process)
-	c := g.callers[k]
+	switch {
+	case r.Unanswered:
+		g.tokenPUTs.Unanswered++
+	case isTokenPUT(r) && r.Status >= 300:
+		g.tokenPUTs.Refused++
+	}
+	if r.Slow {
+		g.tokenPUTs.Slow++
+	}
+	if r.AfterUnansweredPUT {
+		g.fallbacks++
+	}
+	c := g.callerFor(r)
 	if c == nil {
-		if len(g.callers) >= g.maxCallers {
-			g.callersDropped++
-			return
-		}
-		c = &Caller{Class: r.Class, FirstSeen: r.Time, LastSeen: r.Time, Answers: make(map[string]uint64)}
-		g.callers[k] = c
+		g.callersDropped++
+		return
 	}
 	c.Count++
 	c.Cloud = r.Cloud
@@ -167,6 +227,103 @@ func (g *aggregate) add(r *Record) {
 	if r.Incomplete {
 		c.Incomplete++
 	}
+	if r.Slow {
+		c.SlowAnswers++
+	}
+	if isTokenPUT(r) && r.Status != 0 && !r.AnsweredAt.IsZero() {
+		c.MaxAnswerDelayMillis = max(c.MaxAnswerDelayMillis, r.AnsweredAt.Sub(r.Time).Milliseconds())
+	}
+	if r.IPv6() {
+		c.IPv6 = true
+	}
+}
+
+// callerFor returns the caller entry r is counted under, making room for it
+// when the table is full: callers that matter to the verdict (IMDSv1, token
+// PUTs that failed) are never dropped in favour of those that do not. It
+// returns nil when r's caller cannot be itemised (it is then counted in the
+// totals only).
+func (g *aggregate) callerFor(r *Record) *Caller {
+	k := keyOf(r.Class, &r.Process)
+	if c := g.callers[k]; c != nil {
+		return c
+	}
+	newCaller := func(k callerKey, aggregated bool) *Caller {
+		c := &Caller{Class: r.Class, FirstSeen: r.Time, LastSeen: r.Time, Answers: make(map[string]uint64),
+			Aggregated: aggregated}
+		g.callers[k] = c
+		return c
+	}
+	if len(g.callers) < g.maxCallers {
+		return newCaller(k, false)
+	}
+	// Full. Command lines that vary without end (a job with a timestamp or a
+	// request id in its arguments) are merged by executable and container.
+	bk := broadKey(r.Class, &r.Process)
+	if c := g.callers[bk]; c != nil {
+		return c
+	}
+	if bk != k {
+		for ok, c := range g.callers {
+			if broadKey(c.Class, &c.Process) == bk {
+				// The first time: the entry of another command line of the same
+				// executable becomes the aggregated one.
+				delete(g.callers, ok)
+				c.Aggregated = true
+				g.callers[bk] = c
+				return c
+			}
+		}
+	}
+	rank := callerRank(r.Class, r)
+	victim, vk := g.evictable(rank)
+	if victim == nil {
+		return nil
+	}
+	// The evicted entry's requests stay in the totals; they are no longer itemised.
+	g.callersDropped += victim.Count
+	delete(g.callers, vk)
+	return newCaller(bk, bk != k)
+}
+
+// callerRank orders callers by how much the verdict needs them itemised:
+// higher ranks are evicted last.
+func callerRank(class Class, r *Record) int {
+	switch class {
+	case ClassIMDSv1:
+		return 3
+	case ClassIncomplete:
+		return 2
+	case ClassTokenPUT, ClassTokenPUTProxied:
+		if r == nil || r.Unanswered || r.Status >= 300 || r.Slow {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// evictable returns the entry to evict for a newcomer of rank: the lowest
+// ranked, least recently seen entry ranked below the newcomer. An IMDSv1
+// entry is never evicted; nil means nothing may make room.
+func (g *aggregate) evictable(rank int) (*Caller, callerKey) {
+	var victim *Caller
+	var vk callerKey
+	vrank := rank
+	for k, c := range g.callers {
+		cr := callerRank(c.Class, nil)
+		if (c.Class == ClassTokenPUT || c.Class == ClassTokenPUTProxied) && c.Unanswered == 0 &&
+			c.SlowAnswers == 0 && failedStatus(c) == 0 {
+			cr = 1
+		}
+		if cr >= rank {
+			continue
+		}
+		if victim == nil || cr < vrank || (cr == vrank && c.LastSeen.Before(victim.LastSeen)) {
+			victim, vk, vrank = c, k, cr
+		}
+	}
+	return victim, vk
 }
 
 func (g *aggregate) addPath(c *Caller, path string) {
@@ -189,7 +346,7 @@ func (g *aggregate) summary(now time.Time, st ReassemblyStats, dropped uint64) S
 		Schema: SummarySchema, Since: g.since, Updated: now, Resumed: g.resumed,
 		Events: maps.Clone(g.events), Requests: make(map[Class]uint64),
 		LostEvents: g.lost, UnpairedAnswers: g.unpaired, DroppedRecords: g.droppedBase + dropped,
-		CallersDropped: g.callersDropped,
+		CallersDropped: g.callersDropped, TokenPUTs: g.tokenPUTs, Fallbacks: g.fallbacks,
 		Reassembly: ReassemblyStats{
 			Evictions: g.reasmBase.Evictions + st.Evictions, Gaps: g.reasmBase.Gaps + st.Gaps,
 			Duplicates: g.reasmBase.Duplicates + st.Duplicates, TooLarge: g.reasmBase.TooLarge + st.TooLarge,
@@ -213,6 +370,8 @@ func (g *aggregate) summary(now time.Time, st ReassemblyStats, dropped uint64) S
 		s.Callers = append(s.Callers, cp)
 	}
 	slices.SortFunc(s.Callers, compareCallers)
+	g.cov.touch(now)
+	s.Coverage = g.cov.summary()
 	s.ReadyHints = readyHints(&s)
 	return s
 }
@@ -230,6 +389,28 @@ func (g *aggregate) restore(s *Summary) {
 	g.lost += s.LostEvents
 	g.unpaired += s.UnpairedAnswers
 	g.callersDropped += s.CallersDropped
+	g.tokenPUTs.Unanswered += s.TokenPUTs.Unanswered
+	g.tokenPUTs.Refused += s.TokenPUTs.Refused
+	g.tokenPUTs.Slow += s.TokenPUTs.Slow
+	g.fallbacks += s.Fallbacks
+	if s.Schema < 2 {
+		// Schema 1 kept no totals: rebuild them from its itemised callers.
+		// Requests of callers it did not itemise stay unknown beyond
+		// CallersDropped.
+		for i := range s.Callers {
+			c := &s.Callers[i]
+			g.tokenPUTs.Unanswered += c.Unanswered
+			g.fallbacks += c.AfterUnansweredPUT
+			if isTokenPUTClass(c.Class) {
+				for k, n := range c.Answers {
+					if v, err := strconv.Atoi(k); err == nil && v >= 300 {
+						g.tokenPUTs.Refused += n
+					}
+				}
+			}
+		}
+	}
+	g.cov.restore(&s.Coverage)
 	g.reasmBase = s.Reassembly
 	g.droppedBase = s.DroppedRecords
 	for i := range s.Callers {
@@ -237,7 +418,11 @@ func (g *aggregate) restore(s *Summary) {
 		if c.Answers == nil {
 			c.Answers = make(map[string]uint64)
 		}
-		g.callers[keyOf(c.Class, &c.Process)] = &c
+		k := keyOf(c.Class, &c.Process)
+		if c.Aggregated {
+			k = broadKey(c.Class, &c.Process)
+		}
+		g.callers[k] = &c
 	}
 }
 

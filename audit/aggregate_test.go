@@ -59,8 +59,93 @@ func TestCallersBound(t *testing.T) {
 	}
 	h.feed(r)
 	s := h.a.Snapshot()
-	if len(s.Callers) != 2 || s.CallersDropped != 2 || s.Requests[audit.ClassIMDSv1] != 4 || s.ReadyHints.Complete {
+	// Every request is in the totals, which the verdict reads; the callers
+	// beyond the bound are counted as dropped, and nothing was missed.
+	if len(s.Callers) != 2 || s.CallersDropped != 2 || s.Requests[audit.ClassIMDSv1] != 4 || !s.ReadyHints.Complete {
 		t.Fatalf("callers %d dropped %d requests %v", len(s.Callers), s.CallersDropped, s.Requests)
+	}
+}
+
+// The caller table full of IMDSv2 callers (distinct command lines) still
+// itemises the one IMDSv1 caller that comes last: IMDSv2 entries make room.
+func TestCallerTableKeepsIMDSv1Callers(t *testing.T) {
+	h := newHarness(t, audit.Options{MaxCallers: 8})
+	r := replay.New(t0)
+	for i := range 20 {
+		p := replay.Proc{PID: uint32(8000 + i), PPID: 1, Comm: "app"}
+		r.Exec(p, "/usr/bin/app", "app", fmt.Sprintf("--job=%d", i))
+		c := r.Connect(p)
+		c.Send(replay.TokenPUT(60, "aws-sdk-go-v2/1.21.0"))
+		c.Recv(replay.Answer(200, 56), 1)
+		c.Send(replay.GetV2("/latest/meta-data/instance-id", "aws-sdk-go-v2/1.21.0"))
+		c.Recv(replay.Answer(200, 19), 64)
+		r.Advance(time.Millisecond)
+	}
+	v1 := replay.Proc{PID: 9999, PPID: 1, Comm: "curl"}
+	r.Exec(v1, "/usr/bin/curl", "curl", "http://169.254.169.254/latest/meta-data/iam/security-credentials/role")
+	c := r.Connect(v1)
+	c.Send(replay.GetV1("/latest/meta-data/iam/security-credentials/role", "curl/8.0"))
+	c.Recv(replay.Answer(200, 900), 64)
+	h.feed(r)
+	s := h.a.Snapshot()
+	if len(s.Callers) > 8 || s.Requests[audit.ClassIMDSv1] != 1 || len(s.ReadyHints.IMDSv1Callers) != 1 ||
+		s.ReadyHints.IMDSv1Callers[0].Process.PID != 9999 {
+		t.Fatalf("callers %d requests %v v1 %+v", len(s.Callers), s.Requests, s.ReadyHints.IMDSv1Callers)
+	}
+	var itemised uint64
+	for _, c := range s.Callers {
+		itemised += c.Count
+	}
+	var total uint64
+	for _, n := range s.Requests {
+		total += n
+	}
+	if itemised+s.CallersDropped != total {
+		t.Fatalf("itemised %d + dropped %d != %d requests", itemised, s.CallersDropped, total)
+	}
+}
+
+// Command lines that vary without end are merged by executable once the table
+// is full: the IMDSv1 callers are all itemised, under one aggregated entry.
+func TestCallerTableAggregatesByExecutable(t *testing.T) {
+	h := newHarness(t, audit.Options{MaxCallers: 4})
+	r := replay.New(t0)
+	for i := range 50 {
+		p := replay.Proc{PID: uint32(7000 + i), PPID: 1, Comm: "curl"}
+		r.Exec(p, "/usr/bin/curl", "curl", fmt.Sprintf("http://169.254.169.254/latest/meta-data/?req=%d", i))
+		c := r.Connect(p)
+		c.Send(replay.GetV1("/latest/meta-data/", "curl/8.0"))
+		c.Recv(replay.Answer(200, 9), 64)
+	}
+	h.feed(r)
+	s := h.a.Snapshot()
+	var v1 uint64
+	aggregated := false
+	for _, c := range s.Callers {
+		if c.Class == audit.ClassIMDSv1 {
+			v1 += c.Count
+			aggregated = aggregated || c.Aggregated
+		}
+	}
+	if v1 != 50 || !aggregated || s.CallersDropped != 0 || len(s.Callers) > 4 {
+		t.Fatalf("itemised v1 %d aggregated %v dropped %d callers %d", v1, aggregated, s.CallersDropped, len(s.Callers))
+	}
+	// The state file keeps the aggregated entry under its broad key.
+	path := t.TempDir() + "/state.json"
+	if err := audit.SaveState(path, s); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarness(t, audit.Options{MaxCallers: 4, StateFile: path})
+	r2 := replay.New(t0.Add(time.Hour))
+	p := replay.Proc{PID: 7999, PPID: 1, Comm: "curl"}
+	r2.Exec(p, "/usr/bin/curl", "curl", "http://169.254.169.254/latest/meta-data/?req=new")
+	c := r2.Connect(p)
+	c.Send(replay.GetV1("/latest/meta-data/", "curl/8.0"))
+	c.Recv(replay.Answer(200, 9), 64)
+	h2.feed(r2)
+	s2 := h2.a.Snapshot()
+	if s2.Requests[audit.ClassIMDSv1] != 51 || s2.CallersDropped != 0 || len(s2.Callers) > 4 {
+		t.Fatalf("after restart: requests %v dropped %d callers %d", s2.Requests, s2.CallersDropped, len(s2.Callers))
 	}
 }
 

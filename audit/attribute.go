@@ -193,6 +193,10 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 			PodUID: clean(c.PodUID, maxNameBytes), Unit: clean(c.Unit, maxNameBytes)}
 	}
 	p.Parents = a.parents(p.PID, p.PPID, t)
+	if l := local.Addr().Unmap(); l.IsValid() && !l.IsUnspecified() {
+		p.LocalAddr = l.String()
+		p.OtherNetwork = len(a.hostAddrs) > 0 && !a.hostAddrs[l]
+	}
 	return p
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,8 @@ type Auditor struct {
 	nextSave     time.Time // when Tick writes the state file next
 	lastEvent    time.Time // latest event time handled
 
+	hostAddrs map[netip.Addr]bool
+
 	emitMu         sync.Mutex // keeps deliveries in order
 	droppedRecords atomic.Uint64
 }
@@ -50,6 +53,10 @@ func New(opts Options) (*Auditor, error) {
 		execs: newExecCache(opts.MaxProcesses),
 
 		unansweredAt: make(map[uint32]time.Time),
+		hostAddrs:    make(map[netip.Addr]bool),
+	}
+	for _, ip := range opts.HostAddrs {
+		a.hostAddrs[ip.Unmap()] = true
 	}
 	now := a.clock.Now().UTC()
 	a.agg = newAggregate(opts.MaxCallers, opts.MaxPathsPerCaller, now)
@@ -62,6 +69,7 @@ func New(opts Options) (*Auditor, error) {
 			a.agg.restore(s)
 		}
 	}
+	a.agg.cov.agent = opts.Agent
 	a.nextSave = now.Add(opts.StateInterval)
 	return a, nil
 }
@@ -126,6 +134,9 @@ loop:
 		err = nil
 	}
 	a.Tick()
+	a.mu.Lock()
+	a.agg.cov.detached(a.clock.Now().UTC(), gapAgentStopped)
+	a.mu.Unlock()
 	if a.opts.StateFile != "" {
 		err = errors.Join(err, a.SaveState())
 	}
@@ -160,6 +171,16 @@ func (a *Auditor) Handle(ev Event) {
 		}
 	case EventClose:
 		a.closeConn(ev.Cookie, t)
+	case EventAttached:
+		if ev.Watch != nil {
+			a.agg.cov.attached(*ev.Watch, t)
+		}
+	case EventDetached:
+		reason := "detached"
+		if ev.Watch != nil && ev.Watch.Reason != "" {
+			reason = ev.Watch.Reason
+		}
+		a.agg.cov.detached(t, reason)
 	case EventLost:
 		if ev.Lost > 0 {
 			a.agg.lost += ev.Lost
@@ -235,6 +256,19 @@ func (a *Auditor) Snapshot() Summary {
 	return a.agg.summary(a.clock.Now().UTC(), ReassemblyStats{
 		Evictions: st.Evictions, Gaps: st.Gaps, Duplicates: st.Duplicates, TooLarge: st.TooLarge,
 	}, a.droppedRecords.Load())
+}
+
+// Pending returns how many requests are waiting for their answers (token PUTs
+// among them): a caller that wants every request resolved before it reads a
+// Snapshot waits for 0, within a bound of its own.
+func (a *Auditor) Pending() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, c := range a.conns {
+		n += len(c.queue)
+	}
+	return n
 }
 
 // SaveState writes the current aggregate to Options.StateFile (atomically).

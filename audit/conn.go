@@ -134,25 +134,25 @@ func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
 	c.queue = append(c.queue, r)
 }
 
-// pendingPUTs resolves, as unanswered, every token PUT of pid still waiting
-// on another connection, and says whether pid had one waiting or recently
-// unanswered.
+// pendingPUTs says whether pid has a token PUT that has waited for its answer
+// at least fallbackMinWait at t, on any connection, or had one go unanswered
+// recently: an IMDSv1 request of pid now is an SDK falling back. The PUT
+// stays pending: an answer that still comes makes it slow, not unanswered.
 func (a *Auditor) pendingPUTs(pid uint32, t time.Time) bool {
-	found := false
+	if at, ok := a.unansweredAt[pid]; ok && t.Sub(at) < fallbackWindow {
+		return true
+	}
 	for _, c := range a.conns {
 		if c.id.pid != pid {
 			continue
 		}
-		for len(c.queue) > 0 && isTokenPUT(c.queue[0]) && t.Sub(c.queue[0].Time) >= a.fallbackMinWait() {
-			a.resolve(c, c.queue[0], true)
-			c.queue = c.queue[1:]
-			found = true
+		for _, r := range c.queue {
+			if isTokenPUT(r) && t.Sub(r.Time) >= a.fallbackMinWait() {
+				return true
+			}
 		}
 	}
-	if at, ok := a.unansweredAt[pid]; ok && t.Sub(at) < fallbackWindow {
-		found = true
-	}
-	return found
+	return false
 }
 
 // fallbackWindow is how long after an unanswered token PUT an IMDSv1 request
@@ -170,9 +170,9 @@ func (a *Auditor) fallbackMinWait() time.Duration {
 // maxUnansweredPIDs bounds the memory of recent unanswered token PUTs.
 const maxUnansweredPIDs = 4096
 
-func isTokenPUT(r *Record) bool {
-	return r.Class == ClassTokenPUT || r.Class == ClassTokenPUTProxied
-}
+func isTokenPUT(r *Record) bool { return isTokenPUTClass(r.Class) }
+
+func isTokenPUTClass(c Class) bool { return c == ClassTokenPUT || c == ClassTokenPUTProxied }
 
 // onAnswer pairs an answer head with the oldest request awaiting one.
 func (a *Auditor) onAnswer(c *conn, h reasm.Head, t time.Time) {
@@ -198,6 +198,9 @@ func (a *Auditor) onAnswer(c *conn, h reasm.Head, t time.Time) {
 	if isTokenPUT(r) && r.Status == 200 && h.TTL != 0 {
 		// Only a token answer is sent with the hop limit as its TTL.
 		r.HopLimit = h.TTL
+	}
+	if isTokenPUT(r) && t.Sub(r.Time) > a.opts.SlowTokenAnswer {
+		r.Slow = true
 	}
 	a.resolve(c, r, false)
 }

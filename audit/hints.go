@@ -13,9 +13,10 @@ import (
 // (HttpTokens=required): who would break, and what the hop limit looks like.
 // A readiness verdict is built on it elsewhere.
 type ReadyHints struct {
-	// Complete is false when the audit may have missed requests: events
-	// lost, sockets evicted, requests only partly captured or callers
-	// beyond the bound.
+	// Complete is false when the audit may have missed or failed to classify
+	// a request: events lost, sockets evicted, byte gaps, requests only
+	// partly captured, answers with no request. (Callers beyond the table's
+	// bound do not make it false: the totals count them.)
 	Complete bool `json:"complete"`
 	// IMDSv1Callers would get 401 under HttpTokens=required.
 	IMDSv1Callers []Hint `json:"imdsv1_callers"`
@@ -25,6 +26,11 @@ type ReadyHints struct {
 	// FailedTokenPUTs are callers whose token PUTs were refused (403 through
 	// a proxy, 400 bad TTL, ...).
 	FailedTokenPUTs []Hint `json:"failed_token_puts"`
+	// SlowTokenAnswers are callers whose token answers came, late
+	// (Options.SlowTokenAnswer): SDKs with short time-outs gave up first.
+	SlowTokenAnswers []Hint `json:"slow_token_answers"`
+	// IPv6Callers used the IPv6 endpoint.
+	IPv6Callers []Hint `json:"ipv6_callers"`
 	// ObservedHopLimits are the TTLs token answers arrived with.
 	ObservedHopLimits []HopLimit `json:"observed_hop_limits"`
 	// IncompleteRequests could not be told v1 from v2.
@@ -40,28 +46,42 @@ type Hint struct {
 	LastSeen time.Time         `json:"last_seen"`
 	Answers  map[string]uint64 `json:"answers,omitempty"`
 	SDK      *sdk.Info         `json:"sdk,omitempty"`
+	// Paths are the caller's most used paths (at most three).
+	Paths []string `json:"paths,omitempty"`
 	// FellBack says the caller went on with IMDSv1 after its token PUT got
 	// no answer (it works now, and breaks under HttpTokens=required).
-	FellBack bool   `json:"fell_back_to_imdsv1,omitempty"`
-	Advice   string `json:"advice"`
+	FellBack bool `json:"fell_back_to_imdsv1,omitempty"`
+	// Unanswered is, for an unanswered-PUT hint, how many of Count got no answer.
+	Unanswered uint64 `json:"unanswered,omitempty"`
+	// MaxAnswerDelayMillis is, for a slow token answer, the longest wait.
+	MaxAnswerDelayMillis int64 `json:"max_token_answer_delay_ms,omitempty"`
+	// Aggregated: the caller stands for several command lines (Caller.Aggregated).
+	Aggregated bool   `json:"aggregated,omitempty"`
+	Advice     string `json:"advice"`
 }
 
 // HopLimit is how many token answers arrived with a TTL, split by whether
-// the caller runs in a container. On the host the TTL is the instance's
-// HttpPutResponseHopLimit; each bridge on the way takes one off.
+// the caller runs in a network namespace of its own. In the host's network
+// namespace the TTL is the instance's HttpPutResponseHopLimit; each bridge
+// on the way takes one off.
 type HopLimit struct {
-	HopLimit     uint8  `json:"hop_limit"`
-	InContainer  bool   `json:"in_container"`
+	HopLimit uint8 `json:"hop_limit"`
+	// InContainer: the caller runs in a container or pod (by its cgroup).
+	InContainer bool `json:"in_container"`
+	// OtherNetwork: the caller's socket was in a network namespace of its
+	// own (Process.OtherNetwork), so the TTL is not the instance's setting.
+	OtherNetwork bool   `json:"other_network"`
 	TokenAnswers uint64 `json:"token_answers"`
 }
 
 func readyHints(s *Summary) ReadyHints {
 	h := ReadyHints{
-		IMDSv1Callers: []Hint{}, UnansweredTokenPUTs: []Hint{}, FailedTokenPUTs: []Hint{},
-		ObservedHopLimits: []HopLimit{}, IncompleteRequests: s.Requests[ClassIncomplete], LostEvents: s.LostEvents,
+		IMDSv1Callers: []Hint{}, UnansweredTokenPUTs: []Hint{}, FailedTokenPUTs: []Hint{}, SlowTokenAnswers: []Hint{},
+		IPv6Callers: []Hint{}, ObservedHopLimits: []HopLimit{}, IncompleteRequests: s.Requests[ClassIncomplete],
+		LostEvents: s.LostEvents,
 	}
 	h.Complete = s.LostEvents == 0 && s.Reassembly.Evictions == 0 && s.Reassembly.Gaps == 0 &&
-		h.IncompleteRequests == 0 && s.CallersDropped == 0
+		h.IncompleteRequests == 0 && s.UnpairedAnswers == 0
 	fellBack := make(map[callerKey]bool)
 	for i := range s.Callers {
 		if c := &s.Callers[i]; c.Class == ClassIMDSv1 && c.AfterUnansweredPUT > 0 {
@@ -69,9 +89,18 @@ func readyHints(s *Summary) ReadyHints {
 		}
 	}
 	hops := make(map[HopLimit]uint64)
+	ipv6 := make(map[callerKey]bool)
 	for i := range s.Callers {
 		c := &s.Callers[i]
-		hint := Hint{Class: c.Class, Process: c.Process, Count: c.Count, LastSeen: c.LastSeen, Answers: c.Answers, SDK: c.SDK}
+		hint := Hint{Class: c.Class, Process: c.Process, Count: c.Count, LastSeen: c.LastSeen, Answers: c.Answers,
+			SDK: c.SDK, Aggregated: c.Aggregated}
+		for _, p := range c.Paths[:min(3, len(c.Paths))] {
+			hint.Paths = append(hint.Paths, p.Path)
+		}
+		if k := keyOf("", &c.Process); c.IPv6 && !ipv6[k] {
+			ipv6[k] = true
+			h.IPv6Callers = append(h.IPv6Callers, hint)
+		}
 		switch c.Class {
 		case ClassIMDSv1:
 			hint.Advice = v1Advice(c)
@@ -80,17 +109,26 @@ func readyHints(s *Summary) ReadyHints {
 			if c.Unanswered > 0 {
 				u := hint
 				u.FellBack = fellBack[keyOf("", &c.Process)]
+				u.Unanswered = c.Unanswered
 				u.Advice = unansweredAdvice(c, u.FellBack)
 				h.UnansweredTokenPUTs = append(h.UnansweredTokenPUTs, u)
 			}
 			if status := failedStatus(c); status != 0 {
-				hint.Advice = failedAdvice(c, status)
-				h.FailedTokenPUTs = append(h.FailedTokenPUTs, hint)
+				f := hint
+				f.Advice = failedAdvice(c, status)
+				h.FailedTokenPUTs = append(h.FailedTokenPUTs, f)
+			}
+			if c.SlowAnswers > 0 {
+				sl := hint
+				sl.MaxAnswerDelayMillis = c.MaxAnswerDelayMillis
+				sl.Advice = slowAdvice(c)
+				h.SlowTokenAnswers = append(h.SlowTokenAnswers, sl)
 			}
 			for ttl, n := range c.HopLimits {
 				v, err := strconv.Atoi(ttl)
 				if err == nil && v > 0 && v < 256 {
-					hops[HopLimit{HopLimit: uint8(v), InContainer: c.Process.InContainer()}] += n
+					hops[HopLimit{HopLimit: uint8(v), InContainer: c.Process.InContainer(),
+						OtherNetwork: c.Process.OtherNetwork}] += n
 				}
 			}
 		}
@@ -103,15 +141,26 @@ func readyHints(s *Summary) ReadyHints {
 		if a.HopLimit != b.HopLimit {
 			return int(a.HopLimit) - int(b.HopLimit)
 		}
-		if a.InContainer == b.InContainer {
-			return 0
+		if a.OtherNetwork != b.OtherNetwork {
+			return boolRank(a.OtherNetwork) - boolRank(b.OtherNetwork)
 		}
-		if a.InContainer {
-			return 1
-		}
-		return -1
+		return boolRank(a.InContainer) - boolRank(b.InContainer)
 	})
 	return h
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func slowAdvice(c *Caller) string {
+	return fmt.Sprintf("%d token answer(s) came later than SDKs wait (the longest after %d ms): a program with a "+
+		"1 s token time-out (botocore, the JavaScript SDK v3) gives up first and falls back to IMDSv1 or fails; "+
+		"find what delays the answer (a proxy, a loaded host) and look for IMDSv1 requests from the same process",
+		c.SlowAnswers, c.MaxAnswerDelayMillis)
 }
 
 func v1Advice(c *Caller) string {
@@ -120,8 +169,8 @@ func v1Advice(c *Caller) string {
 		advice = c.SDK.Advice
 	}
 	if c.AfterUnansweredPUT > 0 {
-		advice = "it fell back to IMDSv1 after its token PUT got no answer: raise HttpPutResponseHopLimit " +
-			"(see unanswered_token_puts); " + advice
+		advice = "it fell back to IMDSv1 while its token PUT had no answer: if that PUT went unanswered, raise " +
+			"HttpPutResponseHopLimit (see unanswered_token_puts); if it came late, see slow_token_answers; " + advice
 	}
 	return advice
 }

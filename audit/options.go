@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit/proc"
@@ -29,6 +30,20 @@ type ProcessTable interface {
 	CgroupPath(id uint64) (string, error)
 }
 
+// Token answer times. IMDS answers a token PUT in milliseconds. The SDKs give
+// up on it after their own time-out: botocore 1 s (AWS_METADATA_SERVICE_TIMEOUT),
+// the JavaScript v3 provider 1 s, aws-sdk-go-v2 5 s per operation (dial
+// 250 ms, response header 500 ms), aws-sdk-go v1 about 1 s per try with three
+// tries. A PUT still open after the longest of them is certainly abandoned.
+const (
+	// DefaultTokenAnswerTimeout is Options.TokenAnswerTimeout's default:
+	// longer than every SDK's token time-out.
+	DefaultTokenAnswerTimeout = 10 * time.Second
+	// DefaultSlowTokenAnswer is Options.SlowTokenAnswer's default: the
+	// shortest SDK token time-out (botocore's and JavaScript v3's 1 s).
+	DefaultSlowTokenAnswer = time.Second
+)
+
 // Options configure an Auditor. The zero value works: every field documents
 // its default.
 type Options struct {
@@ -38,10 +53,22 @@ type Options struct {
 	// the wall clock.
 	Clock Clock
 
-	// TokenAnswerTimeout is how long a token PUT may wait for its answer
-	// before it is reported unanswered (the hop-limit symptom); default 2s.
-	// IMDS answers in milliseconds; SDKs give up after 1 to 5 seconds.
+	// TokenAnswerTimeout is how long a token PUT may wait for its answer,
+	// its connection still open, before it is reported unanswered (the
+	// hop-limit symptom); default DefaultTokenAnswerTimeout. A PUT whose
+	// connection ends without an answer is unanswered at once, and an answer
+	// that comes is never "unanswered": it is slow (see SlowTokenAnswer).
 	TokenAnswerTimeout time.Duration
+	// SlowTokenAnswer is the delay past which a token answer that came is
+	// reported slow; default DefaultSlowTokenAnswer.
+	SlowTokenAnswer time.Duration
+	// HostAddrs are the addresses of the host's network namespace. A caller
+	// whose socket has another local address runs in a network namespace of
+	// its own (Process.OtherNetwork). Empty: not decided.
+	HostAddrs []netip.Addr
+	// Agent says how the agent runs (namespaces, host paths), for the
+	// coverage record; nil: unknown, and coverage cannot be whole-host.
+	Agent *Agent
 	// IdleTimeout forgets connections with no event for this long (for
 	// sources that report no close); default 5m.
 	IdleTimeout time.Duration
@@ -94,7 +121,10 @@ func (o Options) withDefaults() Options {
 		o.Clock = ClockFunc(time.Now)
 	}
 	if o.TokenAnswerTimeout <= 0 {
-		o.TokenAnswerTimeout = 2 * time.Second
+		o.TokenAnswerTimeout = DefaultTokenAnswerTimeout
+	}
+	if o.SlowTokenAnswer <= 0 {
+		o.SlowTokenAnswer = DefaultSlowTokenAnswer
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute

@@ -161,21 +161,86 @@ func TestUnansweredOnCloseAndExit(t *testing.T) {
 	}
 }
 
-func TestPendingPUTResolvedByFallback(t *testing.T) {
+func TestFallbackWhilePUTPending(t *testing.T) {
 	// No close, no time-out yet: the IMDSv1 request of the same process on
-	// another connection shows the PUT was given up.
-	h := newHarness(t, audit.Options{TokenAnswerTimeout: 10 * time.Second})
-	r := replay.New(t0)
-	r.Connect(goProc).Send(replay.TokenPUT(300, goUA))
-	r.Advance(time.Second)
-	c := r.Connect(goProc)
-	c.Send(replay.GetV1("/latest/meta-data/", goUA))
-	c.Recv(replay.Answer(200, 3), 64)
-	h.feed(r)
-	got := h.requests()
-	if len(got) != 2 || !got[0].Unanswered || got[0].Class != audit.ClassTokenPUT ||
-		!got[1].AfterUnansweredPUT {
-		t.Fatalf("%+v", got)
+	// another connection is a fallback. The PUT stays pending: what becomes
+	// of it is decided by what comes next on its own connection.
+	for _, tc := range []struct {
+		name           string
+		then           func(put *replay.Conn, r *replay.Recorder)
+		unanswered     bool
+		slow           bool
+		wantPUTRecords int
+	}{
+		{name: "answer-comes-late", then: func(put *replay.Conn, r *replay.Recorder) {
+			r.Advance(1500 * time.Millisecond)
+			put.Recv(replay.Answer(200, 56), 1)
+		}, slow: true, wantPUTRecords: 1},
+		{name: "connection-closes", then: func(put *replay.Conn, r *replay.Recorder) {
+			r.Advance(time.Second)
+			put.Close()
+		}, unanswered: true, wantPUTRecords: 1},
+		{name: "still-pending", then: func(*replay.Conn, *replay.Recorder) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, audit.Options{TokenAnswerTimeout: 10 * time.Second})
+			r := replay.New(t0)
+			put := r.Connect(goProc)
+			put.Send(replay.TokenPUT(300, goUA))
+			r.Advance(time.Second)
+			c := r.Connect(goProc)
+			c.Send(replay.GetV1("/latest/meta-data/", goUA))
+			c.Recv(replay.Answer(200, 3), 64)
+			tc.then(put, r)
+			h.feed(r)
+			var puts []audit.Record
+			v1 := 0
+			for _, rec := range h.requests() {
+				switch rec.Class {
+				case audit.ClassTokenPUT:
+					puts = append(puts, rec)
+				case audit.ClassIMDSv1:
+					v1++
+					if !rec.AfterUnansweredPUT {
+						t.Errorf("IMDSv1 request not marked as a fallback: %+v", rec)
+					}
+				}
+			}
+			if v1 != 1 || len(puts) != tc.wantPUTRecords {
+				t.Fatalf("v1 %d, PUT records %+v", v1, puts)
+			}
+			if len(puts) == 1 && (puts[0].Unanswered != tc.unanswered || puts[0].Slow != tc.slow) {
+				t.Fatalf("PUT %+v: want unanswered %v slow %v", puts[0], tc.unanswered, tc.slow)
+			}
+			s := h.a.Snapshot()
+			if s.Fallbacks != 1 || s.Requests[audit.ClassIMDSv1] != 1 {
+				t.Fatalf("fallbacks %d requests %v", s.Fallbacks, s.Requests)
+			}
+		})
+	}
+}
+
+// An answer that arrives is never "unanswered", however late it is (a slow
+// proxy): it is recorded as slow, with its delay.
+func TestLateTokenAnswerIsSlowNotUnanswered(t *testing.T) {
+	for _, delay := range []time.Duration{1500 * time.Millisecond, 2500 * time.Millisecond, 9 * time.Second} {
+		h := newHarness(t, audit.Options{})
+		r := replay.New(t0)
+		put := r.Connect(goProc)
+		put.Send(replay.TokenPUT(300, goUA))
+		r.Advance(delay)
+		put.Recv(replay.Answer(200, 56), 1)
+		h.feed(r)
+		got := h.requests()
+		if len(got) != 1 || got[0].Unanswered || !got[0].Slow || got[0].Status != 200 ||
+			got[0].AnsweredAt.Sub(got[0].Time) != delay {
+			t.Fatalf("delay %v: %+v", delay, got)
+		}
+		s := h.a.Snapshot()
+		if s.TokenPUTs.Slow != 1 || s.TokenPUTs.Unanswered != 0 || len(s.ReadyHints.UnansweredTokenPUTs) != 0 ||
+			len(s.ReadyHints.SlowTokenAnswers) != 1 || s.ReadyHints.SlowTokenAnswers[0].MaxAnswerDelayMillis != delay.Milliseconds() {
+			t.Fatalf("delay %v: %+v %+v", delay, s.TokenPUTs, s.ReadyHints)
+		}
 	}
 }
 

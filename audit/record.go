@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit/httpreq"
@@ -59,17 +60,28 @@ type Record struct {
 	// reached this host's socket: the instance's HttpPutResponseHopLimit
 	// minus the routing hops on the way.
 	HopLimit uint8 `json:"hop_limit,omitempty"`
-	// Unanswered marks a token PUT that got no answer within
-	// Options.TokenAnswerTimeout or before its connection closed.
+	// Unanswered marks a token PUT whose connection ended without an answer,
+	// or that got none within Options.TokenAnswerTimeout.
 	Unanswered bool `json:"unanswered,omitempty"`
+	// Slow marks a token PUT answered later than Options.SlowTokenAnswer
+	// (AnsweredAt - Time is the delay): SDKs with a short token time-out
+	// give up before such an answer comes, and fall back to IMDSv1 or fail.
+	Slow bool `json:"slow,omitempty"`
 	// AfterUnansweredPUT marks an IMDSv1 request from a process whose token
-	// PUT went unanswered: an SDK falling back to IMDSv1.
+	// PUT had no answer yet, or went unanswered, when it was sent: an SDK
+	// falling back to IMDSv1.
 	AfterUnansweredPUT bool `json:"after_unanswered_token_put,omitempty"`
 
 	Process Process `json:"process,omitzero"`
 	Cookie  uint64  `json:"socket_cookie,omitempty"`
 	// Lost is, for RecordLost, the number of kernel records lost.
 	Lost uint64 `json:"lost,omitempty"`
+}
+
+// IPv6 reports whether the request went to the IPv6 endpoint.
+func (r *Record) IPv6() bool {
+	ap, err := netip.ParseAddrPort(r.Remote)
+	return err == nil && ap.Addr().Is6() && !ap.Addr().Is4In6()
 }
 
 // Attribution sources, in Process.Source.
@@ -102,6 +114,13 @@ type Process struct {
 	// Preexisting marks a connection opened before the auditor saw it (for
 	// example before the agent started): attributed best effort from /proc.
 	Preexisting bool `json:"preexisting,omitempty"`
+	// LocalAddr is the local address of the caller's socket.
+	LocalAddr string `json:"local_addr,omitempty"`
+	// OtherNetwork says that address is not one of the host's
+	// (Options.HostAddrs): the caller runs in a network namespace of its own
+	// (a container on a bridge, a pod), one or more routing hops further from
+	// IMDS than the host, which matters for the hop limit.
+	OtherNetwork bool `json:"other_network,omitempty"`
 }
 
 // InContainer reports whether the process runs in a container or pod.

@@ -63,8 +63,9 @@ func SaveState(path string, s Summary) error {
 	return nil
 }
 
-// ErrStateSchema says a state file was written by a version of this program with another
-// layout (Summary.Schema). Such a file is refused and left in place.
+// ErrStateSchema says a state file was written by a newer version of this program
+// (Summary.Schema above SummarySchema). Such a file is refused and left in place; older
+// schemas are read (see SummarySchema).
 var ErrStateSchema = errors.New("audit: state file of another schema version")
 
 // ReadState reads a state file written by SaveState and changes nothing: it is what another
@@ -87,8 +88,8 @@ func ReadState(path string) (*Summary, error) {
 	}
 	// The schema first: a file of another version is refused whatever its layout.
 	var probe struct{ Schema int }
-	if json.Unmarshal(buf.Bytes(), &probe) == nil && probe.Schema != 0 && probe.Schema != SummarySchema {
-		return nil, fmt.Errorf("%w: %s has schema %d, this program reads %d: use the matching version or move the file away",
+	if json.Unmarshal(buf.Bytes(), &probe) == nil && probe.Schema > SummarySchema {
+		return nil, fmt.Errorf("%w: %s has schema %d, this program reads up to %d: use the newer version that wrote it, or move the file away",
 			ErrStateSchema, path, probe.Schema, SummarySchema)
 	}
 	var s Summary
@@ -96,7 +97,7 @@ func ReadState(path string) (*Summary, error) {
 	if err = dec.Decode(&s); err == nil && dec.More() {
 		err = errors.New("trailing data")
 	}
-	if err == nil && s.Schema == 0 {
+	if err == nil && s.Schema <= 0 {
 		err = errors.New("no schema version")
 	}
 	if err != nil {

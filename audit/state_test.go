@@ -131,3 +131,117 @@ func TestSaveStateIntoMissingDirectoryFails(t *testing.T) {
 		t.Fatal("no error")
 	}
 }
+
+// A state file written by the agent of schema 1 (kept from that version as
+// testdata/state-schema1.json) is read by this one: counts, callers and the
+// totals rebuilt from them carry on, and its coverage is unknown (empty), so
+// no verdict can call it complete.
+func TestSchema1StateIsRead(t *testing.T) {
+	old, err := os.ReadFile("testdata/state-schema1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := audit.ReadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Schema != 1 || s.Requests[audit.ClassIMDSv1] != 5 || len(s.Callers) == 0 || len(s.Coverage.Spans) != 0 {
+		t.Fatalf("read %+v", s)
+	}
+	a, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := a.Snapshot()
+	if got.Schema != audit.SummarySchema || got.Resumed != s.Resumed+1 || got.Requests[audit.ClassIMDSv1] != 5 ||
+		got.TokenPUTs.Unanswered != 1 || got.TokenPUTs.Refused != 1 || got.Fallbacks != 1 ||
+		len(got.ReadyHints.IMDSv1Callers) != 2 || got.Coverage.WholeHost || len(got.Coverage.Spans) != 0 {
+		t.Fatalf("resumed %+v", got)
+	}
+	if err := a.SaveState(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := audit.ReadState(path)
+	if err != nil || again.Schema != audit.SummarySchema || again.Requests[audit.ClassIMDSv1] != 5 {
+		t.Fatalf("rewritten: %v %+v", err, again)
+	}
+}
+
+// Coverage: spans from the source's attach and detach events, the gap of a
+// cgroup re-creation and of an agent restart, and what the state file keeps.
+func TestCoverageSpansAndGaps(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	path := filepath.Join(t.TempDir(), "state.json")
+	host := &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}
+	a, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := audit.Watch{Path: "/", CgroupID: 1, HostRoot: true, ExecTracing: true}
+	a.Handle(audit.Event{Kind: audit.EventAttached, Time: t0, Watch: &root})
+	clock.Set(t0.Add(10 * time.Minute))
+	s := a.Snapshot()
+	if cv := s.Coverage; len(cv.Spans) != 1 || !cv.WholeHost || !cv.ExecTracing || cv.Scope != "/" ||
+		cv.WatchedSeconds != 600 || len(cv.Gaps) != 0 || !cv.Spans[0].Open {
+		t.Fatalf("%+v", cv)
+	}
+	// The cgroup goes away for a minute and comes back with another id.
+	detached := root
+	detached.Reason = "cgroup removed"
+	a.Handle(audit.Event{Kind: audit.EventDetached, Time: t0.Add(10 * time.Minute), Watch: &detached})
+	again := root
+	again.CgroupID = 2
+	a.Handle(audit.Event{Kind: audit.EventAttached, Time: t0.Add(11 * time.Minute), Watch: &again})
+	clock.Set(t0.Add(20 * time.Minute))
+	if err := a.SaveState(); err != nil {
+		t.Fatal(err)
+	}
+	// The agent dies without a word (kill -9): the state keeps 20 minutes.
+	// A new agent starts an hour later from the same state.
+	clock.Set(t0.Add(80 * time.Minute))
+	b, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(audit.Event{Kind: audit.EventAttached, Time: t0.Add(80 * time.Minute), Watch: &again})
+	clock.Set(t0.Add(90 * time.Minute))
+	cv := b.Snapshot().Coverage
+	if len(cv.Spans) != 3 || len(cv.Gaps) != 2 || cv.WatchedSeconds != (10+9+10)*60 || cv.GapSeconds != (1+60)*60 ||
+		!cv.WholeHost || cv.Gaps[0].Why != "cgroup removed" || !strings.Contains(cv.Gaps[1].Why, "agent not running") {
+		t.Fatalf("%+v", cv)
+	}
+	// One span of an agent that could not see the host spoils whole-host.
+	b.Handle(audit.Event{Kind: audit.EventAttached, Time: t0.Add(90 * time.Minute), Watch: &audit.Watch{Path: "/kubepods/pod1", CgroupID: 9}})
+	if cv := b.Snapshot().Coverage; cv.WholeHost || cv.ExecTracing || cv.Scope != "mixed" {
+		t.Fatalf("%+v", cv)
+	}
+}
+
+// Spans beyond the bound are folded into one sum that keeps what matters.
+func TestCoverageSpansAreBounded(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	a, err := audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: clock,
+		Agent: &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0
+	for i := range 200 {
+		w := audit.Watch{Path: "/", CgroupID: uint64(i), HostRoot: i != 3, ExecTracing: true}
+		a.Handle(audit.Event{Kind: audit.EventAttached, Time: at, Watch: &w})
+		at = at.Add(time.Minute)
+		a.Handle(audit.Event{Kind: audit.EventDetached, Time: at, Watch: &audit.Watch{Reason: "cgroup removed"}})
+		at = at.Add(time.Second)
+	}
+	clock.Set(at)
+	cv := a.Snapshot().Coverage
+	if len(cv.Spans) > 64 || cv.Earlier == nil || cv.Earlier.Spans+len(cv.Spans) != 200 || cv.WholeHost ||
+		cv.WatchedSeconds != 200*60 || cv.GapSeconds != 199 {
+		t.Fatalf("spans %d earlier %+v whole %v watched %v gaps %v", len(cv.Spans), cv.Earlier, cv.WholeHost,
+			cv.WatchedSeconds, cv.GapSeconds)
+	}
+}

@@ -1,7 +1,6 @@
 package ready
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit"
-	"github.com/imdsv2/imdsv2/imds"
 	"github.com/imdsv2/imdsv2/scan"
 )
 
@@ -20,48 +18,40 @@ type Input struct {
 	// not (imds errors: ErrUnreachable, ErrDisabled, ErrHopLimit, ...).
 	Identity *Identity
 	ProbeErr error
-	// Summary is the audit's aggregate; AuditErr why there is none.
+	// Summary is the audit's aggregate, with its coverage record; AuditErr why there is none.
 	Summary  *audit.Summary
 	AuditErr error
-	// Source is "live" or "state"; Duration how long the live audit watched.
+	// Source is "live" or "state"; Duration how long the live audit ran.
 	Source   string
 	Duration time.Duration
-	// Observations come from the Observer of a live audit.
-	Observations *Observations
-	Host         *Host
-	Scan         *scan.Report
-	ScanErr      error
+	// Scope, when set, makes the verdict about that cgroup subtree only (the operator
+	// named it with --cgroup); nil means the whole instance.
+	Scope *Scope
+	// MinWatch is the least watched time for a verdict other than UNDECIDED; 0 means
+	// DefaultMinWatch.
+	MinWatch time.Duration
+	Host     *Host
+	Scan     *scan.Report
+	ScanErr  error
 }
 
-// Evaluate turns what was seen and found into a verdict with reasons and next steps.
+// Evaluate turns what was seen and found into a verdict with reasons, doubts and next
+// steps. The verdict itself is decided in one place (decide, see there for the invariant).
 func Evaluate(in Input) *Report {
-	r := &Report{Schema: Schema, Instance: in.Identity, Reasons: []Reason{}, Warnings: []Reason{},
-		Host: in.Host, Observations: in.Observations, NextSteps: []Step{}, WatchAfter: []string{}}
+	r := &Report{Schema: Schema, Scope: scopeInfo(in), Instance: in.Identity, Reasons: []Reason{},
+		Uncertain: []Reason{}, Warnings: []Reason{}, Host: in.Host, NextSteps: []Step{}, WatchAfter: []string{}}
 	r.Audit = auditInfo(in)
-	if why := undecided(in); why != "" {
-		r.Verdict, r.UndecidedReason = Undecided, why
-		return r
+	r.Coverage = coverageInfo(in)
+	if s := in.Summary; s != nil {
+		victims := unansweredReasons(r, in)
+		v1Reasons(r, in)
+		refusedReasons(r, in)
+		r.HopLimit = hopAdvice(in, victims)
+		hopWarnings(r, in, victims)
+		auditWarnings(r, in)
 	}
-	s := in.Summary
-	victims := unansweredReasons(r, in)
-	v1Reasons(r, in)
-	for _, h := range s.ReadyHints.FailedTokenPUTs {
-		rs := processReason("token-refused", h.Process, in.Observations)
-		rs.Count = h.Count
-		rs.Detail = fmt.Sprintf("its IMDSv2 token requests were refused (answers %s); it cannot get a token, so it "+
-			"falls back to IMDSv1 or fails", answers(h.Answers))
-		rs.Fix = h.Advice
-		r.Reasons = append(r.Reasons, rs)
-	}
-	r.HopLimit = hopAdvice(in, victims)
-	hopWarnings(r, in, victims)
 	scanReasons(r, in)
-	auditWarnings(r, in)
-	if len(r.Reasons) > 0 {
-		r.Verdict = NotReady
-	} else {
-		r.Verdict = Ready
-	}
+	decide(r, in)
 	nextSteps(r, in)
 	return r
 }
@@ -84,55 +74,26 @@ func auditInfo(in Input) AuditInfo {
 			a.DurationSeconds = s.Updated.Sub(s.Since).Seconds()
 		}
 	}
-	a.DurationSeconds = float64(int64(a.DurationSeconds*10)) / 10
+	a.DurationSeconds = round1(a.DurationSeconds)
 	return a
 }
 
-func undecided(in Input) string {
-	if err := in.ProbeErr; err != nil {
-		switch {
-		case errors.Is(err, imds.ErrDisabled):
-			return "IMDS is disabled on this instance (HttpEndpoint=disabled, or AWS_EC2_METADATA_DISABLED=true " +
-				"in ready's environment): nothing can read metadata, with a token or without, so there is nothing " +
-				"to check. If software here needs IMDS, enable it with --http-endpoint enabled --http-tokens required " +
-				"and run ready again"
-		case errors.Is(err, imds.ErrUnreachable):
-			return "IMDS did not answer at 169.254.169.254: this does not look like an EC2 instance, or IMDS is " +
-				"blocked from this network namespace (a firewall rule, a proxy). Run ready on the instance, in its " +
-				"host network namespace. (" + err.Error() + ")"
-		case errors.Is(err, imds.ErrHopLimit):
-			return "ready's own IMDSv2 token request got no answer: ready itself runs behind a bridge (in a " +
-				"container). Run it in the host's network namespace (docker --network host, hostNetwork: true)"
-		}
-		return "ready could not read this instance's identity with IMDSv2: " + err.Error()
+// where says where a process runs: in a network namespace of its own (a container on a
+// bridge, a pod), in a container by its cgroup, or on the host.
+func where(p audit.Process) string {
+	ctr := ""
+	if p.Container.ID != "" {
+		ctr = fmt.Sprintf("container %s (%s)", short(p.Container.ID), p.Container.Runtime)
+	} else if p.InContainer() {
+		ctr = "container (" + p.Container.Runtime + ")"
 	}
-	if in.Identity == nil {
-		return "ready did not ask IMDS for this instance's identity"
-	}
-	if in.Summary == nil {
-		why := "no audit of IMDS callers"
-		if in.AuditErr != nil {
-			why = "the audit of IMDS callers could not run: " + in.AuditErr.Error()
-		}
-		return why + ". Without it ready cannot know which processes still use IMDSv1"
-	}
-	return ""
-}
-
-// where says where a process runs: in a container (by cgroup), in another network
-// namespace (by its socket's address), or on the host.
-func where(p audit.Process, obs *Observations) string {
-	if t, ok := obs.IsForeign(p.PID); ok {
-		if p.Container.ID != "" {
-			return fmt.Sprintf("container %s (%s), address %s", short(p.Container.ID), p.Container.Runtime, t.Addr)
-		}
-		return "network namespace of its own (address " + t.Addr + "), behind a bridge: a container"
-	}
-	if p.InContainer() {
-		if p.Container.ID != "" {
-			return fmt.Sprintf("container %s (%s)", short(p.Container.ID), p.Container.Runtime)
-		}
-		return "container (" + p.Container.Runtime + ")"
+	switch {
+	case p.OtherNetwork && ctr != "":
+		return ctr + ", address " + p.LocalAddr
+	case p.OtherNetwork:
+		return "network namespace of its own (address " + p.LocalAddr + "), behind a bridge: a container"
+	case ctr != "":
+		return ctr
 	}
 	return "host"
 }
@@ -155,7 +116,7 @@ func processName(p audit.Process) string {
 	return name
 }
 
-func processReason(code string, p audit.Process, obs *Observations) Reason {
+func processReason(code string, p audit.Process) Reason {
 	subject := fmt.Sprintf("%s (pid %d", processName(p), p.PID)
 	if p.User != "" {
 		subject += ", user " + p.User
@@ -165,7 +126,7 @@ func processReason(code string, p audit.Process, obs *Observations) Reason {
 		subject += " in " + p.Container.Unit
 	}
 	return Reason{Code: code, Subject: audit.EscapeText(subject), PID: p.PID, Exe: p.Exe, Cmdline: p.Cmdline,
-		Where: where(p, obs)}
+		Where: audit.EscapeText(where(p))}
 }
 
 func answers(m map[string]uint64) string {
@@ -184,33 +145,18 @@ func answers(m map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
-// findCaller returns the aggregate entry behind a hint, for its paths.
-func findCaller(s *audit.Summary, h audit.Hint) *audit.Caller {
-	for i := range s.Callers {
-		c := &s.Callers[i]
-		if c.Class == h.Class && c.Process.Exe == h.Process.Exe && c.Process.Cmdline == h.Process.Cmdline &&
-			c.Process.PID == h.Process.PID {
-			return c
-		}
-	}
-	return nil
-}
-
+// v1Reasons names every IMDSv1 caller, and the IMDSv1 requests of callers the aggregate
+// could not itemise: the verdict follows the counts, not only the callers.
 func v1Reasons(r *Report, in Input) {
 	s := in.Summary
+	var itemised uint64
 	for _, h := range s.ReadyHints.IMDSv1Callers {
-		rs := processReason("imdsv1-caller", h.Process, in.Observations)
+		itemised += h.Count
+		rs := processReason(codeIMDSv1Caller, h.Process)
 		rs.Count = h.Count
 		paths := ""
-		if c := findCaller(s, h); c != nil && len(c.Paths) > 0 {
-			ps := make([]string, 0, 3)
-			for _, p := range c.Paths[:min(3, len(c.Paths))] {
-				ps = append(ps, p.Path)
-			}
-			paths = " for " + strings.Join(ps, ", ")
-			if len(c.Paths) > 3 {
-				paths += ", ..."
-			}
+		if len(h.Paths) > 0 {
+			paths = " for " + strings.Join(h.Paths, ", ")
 		}
 		sender := ""
 		if h.SDK != nil && h.SDK.Name != "" {
@@ -220,23 +166,61 @@ func v1Reasons(r *Report, in Input) {
 			}
 			sender += ")"
 		}
-		rs.Detail = fmt.Sprintf("%d IMDSv1 request(s), GET without a session token%s%s; answers %s. "+
+		many := ""
+		if h.Aggregated {
+			many = " by several command lines of this program"
+		}
+		rs.Detail = fmt.Sprintf("%d IMDSv1 request(s)%s, GET without a session token%s%s; answers %s. "+
 			"Under HttpTokens=required these get 401 and the program loses its metadata and credentials",
-			h.Count, sender, audit.EscapeText(paths), answers(h.Answers))
+			h.Count, many, sender, audit.EscapeText(paths), answers(h.Answers))
 		rs.Fix = h.Advice
 		if h.SDK != nil && h.SDK.DisableV1 != "" && !strings.Contains(rs.Fix, h.SDK.DisableV1) {
 			rs.Fix += "; then set " + h.SDK.DisableV1 + " so it never falls back again"
 		}
 		r.Reasons = append(r.Reasons, rs)
 	}
+	if total := s.Requests[audit.ClassIMDSv1]; total > itemised {
+		r.Reasons = append(r.Reasons, Reason{Code: codeIMDSv1Requests, Subject: "callers not itemised",
+			Count: total - itemised,
+			Detail: fmt.Sprintf("%d IMDSv1 request(s) were counted whose callers the audit could not itemise "+
+				"(its caller table was full: %d requests not itemised)", total-itemised, s.CallersDropped),
+			Fix: "audit again for a shorter time, or with fewer distinct programs calling IMDS, to name them"})
+	}
+}
+
+// refusedReasons names the callers whose token PUTs were refused, and counts the rest.
+func refusedReasons(r *Report, in Input) {
+	s := in.Summary
+	var itemised uint64
+	for _, h := range s.ReadyHints.FailedTokenPUTs {
+		rs := processReason(codeTokenRefused, h.Process)
+		for k, n := range h.Answers {
+			if len(k) == 3 && k >= "300" {
+				itemised += n
+			}
+		}
+		rs.Count = h.Count
+		rs.Detail = fmt.Sprintf("its IMDSv2 token requests were refused (answers %s); it cannot get a token, so it "+
+			"falls back to IMDSv1 or fails", answers(h.Answers))
+		rs.Fix = h.Advice
+		r.Reasons = append(r.Reasons, rs)
+	}
+	if n := s.TokenPUTs.Refused; n > itemised {
+		r.Reasons = append(r.Reasons, Reason{Code: codeTokenRefused, Subject: "callers not itemised", Count: n - itemised,
+			Detail: fmt.Sprintf("%d token PUT(s) of callers the audit could not itemise were refused", n-itemised),
+			Fix:    "audit again to name them"})
+	}
 }
 
 // unansweredReasons adds the hop-limit victims and returns how many there are.
 func unansweredReasons(r *Report, in Input) int {
-	hints := in.Summary.ReadyHints.UnansweredTokenPUTs
+	s := in.Summary
+	hints := s.ReadyHints.UnansweredTokenPUTs
+	var itemised uint64
 	for _, h := range hints {
-		rs := processReason("token-unanswered", h.Process, in.Observations)
+		rs := processReason(codeTokenUnanswered, h.Process)
 		rs.Count = h.Count
+		itemised += h.Unanswered
 		rs.Detail = "its IMDSv2 token requests (PUT /latest/api/token) got no answer: IMDS sends that answer " +
 			"with IP TTL = HttpPutResponseHopLimit, every bridge on the way takes one off, and the answer " +
 			"died before it reached this process"
@@ -248,6 +232,13 @@ func unansweredReasons(r *Report, in Input) int {
 		rs.Fix = "raise the instance's HttpPutResponseHopLimit to 2 (one more hop than the host needs; see next " +
 			"steps) so that the token answer reaches the container"
 		r.Reasons = append(r.Reasons, rs)
+	}
+	if n := s.TokenPUTs.Unanswered; n > itemised {
+		r.Reasons = append(r.Reasons, Reason{Code: codeTokenUnanswered, Subject: "callers not itemised",
+			Count:  n - itemised,
+			Detail: fmt.Sprintf("%d token PUT(s) of callers the audit could not itemise got no answer", n-itemised),
+			Fix:    "raise the instance's HttpPutResponseHopLimit to 2 (see next steps)"})
+		return len(hints) + 1
 	}
 	return len(hints)
 }

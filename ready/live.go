@@ -10,6 +10,7 @@ import (
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/bpf"
+	"github.com/imdsv2/imdsv2/internal/hostns"
 )
 
 // LiveOptions configure a live audit.
@@ -19,27 +20,25 @@ type LiveOptions struct {
 	// Tests and the demo pass a cgroup of their own.
 	Cgroup string
 	// HostAddrs are the host namespace's addresses (Host.Addrs), to tell callers in other
-	// network namespaces apart.
+	// network namespaces apart (audit.Options.HostAddrs).
 	HostAddrs []netip.Addr
 	// BPF configures the kernel side; the zero value audits the real IMDS addresses.
 	BPF bpf.Options
 	// Audit configures the auditor.
 	Audit audit.Options
 	// OnRecord, if set, is called with every record as it is made, from the auditor's
-	// goroutine, with the Observer (to ask whether its caller is in another namespace).
-	OnRecord func(audit.Record, *Observer)
-	// Grace is how long Stop keeps reading after it is called, so that token requests still
-	// waiting for an answer are resolved (answered, or reported unanswered). Default
-	// Audit.TokenAnswerTimeout (2s) plus one second.
+	// goroutine.
+	OnRecord func(audit.Record)
+	// Grace bounds how long Settle and Stop wait for requests still waiting for an answer
+	// to be resolved (answered, their connection closed, or reported unanswered). Default
+	// Audit.TokenAnswerTimeout plus one second; they return as soon as nothing is pending.
 	Grace time.Duration
 }
 
-// Live is a running audit: the BPF agent attached to a cgroup, feeding an auditor through
-// an Observer.
+// Live is a running audit: the BPF agent attached to a cgroup, feeding an auditor.
 type Live struct {
 	agent   *bpf.Agent
 	aud     *audit.Auditor
-	obs     *Observer
 	grace   time.Duration
 	start   time.Time
 	cancel  context.CancelFunc
@@ -54,19 +53,27 @@ func StartLive(opts LiveOptions) (*Live, error) {
 	if opts.Grace <= 0 {
 		opts.Grace = opts.Audit.TokenAnswerTimeout
 		if opts.Grace <= 0 {
-			opts.Grace = 2 * time.Second
+			opts.Grace = audit.DefaultTokenAnswerTimeout
 		}
 		opts.Grace += time.Second
 	}
-	var obs *Observer // set before the auditor's goroutine starts, the only caller of OnRecord
 	if opts.OnRecord != nil {
 		next := opts.Audit.OnRecord
 		opts.Audit.OnRecord = func(r audit.Record) {
 			if next != nil {
 				next(r)
 			}
-			opts.OnRecord(r, obs)
+			opts.OnRecord(r)
 		}
+	}
+	if len(opts.Audit.HostAddrs) == 0 {
+		opts.Audit.HostAddrs = opts.HostAddrs
+	}
+	if opts.Audit.Agent == nil {
+		// How this process sees the host, for the coverage record; a namespace that cannot
+		// be read counts as not the host's.
+		facts, _ := hostns.Detect("", hostns.Paths{Cgroup: opts.BPF.HostCgroup})
+		opts.Audit.Agent = &facts
 	}
 	aud, err := audit.New(opts.Audit)
 	if err != nil {
@@ -81,44 +88,57 @@ func StartLive(opts LiveOptions) (*Live, error) {
 		return nil, fmt.Errorf("attach the auditor to cgroup %q: %w", opts.Cgroup, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	obs = NewObserver(agent, opts.HostAddrs)
-	l := &Live{agent: agent, aud: aud, obs: obs, grace: opts.Grace,
+	l := &Live{agent: agent, aud: aud, grace: opts.Grace,
 		start: time.Now(), cancel: cancel, done: make(chan error, 1)}
-	go func() { l.done <- aud.Run(ctx, l.obs) }()
+	go func() { l.done <- aud.Run(ctx, agent) }()
 	return l, nil
 }
 
-// Observer returns the observer that sees every event, for live questions such as
-// "is this pid in another network namespace?".
-func (l *Live) Observer() *Observer { return l.obs }
+// settleQuiet is how long Settle keeps reading after nothing is pending, for events the
+// kernel reported just before (a connection's close behind its last request).
+const settleQuiet = 300 * time.Millisecond
 
-// Features says what the agent attached, and how.
-func (l *Live) Features() bpf.Features { return l.agent.Features() }
-
-// Settle waits for the grace period (or until ctx is done), so that requests still in
-// flight are resolved, while the audit goes on.
+// Settle waits, while the audit goes on, until no request is waiting for its answer (and
+// settleQuiet more), at most for the grace period or until ctx is done.
 func (l *Live) Settle(ctx context.Context) {
-	t := time.NewTimer(l.grace)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+	deadline := time.NewTimer(l.grace)
+	defer deadline.Stop()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	var quietSince time.Time
+	for {
+		select {
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		case now := <-poll.C:
+			if l.aud.Pending() > 0 {
+				quietSince = time.Time{}
+				continue
+			}
+			if quietSince.IsZero() {
+				quietSince = now
+			} else if now.Sub(quietSince) >= settleQuiet {
+				return
+			}
+		}
 	}
 }
 
 // Snapshot returns what was seen so far and for how long, while the audit goes on.
-func (l *Live) Snapshot() (*audit.Summary, *Observations, time.Duration) {
+func (l *Live) Snapshot() (*audit.Summary, time.Duration) {
 	s := l.aud.Snapshot()
-	return &s, l.obs.Observations(), time.Since(l.start)
+	return &s, time.Since(l.start)
 }
 
-// Stop keeps reading for the grace period (or until ctx is done), then stops the audit,
-// detaches the programs and returns what was seen and for how long.
-func (l *Live) Stop(ctx context.Context) (*audit.Summary, *Observations, time.Duration, error) {
+// Stop waits as Settle does, then stops the audit, detaches the programs and returns
+// what was seen and for how long.
+func (l *Live) Stop(ctx context.Context) (*audit.Summary, time.Duration, error) {
 	l.Settle(ctx)
 	l.Close()
 	s := l.aud.Snapshot()
-	return &s, l.obs.Observations(), time.Since(l.start), l.result
+	return &s, time.Since(l.start), l.result
 }
 
 // Close stops the audit at once and detaches everything. It may be called more than once.

@@ -2,12 +2,10 @@ package ready
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
-	"io"
-	"net/netip"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,11 +28,22 @@ var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 var identity = &Identity{InstanceID: "i-0123456789abcdef0", Region: "eu-west-1", AvailabilityZone: "eu-west-1a", InstanceType: "m7g.large"}
 
+// hostAgent runs in the host's namespaces.
+var hostAgent = &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}
+
+// wholeHost is an hour of watching the whole host, exec tracing on.
+func wholeHost() audit.Coverage {
+	return audit.Coverage{Spans: []audit.Span{{From: t0, To: t0.Add(time.Hour),
+		Watch: audit.Watch{Path: "/", CgroupID: 1, HostRoot: true, ExecTracing: true}, Agent: hostAgent}},
+		Gaps: []audit.Gap{}, WatchedSeconds: 3600, WholeHost: true, ExecTracing: true, Scope: "/"}
+}
+
 func summary(callers ...audit.Caller) *audit.Summary {
 	s := &audit.Summary{Schema: audit.SummarySchema, Since: t0, Updated: t0.Add(time.Hour),
-		Requests: map[audit.Class]uint64{}, Callers: callers}
+		Requests: map[audit.Class]uint64{}, Callers: callers, Coverage: wholeHost()}
 	s.ReadyHints = audit.ReadyHints{Complete: true, IMDSv1Callers: []audit.Hint{}, UnansweredTokenPUTs: []audit.Hint{},
-		FailedTokenPUTs: []audit.Hint{}, ObservedHopLimits: []audit.HopLimit{}}
+		FailedTokenPUTs: []audit.Hint{}, SlowTokenAnswers: []audit.Hint{}, IPv6Callers: []audit.Hint{},
+		ObservedHopLimits: []audit.HopLimit{}}
 	for _, c := range callers {
 		s.Requests[c.Class] += c.Count
 	}
@@ -58,8 +67,11 @@ func notReadyInput() Input {
 		audit.Caller{Class: audit.ClassTokenPUT, Process: agent, Count: 5, Answers: map[string]uint64{"200": 5}, HopLimits: map[string]uint64{"1": 5}},
 	)
 	s.ReadyHints.IMDSv1Callers = []audit.Hint{{Class: audit.ClassIMDSv1, Process: curl, Count: 3, Answers: map[string]uint64{"200": 3},
-		SDK: &curlSDK, Advice: curlSDK.Advice}}
-	s.ReadyHints.UnansweredTokenPUTs = []audit.Hint{{Class: audit.ClassTokenPUT, Process: app, Count: 2, Advice: "raise the hop limit"}}
+		Paths: []string{"/latest/meta-data/instance-id"},
+		SDK:   &curlSDK, Advice: curlSDK.Advice}}
+	s.ReadyHints.UnansweredTokenPUTs = []audit.Hint{{Class: audit.ClassTokenPUT, Process: app, Count: 2, Unanswered: 2,
+		Advice: "raise the hop limit"}}
+	s.TokenPUTs.Unanswered = 2
 	s.ReadyHints.ObservedHopLimits = []audit.HopLimit{{HopLimit: 1, TokenAnswers: 5}}
 	return Input{Identity: identity, Summary: s, Source: "state",
 		Host: &Host{Bridges: []Bridge{{Name: "docker0", Ports: 1}}, Veths: 1, CNIConfigs: []string{}},
@@ -76,6 +88,18 @@ func TestEvaluateGolden(t *testing.T) {
 	clean := summary(audit.Caller{Class: audit.ClassTokenPUT, Process: agent, Count: 5, Answers: map[string]uint64{"200": 5},
 		HopLimits: map[string]uint64{"1": 5}}, audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 9})
 	clean.ReadyHints.ObservedHopLimits = []audit.HopLimit{{HopLimit: 1, TokenAnswers: 5}}
+	doubtful := summary(audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 9},
+		audit.Caller{Class: audit.ClassIncomplete, Process: app, Count: 2, Incomplete: 2})
+	doubtful.Coverage.Spans[0].To = t0.Add(4 * time.Second)
+	doubtful.Coverage.WatchedSeconds = 4
+	doubtful.LostEvents = 3
+	notReadyAnyway := notReadyInput()
+	notReadyAnyway.Identity, notReadyAnyway.ProbeErr = nil, &imds.Error{Kind: imds.KindUnreachable, Op: "PUT",
+		Path: "/latest/api/token", Endpoint: imds.EndpointIPv4}
+	notReadyAnyway.Summary.LostEvents = 7
+	scoped := summary(audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 9})
+	scoped.Coverage.Spans[0].Watch = audit.Watch{Path: "/system.slice/app.service", CgroupID: 4242, ExecTracing: true}
+	scoped.Coverage.WholeHost, scoped.Coverage.Scope = false, "/system.slice/app.service"
 	for _, tc := range []struct {
 		name string
 		in   Input
@@ -89,6 +113,11 @@ func TestEvaluateGolden(t *testing.T) {
 		{"disabled", Input{ProbeErr: &imds.Error{Kind: imds.KindDisabled, Op: "PUT", Path: "/latest/api/token",
 			Endpoint: imds.EndpointIPv4, StatusCode: 403}}, Undecided},
 		{"no-audit", Input{Identity: identity, AuditErr: errors.New("bpf: missing CAP_BPF")}, Undecided},
+		{"undecided-coverage", Input{Identity: identity, Summary: doubtful, Source: "state"}, Undecided},
+		{"not-ready-wins", notReadyAnyway, NotReady},
+		{"scoped-ready", Input{Identity: identity, Summary: scoped, Source: "state",
+			Scope: &Scope{Cgroup: "/sys/fs/cgroup/system.slice/app.service", Rel: "/system.slice/app.service"}}, Ready},
+		{"scope-not-instance", Input{Identity: identity, Summary: scoped, Source: "state"}, Undecided},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Evaluate(tc.in)
@@ -139,7 +168,7 @@ func TestHopAdvice(t *testing.T) {
 	base := func() Input { return Input{Identity: identity, Summary: summary()} }
 	in := base()
 	assert.Equal(t, 2, Evaluate(in).HopLimit.Recommended, "unknown: AWS's default")
-	in.Observations = &Observations{HostTokenTTLs: map[uint8]uint64{1: 3}}
+	in.Summary.ReadyHints.ObservedHopLimits = []audit.HopLimit{{HopLimit: 1, TokenAnswers: 3}}
 	r := Evaluate(in)
 	assert.Equal(t, HopLimitAdvice{Observed: 1, Recommended: 1, Why: r.HopLimit.Why}, r.HopLimit, "no containers: keep 1")
 	in.Host = &Host{Bridges: []Bridge{{Name: "br0", Ports: 2}}}
@@ -148,56 +177,16 @@ func TestHopAdvice(t *testing.T) {
 	require.Len(t, r.Warnings, 2) // hop-limit-containers and no-imds-traffic
 	assert.Equal(t, "hop-limit-containers", r.Warnings[0].Code)
 	assert.Equal(t, Ready, r.Verdict, "a warning does not block")
-	in.Observations.HostTokenTTLs = map[uint8]uint64{3: 1}
+	in.Summary.ReadyHints.ObservedHopLimits = []audit.HopLimit{{HopLimit: 3, TokenAnswers: 1}}
 	assert.Equal(t, 3, Evaluate(in).HopLimit.Recommended, "never lower a hop limit above 2")
-}
-
-// fakeSource replays events.
-type fakeSource struct{ evs []audit.Event }
-
-func (f *fakeSource) Next(context.Context) (audit.Event, error) {
-	if len(f.evs) == 0 {
-		return audit.Event{}, io.EOF
-	}
-	ev := f.evs[0]
-	f.evs = f.evs[1:]
-	return ev, nil
-}
-
-func TestObserver(t *testing.T) {
-	imds4 := netip.MustParseAddrPort("169.254.169.254:80")
-	imds6 := netip.MustParseAddrPort("[fd00:ec2::254]:80")
-	host := netip.MustParseAddr("10.0.0.5")
-	put := []byte("PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")
-	ok := []byte("HTTP/1.1 200 OK\r\n")
-	src := &fakeSource{evs: []audit.Event{
-		{Kind: audit.EventConnect, Cookie: 1, PID: 10, Comm: "agent", Remote: imds4},
-		{Kind: audit.EventSend, Cookie: 1, Local: netip.MustParseAddrPort("10.0.0.5:40000"), Remote: imds4, Data: put},
-		{Kind: audit.EventRecv, Cookie: 1, Local: netip.MustParseAddrPort("10.0.0.5:40000"), Remote: imds4, Data: ok, TTL: 2},
-		{Kind: audit.EventConnect, Cookie: 2, PID: 20, Comm: "app", Remote: imds4},
-		{Kind: audit.EventSend, Cookie: 2, Local: netip.MustParseAddrPort("172.17.0.2:40001"), Remote: imds4, Data: put},
-		{Kind: audit.EventRecv, Cookie: 2, Local: netip.MustParseAddrPort("172.17.0.2:40001"), Remote: imds4, Data: ok, TTL: 1},
-		{Kind: audit.EventConnect, Cookie: 3, PID: 30, Comm: "v6", Remote: imds6},
-		{Kind: audit.EventSend, Cookie: 3, Local: netip.MustParseAddrPort("[fd00::5]:40002"), Remote: imds6,
-			Data: []byte("GET /latest/meta-data/ HTTP/1.1\r\n\r\n")},
-		{Kind: audit.EventRecv, Cookie: 3, Remote: imds6, Data: ok, TTL: 64}, // not a token answer
-		{Kind: audit.EventClose, Cookie: 1},
-	}}
-	o := NewObserver(src, []netip.Addr{host, netip.MustParseAddr("fd00::5")})
-	for {
-		if _, err := o.Next(context.Background()); err != nil {
-			require.ErrorIs(t, err, io.EOF)
-			break
-		}
-	}
-	obs := o.Observations()
-	assert.Equal(t, []Talker{{PID: 20, Comm: "app", Addr: "172.17.0.2"}}, obs.Foreign)
-	assert.Equal(t, []Talker{{PID: 30, Comm: "v6", Addr: "fd00::5"}}, obs.IPv6)
-	assert.Equal(t, map[uint8]uint64{2: 1}, obs.HostTokenTTLs)
-	assert.Equal(t, map[uint8]uint64{1: 1}, obs.ForeignTokenTTLs)
-	_, foreign := o.IsForeign(20)
-	assert.True(t, foreign)
-	assert.Len(t, o.socks, 2, "closed sockets are forgotten")
+	// A token answer that reached a caller in a network namespace of its own says nothing
+	// of the instance's setting; it says containers talk to IMDS.
+	in.Host = nil
+	in.Summary.ReadyHints.ObservedHopLimits = []audit.HopLimit{{HopLimit: 1, TokenAnswers: 3},
+		{HopLimit: 1, OtherNetwork: true, TokenAnswers: 1}}
+	r = Evaluate(in)
+	assert.Equal(t, 1, r.HopLimit.Observed)
+	assert.Equal(t, 2, r.HopLimit.Recommended)
 }
 
 func TestReadState(t *testing.T) {
@@ -225,11 +214,13 @@ func TestReadState(t *testing.T) {
 func TestFormatRecord(t *testing.T) {
 	r := audit.Record{Type: audit.RecordRequest, Class: audit.ClassIMDSv1, Method: "GET", Path: "/latest/meta-data/\x1b[2J",
 		Status: 401, Process: curl}
-	line := FormatRecord(r, nil)
+	line := FormatRecord(r)
 	assert.Equal(t, `curl (pid 4242, host): GET /latest/meta-data/\x1b[2J without a token (IMDSv1) -> 401 Unauthorized (refused: a token is required)`, line)
 	r = audit.Record{Type: audit.RecordRequest, Class: audit.ClassTokenPUT, Method: "PUT", Path: "/latest/api/token", Unanswered: true, Process: app}
-	assert.Contains(t, FormatRecord(r, nil), "app (pid 5151, container): PUT /latest/api/token asks for a session token (IMDSv2) -> NO ANSWER")
-	assert.Equal(t, "auditor: 3 kernel records lost", FormatRecord(audit.Record{Type: audit.RecordLost, Lost: 3}, nil))
+	assert.Contains(t, FormatRecord(r), "app (pid 5151, container): PUT /latest/api/token asks for a session token (IMDSv2) -> NO ANSWER")
+	assert.Equal(t, "auditor: 3 kernel records lost", FormatRecord(audit.Record{Type: audit.RecordLost, Lost: 3}))
+	r.Process.OtherNetwork, r.Process.LocalAddr = true, "10.99.0.2"
+	assert.Contains(t, FormatRecord(r), "app (pid 5151, container 10.99.0.2)")
 }
 
 func TestInspectHost(t *testing.T) {
@@ -242,4 +233,91 @@ func TestInspectHost(t *testing.T) {
 	assert.NotNil(t, h.Bridges)
 	_, err = InspectHost("/nonexistent/netns", dir)
 	assert.Error(t, err)
+}
+
+// The verdict invariant, over random summaries: any IMDSv1 request counted (itemised or
+// not) is NOT READY whatever else holds; READY only with whole-host coverage for at least
+// the minimum time, exec tracing on, nothing lost, unclassified, gapped or unpaired, and
+// IMDS itself answering.
+func TestVerdictInvariantProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(n int) bool { return rng.IntN(n) == 0 }
+	for i := range 20000 {
+		s := summary(audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 3})
+		v1 := uint64(0)
+		if pick(3) {
+			v1 = uint64(1 + rng.IntN(5))
+			s.Requests[audit.ClassIMDSv1] = v1
+			if pick(2) { // itemised, or hidden behind a full caller table
+				s.Callers = append(s.Callers, audit.Caller{Class: audit.ClassIMDSv1, Process: curl, Count: v1})
+				s.ReadyHints.IMDSv1Callers = []audit.Hint{{Class: audit.ClassIMDSv1, Process: curl, Count: v1}}
+			} else {
+				s.CallersDropped = v1
+			}
+		}
+		if pick(6) {
+			s.LostEvents = 1
+		}
+		if pick(6) {
+			s.Requests[audit.ClassIncomplete] = 1
+		}
+		if pick(8) {
+			s.Reassembly.Gaps = 1
+		}
+		if pick(8) {
+			s.UnpairedAnswers = 1
+		}
+		if pick(6) {
+			s.Coverage.WatchedSeconds = float64(rng.IntN(300))
+		}
+		if pick(6) {
+			s.Coverage.WholeHost = false
+			s.Coverage.Spans[0].Watch.HostRoot = false
+		}
+		if pick(8) {
+			s.Coverage.ExecTracing = false
+		}
+		if pick(10) {
+			s.Coverage = audit.Coverage{}
+		}
+		in := Input{Identity: identity, Summary: s, Source: "state"}
+		if pick(8) {
+			in.Identity, in.ProbeErr = nil, &imds.Error{Kind: imds.KindUnreachable, Op: "PUT", Endpoint: imds.EndpointIPv4}
+		}
+		r := Evaluate(in)
+		if v1 > 0 {
+			require.Equal(t, NotReady, r.Verdict, "case %d: %d IMDSv1 requests", i, v1)
+			continue
+		}
+		doubt := s.LostEvents > 0 || s.Requests[audit.ClassIncomplete] > 0 || s.Reassembly.Gaps > 0 ||
+			s.UnpairedAnswers > 0 || s.Coverage.WatchedSeconds < DefaultMinWatch.Seconds() || !s.Coverage.WholeHost ||
+			!s.Coverage.ExecTracing || len(s.Coverage.Spans) == 0 || in.ProbeErr != nil
+		if doubt {
+			require.Equal(t, Undecided, r.Verdict, "case %d: %+v", i, r.Coverage)
+			require.NotEmpty(t, r.Uncertain)
+		} else {
+			require.Equal(t, Ready, r.Verdict, "case %d: %s", i, joinCodes(r.Uncertain))
+		}
+	}
+}
+
+// Hostile names (a container id taken from a cgroup name, a command line, an instance id)
+// reach the text report escaped: no control byte gets to the terminal.
+func TestWriteTextEscapesEverything(t *testing.T) {
+	in := notReadyInput()
+	evil := "machine-\x1b[2J\x1b[HX.scope\a"
+	h := &in.Summary.ReadyHints.UnansweredTokenPUTs[0]
+	h.Process.Container.ID = evil
+	h.Process.Cmdline = "app \x1b]0;pwned\a"
+	h.Process.OtherNetwork, h.Process.LocalAddr = true, "10.0.0.9\x1b[1A"
+	in.Identity = &Identity{InstanceID: "i-0\x1b[31m", Region: "eu\x07"}
+	in.Scan.Roots = []string{"/opt/\x1b[2K"}
+	var txt bytes.Buffer
+	require.NoError(t, WriteText(&txt, Evaluate(in)))
+	for i, c := range txt.Bytes() {
+		if c < 0x20 && c != '\n' {
+			t.Fatalf("control byte %#x at %d in:\n%s", c, i, txt.String())
+		}
+	}
+	assert.Contains(t, txt.String(), `container machine-\x1b[2J (docker)`)
 }

@@ -3,6 +3,7 @@ package ready
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/imdsv2/imdsv2/audit"
 )
@@ -11,9 +12,8 @@ import (
 //
 //	curl (pid 4242, host): GET /latest/meta-data/instance-id without a token (IMDSv1) -> 200
 //
-// obs, if not nil, tells callers in other network namespaces apart. Strings from the
-// process and the request are escaped.
-func FormatRecord(r audit.Record, obs *Observer) string {
+// Strings from the process and the request are escaped.
+func FormatRecord(r audit.Record) string {
 	if r.Type == audit.RecordLost {
 		return fmt.Sprintf("auditor: %d kernel records lost", r.Lost)
 	}
@@ -22,12 +22,10 @@ func FormatRecord(r audit.Record, obs *Observer) string {
 		name = filepath.Base(r.Process.Exe)
 	}
 	at := "host"
-	if obs != nil {
-		if t, ok := obs.IsForeign(r.Process.PID); ok {
-			at = "container " + t.Addr
-		}
-	}
-	if at == "host" && r.Process.InContainer() {
+	switch {
+	case r.Process.OtherNetwork:
+		at = "container " + r.Process.LocalAddr
+	case r.Process.InContainer():
 		at = "container"
 	}
 	what := map[audit.Class]string{
@@ -42,6 +40,8 @@ func FormatRecord(r audit.Record, obs *Observer) string {
 	switch {
 	case r.Unanswered:
 		answer = "NO ANSWER (the token answer was lost on the way: hop limit)"
+	case r.Slow:
+		answer = fmt.Sprintf("%d, SLOW: after %s", r.Status, r.AnsweredAt.Sub(r.Time).Round(time.Millisecond))
 	case r.Status == 0:
 		answer = "no answer seen"
 	case r.Status == 401:

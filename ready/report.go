@@ -4,20 +4,25 @@ import (
 	"time"
 )
 
-// Schema is the version of the Report JSON layout. It changes only when a field changes
-// meaning or goes away; new fields may appear without a change.
-const Schema = 1
+// Schema is the version of the Report JSON layout. It changes when a field changes
+// meaning or goes away; new fields may appear without a change. Schema 2: the verdict
+// follows the invariant (decide), with scope, coverage and uncertain; observations are
+// gone (their facts are in the audit's callers).
+const Schema = 2
 
 // Verdict is the answer to "can this instance require IMDSv2 now?".
 type Verdict string
 
 // The verdicts. Their values are stable: scripts compare against them.
 const (
-	// Ready: nothing seen or found would break under HttpTokens=required.
+	// Ready: the whole instance (or the scope named) was watched for long enough,
+	// completely, and nothing seen or found would break under HttpTokens=required.
 	Ready Verdict = "READY"
-	// NotReady: at least one reason (a process or a file) would break.
+	// NotReady: at least one reason (a process or a file) would break. It wins over
+	// everything else.
 	NotReady Verdict = "NOT READY"
-	// Undecided: ready could not find out (not on EC2, IMDS disabled, no audit possible).
+	// Undecided: nothing was seen that breaks, but ready cannot prove it saw everything
+	// (Report.Uncertain says what is missing), or could not look at all.
 	Undecided Verdict = "UNDECIDED"
 )
 
@@ -32,23 +37,30 @@ const (
 type Report struct {
 	Schema  int     `json:"schema"`
 	Verdict Verdict `json:"verdict"`
-	// UndecidedReason says why no verdict could be reached (Verdict Undecided).
+	// Scope says what the verdict is about: the instance, or a cgroup subtree only.
+	Scope ScopeInfo `json:"scope"`
+	// UndecidedReason says why no verdict could be reached (Verdict Undecided): the first
+	// of Uncertain.
 	UndecidedReason string `json:"undecided_reason,omitempty"`
 	// Instance is this instance's identity as IMDS tells it; nil when IMDS did not answer.
 	Instance *Identity `json:"instance,omitempty"`
-	Audit    AuditInfo `json:"audit"`
+	// Coverage is what the audit watched; nil without an audit.
+	Coverage *CoverageInfo `json:"coverage,omitempty"`
+	Audit    AuditInfo     `json:"audit"`
 	// Reasons are what breaks once IMDSv2 is required: each names the process or file
 	// and the fix. Any reason makes the verdict NOT READY.
 	Reasons []Reason `json:"reasons"`
+	// Uncertain lists every condition that keeps the verdict from READY when no reason
+	// makes it NOT READY: gaps in coverage, losses, unclassified requests, IMDS not
+	// reachable. Listed whatever the verdict.
+	Uncertain []Reason `json:"uncertain"`
 	// Warnings deserve a look but do not block: settings, gaps in the audit, the
 	// hop limit against container networks nobody used yet.
 	Warnings []Reason       `json:"warnings"`
 	HopLimit HopLimitAdvice `json:"hop_limit"`
 	// Host is the container networking found in the host's network namespace.
-	Host *Host `json:"host_networks,omitempty"`
-	// Observations are per-socket facts the live audit noted (namespace, IPv6, TTLs).
-	Observations *Observations `json:"observations,omitempty"`
-	Scan         *ScanInfo     `json:"scan,omitempty"`
+	Host *Host     `json:"host_networks,omitempty"`
+	Scan *ScanInfo `json:"scan,omitempty"`
 	// NextSteps are the commands to run, this instance's id filled in.
 	NextSteps []Step `json:"next_steps"`
 	// WatchAfter says what to watch once IMDSv2 is required.
@@ -65,6 +77,9 @@ func (r *Report) ExitCode() int {
 	}
 	return ExitUndecided
 }
+
+// Summarised reports whether the report rests on an audit (and so has hop-limit advice).
+func (r *Report) Summarised() bool { return r.Coverage != nil }
 
 // Identity is what IMDS says about the instance.
 type Identity struct {
@@ -86,7 +101,8 @@ type AuditInfo struct {
 	// Requests counts requests by class ("imdsv1", "imdsv2", "token-put", ...).
 	Requests map[string]uint64 `json:"requests"`
 	Callers  int               `json:"callers"`
-	// Complete is false when requests may have been missed (lost events, partial capture).
+	// Complete is false when requests may have been missed (lost events, partial capture,
+	// capture gaps, unpaired answers); Coverage has the figures.
 	Complete   bool   `json:"complete"`
 	LostEvents uint64 `json:"lost_events"`
 	Error      string `json:"error,omitempty"`

@@ -4,22 +4,19 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/scan"
 )
 
-// hostTTL returns the highest TTL token answers reached the host with (the instance's hop
-// limit), and whether anything in a container or other namespace talked to IMDS.
+// hostTTL returns the highest TTL token answers reached the host's network namespace with
+// (the instance's hop limit), and whether anything in another network namespace or a
+// container talked to IMDS.
 func hostTTL(in Input) (observed int, containerTalkers bool) {
-	if o := in.Observations; o != nil {
-		for ttl := range o.HostTokenTTLs {
-			observed = max(observed, int(ttl))
-		}
-		containerTalkers = len(o.Foreign) > 0
-	}
 	for _, h := range in.Summary.ReadyHints.ObservedHopLimits {
-		if h.InContainer {
+		if h.OtherNetwork || h.InContainer {
 			containerTalkers = true
-		} else if in.Observations == nil {
+		}
+		if !h.OtherNetwork {
 			observed = max(observed, int(h.HopLimit))
 		}
 	}
@@ -122,20 +119,21 @@ func orDash(s string) string {
 
 func auditWarnings(r *Report, in Input) {
 	s := in.Summary
-	if o := in.Observations; o != nil && len(o.IPv6) > 0 {
+	if v6 := s.ReadyHints.IPv6Callers; len(v6) > 0 {
 		var names []string
-		for _, t := range o.IPv6 {
-			names = append(names, fmt.Sprintf("%s (pid %d)", t.Comm, t.PID))
+		for _, h := range v6 {
+			names = append(names, fmt.Sprintf("%s (pid %d)", processName(h.Process), h.Process.PID))
 		}
-		r.Warnings = append(r.Warnings, Reason{Code: "ipv6-endpoint", Subject: strings.Join(names, ", "),
+		r.Warnings = append(r.Warnings, Reason{Code: "ipv6-endpoint", Subject: audit.EscapeText(strings.Join(names, ", ")),
 			Detail: "these callers use the IPv6 endpoint [fd00:ec2::254]",
 			Fix:    "keep HttpProtocolIpv6=enabled (the next steps do)"})
 	}
-	if !s.ReadyHints.Complete {
-		r.Warnings = append(r.Warnings, Reason{Code: "audit-incomplete", Subject: "auditor",
-			Detail: fmt.Sprintf("%d kernel events lost and %d requests only partly captured: a caller may be missing "+
-				"from this report", s.LostEvents, s.ReadyHints.IncompleteRequests),
-			Fix: "audit again (longer, on a quieter moment) and compare"})
+	for _, h := range s.ReadyHints.SlowTokenAnswers {
+		rs := processReason(codeSlowTokenAnswers, h.Process)
+		rs.Count = h.Count
+		rs.Detail = fmt.Sprintf("token answers came late (the longest after %d ms)", h.MaxAnswerDelayMillis)
+		rs.Fix = h.Advice
+		r.Warnings = append(r.Warnings, rs)
 	}
 	var total uint64
 	for _, n := range s.Requests {
@@ -144,7 +142,7 @@ func auditWarnings(r *Report, in Input) {
 	if total == 0 {
 		r.Warnings = append(r.Warnings, Reason{Code: "no-imds-traffic", Subject: "auditor",
 			Detail: fmt.Sprintf("no process called IMDS during the audit (%s): jobs that run hourly, daily or at boot "+
-				"were probably not seen", fmtSeconds(r.Audit.DurationSeconds)),
+				"were probably not seen", fmtSeconds(s.Coverage.WatchedSeconds)),
 			Fix: "run the agent (imdsv2 audit) for a day or more, then imdsv2 ready --state FILE"})
 	}
 }
@@ -154,18 +152,33 @@ func fmtSeconds(s float64) string {
 }
 
 func nextSteps(r *Report, in Input) {
+	if r.Verdict == NotReady {
+		r.NextSteps = append(r.NextSteps, Step{Title: fmt.Sprintf("Fix the %d reason(s) above first, then check again",
+			len(r.Reasons)), Command: "imdsv2 ready"})
+	}
+	if r.Verdict == Undecided {
+		r.NextSteps = append(r.NextSteps, Step{Title: fmt.Sprintf("Resolve the %d uncertain point(s) above, then "+
+			"check again", len(r.Uncertain)), Command: "imdsv2 ready"})
+	}
+	if r.Verdict == Ready && r.Scope.Kind == "cgroup" {
+		r.NextSteps = append(r.NextSteps, Step{Title: "This verdict covers cgroup " + r.Scope.Cgroup + " only: audit the " +
+			"whole host (the agent without --cgroup, for at least --min-watch) and ask again without --cgroup before " +
+			"enforcing", Command: "imdsv2 ready --state /var/lib/imdsv2/audit.json"})
+		return
+	}
+	if in.Identity == nil || in.Summary == nil || r.Verdict == Undecided {
+		// Enforcement commands only where the verdict is about the instance: READY, or NOT
+		// READY (what to run once the reasons are fixed).
+		return
+	}
 	id, region := in.Identity.InstanceID, ""
 	if in.Identity.Region != "" {
 		region = " --region " + in.Identity.Region
 	}
 	hop := r.HopLimit.Recommended
 	ipv6 := ""
-	if in.Observations != nil && len(in.Observations.IPv6) > 0 {
+	if len(in.Summary.ReadyHints.IPv6Callers) > 0 {
 		ipv6 = " --http-protocol-ipv6 enabled"
-	}
-	if r.Verdict == NotReady {
-		r.NextSteps = append(r.NextSteps, Step{Title: fmt.Sprintf("Fix the %d reason(s) above first, then check again",
-			len(r.Reasons)), Command: "imdsv2 ready"})
 	}
 	r.NextSteps = append(r.NextSteps,
 		Step{Title: fmt.Sprintf("Require IMDSv2 on %s with the AWS CLI (hop limit %d: %s)", id, hop, r.HopLimit.Why),

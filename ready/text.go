@@ -11,22 +11,42 @@ import (
 	"github.com/imdsv2/imdsv2/audit"
 )
 
-// WriteText writes the report for people: the verdict first, then every reason with its
-// fix, the warnings, and the next steps. Strings from processes and files are escaped, so
-// hostile names cannot move the cursor or hide text.
+// WriteText writes the report for people: the verdict (and what it is about) first, the
+// coverage block, then every reason with its fix, the uncertain points, the warnings, and
+// the next steps. Strings from processes and files are escaped, so hostile names cannot
+// move the cursor or hide text.
 func WriteText(w io.Writer, r *Report) error {
 	b := bufio.NewWriter(w)
-	p := func(format string, a ...any) { fmt.Fprintf(b, format+"\n", a...) }
-	switch r.Verdict {
-	case Ready:
+	// Every line is escaped at this one edge: names, paths, errors and identifiers from
+	// processes, files and IMDS cannot move the cursor or hide text.
+	p := func(format string, a ...any) { fmt.Fprintln(b, audit.EscapeText(fmt.Sprintf(format, a...))) }
+	about := "this instance"
+	if r.Scope.Kind == "cgroup" {
+		about = "cgroup " + r.Scope.Cgroup + " only (not the whole instance)"
+	}
+	switch {
+	case r.Verdict == Ready && r.Scope.Kind == "cgroup":
+		p("READY for %s: nothing seen or found in it would break under HttpTokens=required.", about)
+	case r.Verdict == Ready:
 		p("READY: nothing seen or found on this instance would break if it required IMDSv2.")
-	case NotReady:
+	case r.Verdict == NotReady && r.Scope.Kind == "cgroup":
+		p("NOT READY (%s): %d reason(s) below would break under HttpTokens=required.", about, len(r.Reasons))
+	case r.Verdict == NotReady:
 		p("NOT READY: %d reason(s) below would break if this instance required IMDSv2 now.", len(r.Reasons))
 	default:
-		p("UNDECIDED: %s", r.UndecidedReason)
+		p("UNDECIDED about %s: %s", about, r.UndecidedReason)
 	}
 	if i := r.Instance; i != nil {
 		p("Instance:  %s (%s)", i.InstanceID, strings.Join(nonEmpty(i.Region, i.AvailabilityZone, i.InstanceType), ", "))
+	}
+	if lines := coverageLines(r.Coverage); len(lines) > 0 {
+		for i, l := range lines {
+			label := "Coverage: "
+			if i > 0 {
+				label = "          "
+			}
+			p("%s %s", label, l)
+		}
 	}
 	a := r.Audit
 	if a.Source != "none" {
@@ -36,27 +56,31 @@ func WriteText(w io.Writer, r *Report) error {
 	} else if a.Error != "" {
 		p("Audit:     not run: %s", a.Error)
 	}
-	if r.Verdict == Undecided {
-		return b.Flush()
+	if r.Summarised() {
+		p("Hop limit: seen %s, recommended %d: %s", observed(r.HopLimit.Observed), r.HopLimit.Recommended, r.HopLimit.Why)
 	}
-	p("Hop limit: seen %s, recommended %d: %s", observed(r.HopLimit.Observed), r.HopLimit.Recommended, r.HopLimit.Why)
 	if s := r.Scan; s != nil {
 		p("Scan:      %d file(s) in %s, %d finding(s)", s.FilesScanned, strings.Join(s.Roots, " "), s.Findings)
 	}
 	writeReasons(p, "Reasons (each breaks under HttpTokens=required)", r.Reasons)
+	writeReasons(p, "Uncertain (each keeps the verdict from READY)", r.Uncertain)
 	writeReasons(p, "Warnings", r.Warnings)
-	p("")
-	p("Next steps:")
-	for i, s := range r.NextSteps {
-		p("  %d. %s", i+1, s.Title)
-		if s.Command != "" {
-			p("     $ %s", s.Command)
+	if len(r.NextSteps) > 0 {
+		p("")
+		p("Next steps:")
+		for i, s := range r.NextSteps {
+			p("  %d. %s", i+1, s.Title)
+			if s.Command != "" {
+				p("     $ %s", s.Command)
+			}
 		}
 	}
-	p("")
-	p("Watch afterwards:")
-	for _, s := range r.WatchAfter {
-		p("  - %s", s)
+	if len(r.WatchAfter) > 0 {
+		p("")
+		p("Watch afterwards:")
+		for _, s := range r.WatchAfter {
+			p("  - %s", s)
+		}
 	}
 	return b.Flush()
 }
@@ -68,15 +92,15 @@ func writeReasons(p func(string, ...any), title string, rs []Reason) {
 	p("")
 	p("%s:", title)
 	for i, r := range rs {
-		p("  %d. %s  [%s]", i+1, audit.EscapeText(r.Subject), r.Code)
+		p("  %d. %s  [%s]", i+1, r.Subject, r.Code)
 		if r.Where != "" {
 			p("     where:   %s", r.Where)
 		}
 		if r.Cmdline != "" {
-			p("     command: %s", audit.EscapeText(r.Cmdline))
+			p("     command: %s", r.Cmdline)
 		}
-		p("     seen:    %s", audit.EscapeText(r.Detail))
-		p("     fix:     %s", audit.EscapeText(r.Fix))
+		p("     seen:    %s", r.Detail)
+		p("     fix:     %s", r.Fix)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/bpf"
+	"github.com/imdsv2/imdsv2/internal/hostns"
+	"github.com/imdsv2/imdsv2/ready"
 )
 
 const auditDoc = `
@@ -119,6 +121,15 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	if f.output == "json" {
 		lines = audit.NewJSONLines(stdout)
 		opts.OnRecord = lines.OnRecord
+	}
+	// How this process sees the host, for the coverage record the state keeps; a namespace
+	// that cannot be read counts as not the host's.
+	facts, _ := hostns.Detect("", hostns.Paths{})
+	opts.Agent = &facts
+	// The host network namespace's addresses tell callers in their own network namespaces
+	// (containers on a bridge) apart; without them that is left undecided.
+	if host, err := ready.InspectHost("", "/nonexistent"); err == nil {
+		opts.HostAddrs = host.Addrs
 	}
 	// The state file is read before anything touches the kernel: a corrupt one stops here,
 	// renamed aside, and nothing is overwritten.

@@ -122,8 +122,8 @@ func (d *demo) heading(title string) {
 }
 
 // onRecord is called by the auditor for every request it has seen through.
-func (d *demo) onRecord(r audit.Record, obs *ready.Observer) {
-	rec := seenRecord{pids: []uint32{r.Process.PID}, line: ready.FormatRecord(r, obs)}
+func (d *demo) onRecord(r audit.Record) {
+	rec := seenRecord{pids: []uint32{r.Process.PID}, line: ready.FormatRecord(r)}
 	for _, p := range r.Process.Parents {
 		rec.pids = append(rec.pids, p.PID)
 	}
@@ -311,15 +311,17 @@ func (d *demo) run() error {
 
 	d.heading("imdsv2 ready: can this instance require IMDSv2 now?")
 	live.Settle(d.ctx)
-	summary, obs, dur := live.Snapshot()
+	summary, dur := live.Snapshot()
 	client, err := imds.New(imds.Options{Endpoint: testbed.EndpointIPv4, HTTPClient: bed.HTTPClient(testbed.Instance, 20*time.Second),
 		Timeout: 20 * time.Second, DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second})
 	if err != nil {
 		return err
 	}
 	ident, probeErr := readIdentity(d.ctx, client)
+	// The demo watched its own cgroup, so its verdict is about that cgroup; its callers use
+	// IMDSv1, so the verdict is NOT READY whatever the coverage.
 	rep := ready.Evaluate(ready.Input{Identity: ident, ProbeErr: probeErr, Summary: summary, Source: "live",
-		Duration: dur, Observations: obs, Host: host})
+		Duration: dur, Host: host, Scope: &ready.Scope{Cgroup: d.cg.Path(), ID: d.cg.ID()}, MinWatch: dur})
 	var text bytes.Buffer
 	if err := ready.WriteText(&text, rep); err != nil {
 		return err

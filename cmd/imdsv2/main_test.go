@@ -190,7 +190,7 @@ func TestDemo(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	for _, want := range []string{
 		"i-0demo1234567890ab", "eu-west-1", "HttpPutResponseHopLimit is probably 1",
-		"NOT READY: ", "[imdsv1-caller]", "[token-unanswered]", "--http-tokens required --http-put-response-hop-limit 2",
+		"NOT READY (cgroup ", "[imdsv1-caller]", "[token-unanswered]", "--http-tokens required --http-put-response-hop-limit 2",
 		"-> NO ANSWER (the token answer was lost on the way: hop limit)",
 		"imdsv2 get (container)   before: FAILS  after: works",
 		"Verdict before enforcing: NOT READY", "are gone",

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds"
+	"github.com/imdsv2/imdsv2/internal/cgroup"
 	"github.com/imdsv2/imdsv2/ready"
 	"github.com/imdsv2/imdsv2/scan"
 )
@@ -91,7 +93,8 @@ func readIdentity(ctx context.Context, c *imds.Client) (*ready.Identity, error) 
 func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("ready", readyDoc, stderr)
 	duration := fs.Duration("duration", 5*time.Minute, "how long to audit IMDS requests (ignored with --state)")
-	cgroupPath := fs.String("cgroup", "", "cgroup v2 directory to audit, with everything below it (default: the whole host)")
+	cgroupPath := fs.String("cgroup", "", "cgroup v2 directory the verdict is about, with everything below it: audited live, or required of --state's coverage (default: the whole instance)")
+	minWatch := fs.Duration("min-watch", ready.DefaultMinWatch, "least watched time for a verdict other than UNDECIDED (for fleets: 24h or more)")
 	state := fs.String("state", "", "read the audit from this state file of a running `imdsv2 audit` instead of auditing")
 	doScan := fs.Bool("scan", true, "scan installed software and settings for what cannot use IMDSv2")
 	var scanPaths stringsFlag
@@ -105,12 +108,20 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() != 0 || *duration <= 0 || *timeout <= 0 {
-		fmt.Fprintln(stderr, "imdsv2 ready: takes no arguments; --duration and --timeout must be positive (see imdsv2 ready -h)")
+	if fs.NArg() != 0 || *duration <= 0 || *timeout <= 0 || *minWatch < 0 {
+		fmt.Fprintln(stderr, "imdsv2 ready: takes no arguments; --duration and --timeout must be positive, --min-watch not negative (see imdsv2 ready -h)")
 		return exitUsage
 	}
 
-	in := ready.Input{Source: "live"}
+	in := ready.Input{Source: "live", MinWatch: *minWatch}
+	if *cgroupPath != "" {
+		sc, err := scopeOf(*cgroupPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "imdsv2 ready: --cgroup: %v\n", err)
+			return exitUsage
+		}
+		in.Scope = sc
+	}
 	client, err := probeClient("", *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "imdsv2 ready: %v\n", err)
@@ -135,7 +146,7 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			in.Source = "state"
 			in.Summary, in.AuditErr = ready.ReadState(*state)
 		} else {
-			in.Summary, in.Observations, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, *duration, *live, in.Host, stderr)
+			in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, *duration, *live, in.Host, stderr)
 		}
 		if scanDone != nil {
 			<-scanDone
@@ -155,21 +166,37 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return rep.ExitCode()
 }
 
+// scopeOf describes the cgroup directory dir for a scoped verdict: its path relative to the
+// cgroup2 root and its id, which a coverage span of the same cgroup carries.
+func scopeOf(dir string) (*ready.Scope, error) {
+	id, err := cgroup.ID(dir)
+	if err != nil {
+		return nil, err
+	}
+	sc := &ready.Scope{Cgroup: dir, ID: id}
+	if mp, err := cgroup.Mountpoint(); err == nil {
+		if rel, err := filepath.Rel(mp, dir); err == nil && !strings.HasPrefix(rel, "..") {
+			sc.Rel = filepath.Clean("/" + rel)
+		}
+	}
+	return sc, nil
+}
+
 // liveAudit runs the auditor on cgroupPath for d, or until ctx is done.
 func liveAudit(ctx context.Context, cgroupPath string, d time.Duration, live bool, host *ready.Host,
-	stderr io.Writer) (*audit.Summary, *ready.Observations, time.Duration, error) {
+	stderr io.Writer) (*audit.Summary, time.Duration, error) {
 	opts := ready.LiveOptions{Cgroup: cgroupPath}
 	if host != nil {
 		opts.HostAddrs = host.Addrs
 	}
 	if live {
-		opts.OnRecord = func(r audit.Record, obs *ready.Observer) {
-			fmt.Fprintf(stderr, "  %s\n", ready.FormatRecord(r, obs))
+		opts.OnRecord = func(r audit.Record) {
+			fmt.Fprintf(stderr, "  %s\n", ready.FormatRecord(r))
 		}
 	}
 	l, err := ready.StartLive(opts)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, 0, err
 	}
 	where := cgroupPath
 	if where == "" {

@@ -21,8 +21,13 @@ import (
 func writeState(t *testing.T, v1 ...audit.Process) string {
 	t.Helper()
 	since := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	// A day of watching the whole host from its namespaces, exec tracing on.
 	s := audit.Summary{Schema: audit.SummarySchema, Since: since, Updated: since.Add(24 * time.Hour),
-		Requests: map[audit.Class]uint64{audit.ClassIMDSv1: uint64(len(v1))}}
+		Requests: map[audit.Class]uint64{audit.ClassIMDSv1: uint64(len(v1))},
+		Coverage: audit.Coverage{Spans: []audit.Span{{From: since, To: since.Add(24 * time.Hour),
+			Watch: audit.Watch{Path: "/", CgroupID: 1, HostRoot: true, ExecTracing: true},
+			Agent: &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}}},
+			Gaps: []audit.Gap{}, WatchedSeconds: 86400, WholeHost: true, ExecTracing: true, Scope: "/"}}
 	s.ReadyHints = audit.ReadyHints{Complete: true, IMDSv1Callers: []audit.Hint{}, UnansweredTokenPUTs: []audit.Hint{},
 		FailedTokenPUTs: []audit.Hint{}, ObservedHopLimits: []audit.HopLimit{}}
 	curl := sdk.Identify("curl/8.5.0")
@@ -97,7 +102,7 @@ func TestReadyFromState(t *testing.T) {
 	srv.Update(func(c *imdstest.Config) { c.EndpointDisabled = true })
 	code, out, _ = cli(t, append(base, "--state="+clean)...)
 	assert.Equal(t, ready.ExitUndecided, code)
-	assert.Contains(t, out, "UNDECIDED: IMDS is disabled")
+	assert.Contains(t, out, "UNDECIDED about this instance: IMDS is disabled")
 }
 
 func TestReadyUsage(t *testing.T) {

@@ -88,8 +88,15 @@ type caller struct {
 // Ctrl-C (SIGINT) and returns the exit status and the report.
 func (b *bedCLI) ready(t *testing.T, callers ...caller) (int, ready.Report, string) {
 	t.Helper()
-	cmd := exec.Command(b.bin, "ready", "--cgroup="+b.cg.Path(), "--duration=10m", "--live", "--timeout=20s",
-		"--scan-path="+b.empty, "--cni-dir="+b.empty, "--output=json")
+	return b.readyWith(t, nil, callers...)
+}
+
+// readyWith is ready with more flags (a later flag overrides an earlier one).
+func (b *bedCLI) readyWith(t *testing.T, flags []string, callers ...caller) (int, ready.Report, string) {
+	t.Helper()
+	args := append([]string{"ready", "--cgroup=" + b.cg.Path(), "--duration=10m", "--min-watch=1ms", "--live", "--timeout=20s",
+		"--scan-path=" + b.empty, "--cni-dir=" + b.empty, "--output=json"}, flags...)
+	cmd := exec.Command(b.bin, args...)
 	cmd.Env = childEnv
 	var out bytes.Buffer
 	var errb syncBuffer
@@ -143,7 +150,12 @@ func (b *bedCLI) ready(t *testing.T, callers ...caller) (int, ready.Report, stri
 var readyNormalise = map[*regexp.Regexp]string{
 	regexp.MustCompile(`"(pid|ppid)": \d+`):                   `"$1": 0`,
 	regexp.MustCompile(`pid \d+`):                             `pid N`,
-	regexp.MustCompile(`"since": "[^"]*"`):                    `"since": "T"`,
+	regexp.MustCompile(`"(since|from|to)": "[^"]*"`):          `"$1": "T"`,
+	regexp.MustCompile(`"(cgroup_id|spans)": \d+`):            `"$1": 0`,
+	regexp.MustCompile(`"(watched|gap)_seconds": [0-9.]+`):    `"${1}_seconds": 0`,
+	regexp.MustCompile(`"cgroup": "[^"]*"`):                   `"cgroup": "CG"`,
+	regexp.MustCompile(`/sys/fs/cgroup[^ "]*`):                `CGPATH`,
+	regexp.MustCompile(`"scope": "/[^"]*"`):                   `"scope": "/CG"`,
 	regexp.MustCompile(`"duration_seconds": [0-9.]+`):         `"duration_seconds": 0`,
 	regexp.MustCompile(`"(exe|cmdline)": "[^"]*"`):            `"$1": "X"`,
 	regexp.MustCompile(`"roots": \[[^\]]*\]`):                 `"roots": []`,
@@ -175,6 +187,16 @@ func TestDoctorAndReadyInBed(t *testing.T) {
 		assert.Equal(t, ready.Ready, r.Verdict)
 		assert.Equal(t, 1, r.HopLimit.Observed)
 		goldenJSON(t, "ready-clean.golden.json", out, readyNormalise)
+	})
+
+	t.Run("short-audit", func(t *testing.T) {
+		// The default --min-watch (5 minutes): a few seconds of a clean audit decide nothing.
+		code, r, out := b.readyWith(t, []string{"--min-watch=5m"},
+			caller{testbed.Instance, get("meta-data/instance-id"), "with a token (IMDSv2) -> 200"})
+		require.Equal(t, ready.ExitUndecided, code, out)
+		require.NotEmpty(t, r.Uncertain, out)
+		assert.Equal(t, "watched-too-short", r.Uncertain[0].Code)
+		assert.Contains(t, r.UndecidedReason, "less than the 5m0s required")
 	})
 
 	t.Run("imdsv1-caller", func(t *testing.T) {

@@ -42,6 +42,14 @@ type harness struct {
 
 func newHarness(t testing.TB, binaries ...string) *harness {
 	t.Helper()
+	// The token answer time-out is long because a loaded machine may take a while to pass an
+	// answer through; the unanswered PUT of the hop-limit case is reported when curl gives up.
+	return newHarnessWith(t, audit.Options{TokenAnswerTimeout: 30 * time.Second}, binaries...)
+}
+
+// newHarnessWith is newHarness with the auditor's options (OnRecord is the harness's).
+func newHarnessWith(t testing.TB, opts audit.Options, binaries ...string) *harness {
+	t.Helper()
 	testbed.Require(t)
 	privtest.RequireCaps(t, privtest.CapNetAdmin, privtest.CapBPF, privtest.CapPerfmon)
 	for _, tool := range []string{"curl", "python3"} {
@@ -78,9 +86,8 @@ func newHarness(t testing.TB, binaries ...string) *harness {
 	h.agent = agent
 	t.Logf("agent attached:\n%s", agent.Features())
 
-	// The token answer time-out is long because a loaded machine may take a while to pass an
-	// answer through; the unanswered PUT of the hop-limit case is reported when curl gives up.
-	h.auditor, err = audit.New(audit.Options{OnRecord: h.add, TokenAnswerTimeout: 30 * time.Second})
+	opts.OnRecord = h.add
+	h.auditor, err = audit.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
