@@ -50,14 +50,23 @@ func New(o Options) (*Client, error) {
 		realClock: o.now == nil,
 		ttlHeader: []string{strconv.FormatInt(int64(cfg.ttl/time.Second), 10)},
 		uaHeader:  []string{cfg.userAgent},
-		hc:        o.HTTPClient,
 		ownDialer: o.HTTPClient == nil && o.dial == nil,
 	}
-	if c.hc == nil {
+	if o.HTTPClient != nil {
+		// A copy, so that the caller's client keeps its own redirect policy for its other uses.
+		hc := *o.HTTPClient
+		c.hc = &hc
+	} else {
 		c.hc = &http.Client{Transport: newTransport(cfg.dialTimeout, o.dial)}
 	}
+	c.hc.CheckRedirect = refuseRedirect
 	return c, nil
 }
+
+// refuseRedirect makes the HTTP client hand a redirect back instead of following it: IMDS never
+// redirects, and following one would send the request, with its session token, to whatever host
+// the answer names. The caller turns the 3xx into ErrRedirect (redirectError).
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // newTransport returns the transport of the default client: keep-alive connections enough for
 // many concurrent callers, no proxy (IMDS refuses tokens through one), no transparent gzip (user
@@ -270,9 +279,12 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt-1)
 		}
 		b, status, err := c.getOnce(ctx, ep, p, hdr, limit, deadline)
+		var redirect *Error
 		switch {
 		case err == nil && status == http.StatusOK:
 			return b, false, nil
+		case isRedirect(status) && errors.As(err, &redirect):
+			return nil, false, redirect
 		case err == nil && status == http.StatusUnauthorized:
 			return nil, true, nil
 		case err == nil && (status == http.StatusTooManyRequests || status >= 500):
@@ -351,6 +363,10 @@ func (c *Client) getOnce(ctx context.Context, ep *endpoint, p string, hdr http.H
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
+	if isRedirect(resp.StatusCode) {
+		drain(resp)
+		return nil, resp.StatusCode, redirectError(http.MethodGet, p, ep.base, resp)
+	}
 	if resp.StatusCode != http.StatusOK {
 		drain(resp)
 		return nil, resp.StatusCode, nil

@@ -66,11 +66,20 @@
 //     IPv4 is refused or has no route; the endpoint that worked is remembered).
 //   - AWS_EC2_METADATA_V1_DISABLED=true: no IMDSv1 fallback, whatever Options.AllowIMDSv1 says.
 //
+// # Redirects
+//
+// IMDS never redirects, so the client never follows a redirect, on any request: a 3xx answer
+// fails with ErrRedirect, which names the status and the host the redirect pointed at, and
+// nothing (no session token either) is sent to that host. This holds for an Options.HTTPClient
+// too: the client uses a copy of it whose redirect policy refuses redirects (the caller's own
+// client is left as it is). A custom RoundTripper that follows redirects by itself is beyond
+// the client's reach; net/http's transports do not.
+//
 // # Errors
 //
 // Every error returned by a Client method is an *Error. Test its class with errors.Is against the
 // sentinels (ErrUnreachable, ErrDisabled, ErrHopLimit, ErrTokenRefused, ErrNotFound,
-// ErrThrottled, ErrServer, ErrTooLarge, ErrMalformed, ErrTagsNotEnabled, ...), or get the details
+// ErrThrottled, ErrServer, ErrTooLarge, ErrMalformed, ErrTagsNotEnabled, ErrRedirect, ...), or get the details
 // (Kind, Op, Path, Endpoint, StatusCode) with errors.As. The text names the problem and the fix.
 //
 // # AWS SDK for Go v2

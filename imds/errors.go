@@ -3,6 +3,7 @@ package imds
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -43,6 +44,9 @@ const (
 	KindInvalidArgument
 	// KindCanceled: the caller's context ended first; Err is ctx.Err().
 	KindCanceled
+	// KindRedirect: the endpoint answered with a redirect (3xx). IMDS never redirects; the
+	// redirect is not followed, so no request (and no token) goes to its target.
+	KindRedirect
 )
 
 var kindNames = [...]string{
@@ -60,6 +64,7 @@ var kindNames = [...]string{
 	KindCredentials:     "credentials unavailable",
 	KindInvalidArgument: "invalid argument",
 	KindCanceled:        "canceled",
+	KindRedirect:        "redirect",
 }
 
 // String returns a short name of the kind.
@@ -85,6 +90,7 @@ var (
 	ErrBadSignature    = errors.New("imds: identity document signature does not verify")
 	ErrCredentials     = errors.New("imds: role credentials unavailable")
 	ErrInvalidArgument = errors.New("imds: invalid argument")
+	ErrRedirect        = errors.New("imds: redirect refused")
 )
 
 var sentinels = [...]error{
@@ -101,6 +107,7 @@ var sentinels = [...]error{
 	KindBadSignature:    ErrBadSignature,
 	KindCredentials:     ErrCredentials,
 	KindInvalidArgument: ErrInvalidArgument,
+	KindRedirect:        ErrRedirect,
 }
 
 // Error is the error of every Client method. Its text says what is wrong and what to do; it never
@@ -252,6 +259,18 @@ func statusError(op, path, endpoint string, status, attempts int) *Error {
 
 func statusText(code int) string {
 	switch code {
+	case 300:
+		return "Multiple Choices"
+	case 301:
+		return "Moved Permanently"
+	case 302:
+		return "Found"
+	case 303:
+		return "See Other"
+	case 307:
+		return "Temporary Redirect"
+	case 308:
+		return "Permanent Redirect"
 	case 400:
 		return "Bad Request"
 	case 401:
@@ -275,6 +294,35 @@ func statusText(code int) string {
 	}
 	return "(status " + strconv.Itoa(code) + ")"
 }
+
+// isRedirect reports a 3xx status. IMDS answers none; the client follows none (refuseRedirect).
+func isRedirect(status int) bool { return status >= 300 && status < 400 }
+
+// redirectError reports a redirect that was not followed. It names the status and the host the
+// redirect pointed at, and shows the Location without its user information, query or fragment
+// (RedactURL), cut short and with control characters escaped, since a hostile server wrote it.
+func redirectError(op, path, endpoint string, resp *http.Response) *Error {
+	st := strconv.Itoa(resp.StatusCode) + " " + statusText(resp.StatusCode)
+	target := "without a Location"
+	if loc, err := resp.Location(); err == nil {
+		shown := *loc
+		shown.RawQuery, shown.ForceQuery, shown.Fragment, shown.RawFragment = "", false, "", ""
+		text := RedactURL(shown.String())
+		if len(text) > maxLocationText {
+			text = text[:maxLocationText] + "..."
+		}
+		target = "to host " + strconv.Quote(loc.Host) + " (" + strconv.Quote(text) + ")"
+	} else if resp.Header.Get("Location") != "" {
+		target = "to a Location that is not a URL"
+	}
+	return newError(KindRedirect, op, path, endpoint, resp.StatusCode, nil,
+		"answered "+st+" "+target+": IMDS never redirects, so this endpoint is not EC2's IMDS (a "+
+			"proxy, a captive portal, or a spoofed or hostile server); the redirect was not followed "+
+			"and nothing, no session token either, was sent there; point the client at IMDS itself")
+}
+
+// maxLocationText bounds the Location shown in a redirect error.
+const maxLocationText = 200
 
 // malformed reports an answer that does not parse; what names the expected content.
 func malformed(op, path, endpoint, what string, cause error) *Error {

@@ -129,8 +129,9 @@ type Options struct {
 	OnFallback func(Fallback)
 
 	// HTTPClient sends the requests. Its Timeout and transport settings then apply instead of
-	// DialTimeout; the other time-outs still apply. It should not use a proxy: IMDS refuses to
-	// issue tokens through one. Default: a client of this package's own with keep-alive
+	// DialTimeout; the other time-outs still apply. Its CheckRedirect does not: the client uses a
+	// copy that never follows a redirect (ErrRedirect). It should not use a proxy: IMDS refuses
+	// to issue tokens through one. Default: a client of this package's own with keep-alive
 	// connections and no proxy.
 	HTTPClient *http.Client
 
@@ -191,16 +192,23 @@ type endpoint struct {
 }
 
 func parseEndpoint(raw string) (endpoint, error) {
+	// Messages show the URL without its user information: a password there must not end up in
+	// a log (RedactURL). A URL that has any is refused before it is parsed, since the parser's
+	// own errors can quote pieces of it.
+	shown := strconv.Quote(RedactURL(raw))
+	if shown != strconv.Quote(raw) {
+		return endpoint{}, errors.New("imds: endpoint " + shown +
+			" contains user information (user:password@), which IMDS does not take; remove it")
+	}
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
-		return endpoint{}, errors.New("imds: endpoint " + strconv.Quote(raw) + " is not a URL: " + err.Error())
+		return endpoint{}, errors.New("imds: endpoint " + shown + " is not a URL: " + netCause(err).Error())
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return endpoint{}, errors.New("imds: endpoint " + strconv.Quote(raw) +
-			" must start with http:// or https://")
+		return endpoint{}, errors.New("imds: endpoint " + shown + " must start with http:// or https://")
 	}
 	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return endpoint{}, errors.New("imds: endpoint " + strconv.Quote(raw) +
+		return endpoint{}, errors.New("imds: endpoint " + shown +
 			" must be scheme://host[:port][/prefix], without user, query or fragment")
 	}
 	ep := endpoint{scheme: u.Scheme, host: u.Host, prefix: strings.TrimRight(u.Path, "/")}

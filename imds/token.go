@@ -337,6 +337,9 @@ func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *E
 		exp := issued.Add(ttl)
 		return &tokenState{value: secret(tok), hdr: []string{tok}, endpoint: idx, expires: exp,
 			refreshAt: exp.Add(-refreshMargin(ttl))}, outOK, nil
+	case isRedirect(code):
+		drain(resp)
+		return nil, outFinal, redirectError(http.MethodPut, tokenPath, ep.base, resp)
 	case code == http.StatusBadRequest:
 		drain(resp)
 		return nil, outFinal, put(KindTokenRefused, code, nil,

@@ -185,7 +185,9 @@ func diagnose(ep endpointCheck, id *ready.Identity) string {
 // only when asked with --probe-v1.
 func probeIMDSv1(ctx context.Context, endpoint string, timeout time.Duration) *v1Probe {
 	p := &v1Probe{Endpoint: endpoint}
-	client := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	// IMDS never redirects: a redirect is reported, not followed to wherever it points.
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/latest/meta-data/instance-id", nil)
 	if err == nil {
 		var resp *http.Response
@@ -206,6 +208,9 @@ func probeIMDSv1(ctx context.Context, endpoint string, timeout time.Duration) *v
 		p.Meaning = "IMDSv1 is refused with 401 (HttpTokens=required): IMDSv2 is enforced"
 	case p.StatusCode == http.StatusForbidden:
 		p.Meaning = "IMDS answered 403: it is disabled (HttpEndpoint=disabled)"
+	case p.StatusCode >= 300 && p.StatusCode < 400:
+		p.Meaning = fmt.Sprintf("the IMDSv1 probe was answered with a redirect (%d), which IMDS never sends: "+
+			"this endpoint is not EC2's IMDS; the redirect was not followed", p.StatusCode)
 	default:
 		p.Meaning = fmt.Sprintf("unexpected answer %d to the IMDSv1 probe", p.StatusCode)
 	}

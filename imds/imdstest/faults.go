@@ -23,6 +23,10 @@ const (
 	FaultHang
 	// FaultClose closes the connection cleanly (FIN) without answering.
 	FaultClose
+	// FaultRedirect answers Fault.Status (default 307 Temporary Redirect) with a Location header
+	// of Fault.Location. IMDS never redirects: this stands for a hostile or spoofed endpoint,
+	// to test that a client does not follow it (and carry its token elsewhere).
+	FaultRedirect
 )
 
 // String returns the kind's name.
@@ -38,6 +42,8 @@ func (k FaultKind) String() string {
 		return "hang"
 	case FaultClose:
 		return "close"
+	case FaultRedirect:
+		return "redirect"
 	}
 	return "FaultKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -53,8 +59,10 @@ type Fault struct {
 	Kind FaultKind
 	// Delay is the wait of FaultDelay.
 	Delay time.Duration
-	// Status is the answer of FaultStatus; 0 means 500.
+	// Status is the answer of FaultStatus (0 means 500) and of FaultRedirect (0 means 307).
 	Status int
+	// Location is the Location header of FaultRedirect's answer.
+	Location string
 	// Count is how many matching requests the fault acts on; 0 means every one until ClearFaults.
 	Count int
 }
@@ -132,6 +140,13 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) (do
 		writeStatus(w, code)
 	case FaultHang:
 		s.hold(w, r)
+	case FaultRedirect:
+		code := f.Status
+		if code == 0 {
+			code = http.StatusTemporaryRedirect
+		}
+		w.Header().Set("Location", f.Location)
+		writeStatus(w, code)
 	default:
 		writeStatus(w, http.StatusInternalServerError)
 	}
