@@ -2,8 +2,11 @@ package imds
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,4 +187,46 @@ func TestTokenCallerGivesUpOthersGetToken(t *testing.T) {
 	_, err = c.InstanceID(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, 1, countRequests(srv, "PUT", tokenPath), "the second caller joined the first PUT")
+}
+
+// TestTokenShapesAreOpaque: the emulator issues tokens shaped like real ones ("AQAE..."), but the
+// client must carry any token a service issues unchanged and print none of them.
+func TestTokenShapesAreOpaque(t *testing.T) {
+	for _, tok := range []string{
+		"t0k",
+		"AQAEAA-real_looking_but_not_emulated=",
+		"opaque.token~with+base64/std=chars==",
+		strings.Repeat("Z", maxTokenBytes),
+	} {
+		t.Run(strconv.Itoa(len(tok)), func(t *testing.T) {
+			var got atomic.Value
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPut {
+					_, _ = w.Write([]byte(tok))
+					return
+				}
+				got.Store(r.Header.Get(headerToken))
+				switch {
+				case r.Header.Get(headerToken) != tok:
+					w.WriteHeader(http.StatusUnauthorized)
+				case r.URL.Path != "/latest/meta-data/instance-id":
+					w.WriteHeader(http.StatusNotFound)
+				default:
+					_, _ = w.Write([]byte("i-0opaque00000000"))
+				}
+			}))
+			t.Cleanup(srv.Close)
+			c, err := New(Options{Endpoint: srv.URL, Getenv: noEnv, Timeout: 20 * time.Second})
+			require.NoError(t, err)
+			t.Cleanup(func() { closeIdle(c) })
+			id, err := c.InstanceID(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, "i-0opaque00000000", id)
+			assert.Equal(t, tok, got.Load())
+			_, err = c.Get(context.Background(), "no/such/path")
+			require.ErrorIs(t, err, ErrNotFound)
+			printed := fmt.Sprintf("%v %+v %#v %s", c, c, c.tok.Load(), err)
+			assert.NotContains(t, printed, tok)
+		})
+	}
 }

@@ -16,9 +16,18 @@ const (
 	HeaderToken    = "X-aws-ec2-metadata-token"
 )
 
-// tokenLen is the length of the tokens this emulator issues. Real tokens are base64 text of
-// about this size; clients must treat them as opaque.
-const tokenLen = 56
+// Tokens have the shape of real IMDSv2 session tokens (IMDS-FACTS.md): 40 bytes, URL-safe base64
+// with padding, 56 characters that begin "AQAE" and end "==". The first four bytes are fixed,
+// the other 36 (288 bits) come from crypto/rand, so tokens stay unique and unguessable. Code
+// that redacts tokens is thereby tested against what real clients carry; clients must still
+// treat them as opaque.
+const (
+	tokenRandomBytes = 36
+	tokenLen         = 56 // base64 of len(tokenMagic)+tokenRandomBytes bytes, padded
+)
+
+// tokenMagic is the fixed start of every token; base64 turns it into "AQAEA".
+var tokenMagic = [...]byte{0x01, 0x00, 0x04, 0x00}
 
 // maxTokenHeader bounds what the emulator looks at in a token header; anything longer cannot be
 // one of its tokens.
@@ -54,12 +63,13 @@ func parseTTL(v string) (int, error) {
 }
 
 // wellFormedToken reports whether v could be a token this emulator issued: the issued length,
-// URL-safe base64 alphabet. Anything else is refused before the token table is consulted.
+// the fixed start, the URL-safe base64 alphabet and the padding. Anything else is refused before
+// the token table is consulted.
 func wellFormedToken(v string) bool {
-	if len(v) != tokenLen {
+	if len(v) != tokenLen || v[:4] != "AQAE" || v[tokenLen-2:] != "==" {
 		return false
 	}
-	for i := 0; i < len(v); i++ {
+	for i := 0; i < tokenLen-2; i++ {
 		c := v[i]
 		switch {
 		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
@@ -84,9 +94,10 @@ const (
 )
 
 func (t *tokenTable) issue(now time.Time, ttl time.Duration) string {
-	var raw [tokenLen * 3 / 4]byte
-	_, _ = rand.Read(raw[:]) // never returns an error since Go 1.24
-	tok := base64.RawURLEncoding.EncodeToString(raw[:])
+	var raw [len(tokenMagic) + tokenRandomBytes]byte
+	copy(raw[:], tokenMagic[:])
+	_, _ = rand.Read(raw[len(tokenMagic):]) // never returns an error since Go 1.24
+	tok := base64.URLEncoding.EncodeToString(raw[:])
 
 	t.mu.Lock()
 	defer t.mu.Unlock()

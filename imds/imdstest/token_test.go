@@ -1,6 +1,7 @@
 package imdstest_test
 
 import (
+	"encoding/base64"
 	"net/http"
 	"testing"
 	"time"
@@ -52,7 +53,8 @@ func TestTokenRequests(t *testing.T) {
 			assert.Equal(t, tc.echoTTL, a.header.Get(ttl))
 			assert.Equal(t, tc.allow, a.header.Get("Allow"))
 			if tc.status == 200 && tc.method == "PUT" {
-				assert.Regexp(t, `^[A-Za-z0-9_-]{56}$`, a.body)
+				// The shape of a real IMDSv2 token: base64 beginning "AQAE".
+				assert.Regexp(t, `^AQAEA[A-Za-z0-9_-]{49}==$`, a.body)
 			}
 		})
 	}
@@ -89,4 +91,29 @@ func TestTokensAreServerLocal(t *testing.T) {
 	b := newServer(t, imdstest.Config{})
 	tok := token(t, a, "600")
 	assert.Equal(t, http.StatusUnauthorized, get(t, b, tok, "/latest/meta-data/instance-id").status)
+}
+
+// TestTokenShape: tokens look like real IMDSv2 tokens (40 bytes of URL-safe base64 beginning
+// "AQAE"), are unique, and a token of another shape is refused.
+func TestTokenShape(t *testing.T) {
+	s := newServer(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
+	seen := map[string]bool{}
+	for range 50 {
+		tok := token(t, s, "60")
+		raw, err := base64.URLEncoding.DecodeString(tok)
+		require.NoError(t, err, tok)
+		require.Len(t, raw, 40)
+		assert.Equal(t, []byte{1, 0, 4, 0}, raw[:4])
+		assert.False(t, seen[tok], "token issued twice")
+		seen[tok] = true
+	}
+	for tok := range seen {
+		// The same bytes without padding, and with another magic, are refused.
+		raw, _ := base64.URLEncoding.DecodeString(tok)
+		assert.Equal(t, 401, get(t, s, base64.RawURLEncoding.EncodeToString(raw), "/latest/meta-data/instance-id").status)
+		raw[2] = 5
+		assert.Equal(t, 401, get(t, s, base64.URLEncoding.EncodeToString(raw), "/latest/meta-data/instance-id").status)
+		assert.Equal(t, 200, get(t, s, tok, "/latest/meta-data/instance-id").status)
+		break
+	}
 }
