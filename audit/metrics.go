@@ -49,7 +49,9 @@ func WriteMetrics(w io.Writer, s Summary, maxCallers int) error {
 		if exe == "" {
 			exe = "[" + c.Process.Comm + "]"
 		}
-		k := v1key{exe, c.Process.ID}
+		// Keyed by the label text: two names that escape or cut to the same text are one series,
+		// never two series with the same labels.
+		k := v1key{labelValue(exe), labelValue(c.Process.ID)}
 		v1[k] += c.Count
 		if t, ok := firstSeen[k]; !ok || c.FirstSeen.Before(t) {
 			firstSeen[k] = c.FirstSeen
@@ -84,7 +86,7 @@ func WriteMetrics(w io.Writer, s Summary, maxCallers int) error {
 			other += v1[k]
 			continue
 		}
-		fmt.Fprintf(bw, "imdsv2_audit_imdsv1_requests_total{exe=%s,container_id=%s} %d\n", quoteLabel(k.exe), quoteLabel(k.container), v1[k])
+		fmt.Fprintf(bw, "imdsv2_audit_imdsv1_requests_total{exe=\"%s\",container_id=\"%s\"} %d\n", k.exe, k.container, v1[k])
 	}
 	if other > 0 {
 		fmt.Fprintf(bw, "imdsv2_audit_imdsv1_requests_total{exe=%s,container_id=\"\"} %d\n", quoteLabel(otherLabel), other)
@@ -111,11 +113,19 @@ func sortedClasses(m map[Class]uint64) []Class {
 	return cs
 }
 
-// quoteLabel quotes a label value as the text format wants: backslash,
-// double quote and newline escaped. Values are valid UTF-8 already (clean).
-func quoteLabel(v string) string {
-	v = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(clean(v, maxPathBytes))
-	return `"` + v + `"`
+// quoteLabel quotes a label value (labelValue) in double quotes.
+func quoteLabel(v string) string { return `"` + labelValue(v) + `"` }
+
+// labelEscaper applies the text format's own escapes: backslash, double quote, newline.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// labelValue makes v a label value of the text format, without the quotes: cut to a bound,
+// control characters and invisible runes turned into visible escapes (EscapeText, so that a
+// process or cgroup name like "machine-\x1b[2J.scope" reaches neither a scraper nor the terminal
+// of whoever reads the metrics raw), then the format's own escapes. A scraper thus reads the
+// value as the table shows it, "\x1b" as four characters.
+func labelValue(v string) string {
+	return labelEscaper.Replace(EscapeText(clean(v, maxPathBytes)))
 }
 
 // MetricsHandler serves the auditor's metrics in the Prometheus text format.

@@ -53,8 +53,9 @@ func TestMetricsHandler(t *testing.T) {
 		"imdsv2_audit_lost_events_total 5",
 		"imdsv2_audit_unanswered_token_puts_total 1",
 		"imdsv2_audit_imdsv1_callers 4",
-		`imdsv2_audit_imdsv1_requests_total{exe="/opt/app0 \"quoted\"\nline",container_id=""} 1`,
-		`imdsv2_audit_imdsv1_requests_total{exe="/opt/app1 \"quoted\"\nline",container_id=""} 2`,
+		// The newline reaches the scraper as the two characters \n (EscapeText), not as a newline.
+		`imdsv2_audit_imdsv1_requests_total{exe="/opt/app0 \"quoted\"\\nline",container_id=""} 1`,
+		`imdsv2_audit_imdsv1_requests_total{exe="/opt/app1 \"quoted\"\\nline",container_id=""} 2`,
 		`imdsv2_audit_imdsv1_requests_total{exe="_other",container_id=""} 7`,
 		`imdsv2_audit_token_answers_by_hop_limit_total{hop_limit="1"} 1`,
 	} {

@@ -54,7 +54,7 @@ func WriteTable(w io.Writer, s Summary) error {
 		if c.Cloud != "" {
 			class += " (" + c.Cloud + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", class, c.Count, c.LastSeen.Format(time.RFC3339),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(class, tableSDKWidth), c.Count, c.LastSeen.Format(time.RFC3339),
 			cell(exe, tableExeWidth), cell(container, 16), cell(orDash(c.Process.User), 16),
 			cell(sdkLabel(c), tableSDKWidth), cell(answers(c.Answers), tableAnswersWidth),
 			cell(orDash(c.Process.Cmdline), tableCmdWidth))
