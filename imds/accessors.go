@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Paths of the typed accessors.
@@ -46,7 +48,9 @@ func (c *Client) InstanceType(ctx context.Context) (string, error) {
 	return c.getValue(ctx, pathInstanceType, "instance type")
 }
 
-// getValue reads a one-line value; empty or multi-line answers are malformed.
+// getValue reads a one-line value; empty or multi-line answers, and answers with control
+// characters or invalid UTF-8 (which no IMDS identifier has, and which would act on the terminal
+// of whoever prints the value), are malformed.
 func (c *Client) getValue(ctx context.Context, p, what string) (string, error) {
 	b, err := c.get(ctx, p)
 	if err != nil {
@@ -56,8 +60,16 @@ func (c *Client) getValue(ctx context.Context, p, what string) (string, error) {
 	if len(b) == 0 || len(b) > 255 || bytes.ContainsAny(b, "\r\n\t<") {
 		return "", malformed(http.MethodGet, p, c.baseURL(), what, errors.New("not a single short line"))
 	}
+	if !utf8.Valid(b) || bytes.ContainsFunc(b, notPrintable) {
+		return "", malformed(http.MethodGet, p, c.baseURL(), what,
+			errors.New("contains a control character, an invisible character or invalid UTF-8"))
+	}
 	return string(b), nil
 }
+
+// notPrintable reports a rune that is not a letter, mark, number, punctuation, symbol or the
+// ASCII space: control characters, bidirectional overrides and other invisible runes.
+func notPrintable(r rune) bool { return !unicode.IsPrint(r) }
 
 func (c *Client) baseURL() string { return c.cfg.endpoints[c.pref.Load()].base }
 

@@ -178,6 +178,8 @@ func TestMalformedAnswers(t *testing.T) {
 		pathScheduled:            `[{"NotBefore": "yesterday"}]`,
 		pathInstanceID:           "<html>oops</html>",
 		pathRegion:               "",
+		pathAZ:                   "us-east-1a\x1b[2J",
+		pathInstanceType:         "t3.micro\u202e",
 		pathTags:                 "<html>\n",
 		"/latest/meta-data/x/":   "a\n\nb",
 		pathIdentitySignature:    "%%%",
@@ -197,6 +199,8 @@ func TestMalformedAnswers(t *testing.T) {
 		{pathScheduled, func() error { _, err := c.ScheduledEvents(ctx); return err }},
 		{pathInstanceID, func() error { _, err := c.InstanceID(ctx); return err }},
 		{pathRegion, func() error { _, err := c.Region(ctx); return err }},
+		{pathAZ, func() error { _, err := c.AvailabilityZone(ctx); return err }},
+		{pathInstanceType, func() error { _, err := c.InstanceType(ctx); return err }},
 		{pathTags, func() error { _, err := c.Tags(ctx); return err }},
 		{"/latest/meta-data/x/", func() error { _, err := c.List(ctx, "x"); return err }},
 	} {

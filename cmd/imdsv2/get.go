@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds"
 )
 
@@ -27,6 +29,12 @@ behind a bridge.
 The environment variables of the AWS SDKs apply: AWS_EC2_METADATA_SERVICE_ENDPOINT,
 AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE, AWS_EC2_METADATA_DISABLED, AWS_EC2_METADATA_V1_DISABLED.
 Flags win over them.
+
+The value is printed as IMDS sent it when the output goes to a pipe or a file, for scripts.
+On a terminal, control characters and escape sequences in it (user data and tags are
+written by whoever may launch or tag the instance) are shown escaped, \x1b and so on, so
+that they cannot act on the terminal; --raw prints them as they are. In --output json,
+JSON's own escapes apply (\u001b for ESC and the other C0 control characters).
 
 Exit status: 0 on success, 1 when IMDS could not answer (the message says why), 2 on bad usage.
 
@@ -57,6 +65,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("endpoint-mode", "", "ipv4, ipv6 or auto (IPv4 first, then IPv6) (default ipv4)")
 	allowV1 := fs.Bool("allow-v1", false, "fall back to an IMDSv1 (tokenless) request when no token can be had; reported on stderr")
 	timeout := fs.Duration("timeout", imds.DefaultTimeout, "time budget for the whole call")
+	raw := fs.Bool("raw", false, "print the value exactly as IMDS sent it, control characters included, even to a terminal")
 	output := outputFlag("text")
 	fs.Var(&output, "output", "text or json")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -112,7 +121,8 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 	} else if err == nil {
-		printGetText(stdout, res)
+		f, isFile := stdout.(*os.File)
+		printGetText(stdout, res, !*raw && isFile && isTerminal(f))
 	}
 	if err != nil {
 		if output != "json" {
@@ -123,17 +133,25 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printGetText(w io.Writer, res getResult) {
+// printGetText prints the answer; with escape (a person at a terminal) control characters and
+// invalid bytes are shown escaped, line breaks and tabs kept (audit.EscapeLines).
+func printGetText(w io.Writer, res getResult, escape bool) {
+	show := func(s string) string { return s }
+	if escape {
+		show = audit.EscapeLines
+	}
 	switch {
 	case res.Items != nil:
 		for _, it := range res.Items {
-			fmt.Fprintln(w, it)
+			fmt.Fprintln(w, show(it))
 		}
 	case res.Value != nil:
-		fmt.Fprint(w, *res.Value)
+		fmt.Fprint(w, show(*res.Value))
 		if !strings.HasSuffix(*res.Value, "\n") {
 			fmt.Fprintln(w)
 		}
+	case escape:
+		fmt.Fprintln(w, show(string(res.ValueBase64)))
 	default:
 		_, _ = w.Write(res.ValueBase64)
 	}

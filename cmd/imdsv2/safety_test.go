@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 )
@@ -137,4 +144,81 @@ func TestEndpointPasswordNeverShown(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestGetControlCharacters: `imdsv2 get` hands a script the value as IMDS sent it, and shows a
+// person at a terminal control characters escaped (unless --raw).
+func TestGetControlCharacters(t *testing.T) {
+	noEnv(t)
+	const userData = "#!/bin/sh\n\techo \x1b[2J\x1b]0;title\x07\xff\n"
+	srv := imdstest.NewServer(imdstest.Config{UserData: []byte(userData)})
+	t.Cleanup(srv.Close)
+
+	code, out, errOut := cli(t, "get", "--endpoint", srv.URL(), "--timeout=1m", "user-data")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, userData, out, "a pipe or a file gets the bytes unchanged")
+
+	var b bytes.Buffer
+	printGetText(&b, getResult{ValueBase64: []byte(userData)}, true)
+	assert.Equal(t, "#!/bin/sh\n\techo \\x1b[2J\\x1b]0;title\\x07\\xff\n\n", b.String())
+	b.Reset()
+	text := "a\x1b[31mb\u202ec"
+	printGetText(&b, getResult{Value: &text}, true)
+	assert.Equal(t, "a\\x1b[31mb\\u202ec\n", b.String())
+
+	// The decision: a terminal escapes, anything else does not. A file is not a terminal.
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	require.NoError(t, err)
+	defer f.Close()
+	assert.False(t, isTerminal(f))
+	code = run(context.Background(), []string{"get", "--endpoint", srv.URL(), "--timeout=1m", "--raw", "user-data"}, f, io.Discard)
+	require.Equal(t, exitOK, code)
+	got, err := os.ReadFile(f.Name())
+	require.NoError(t, err)
+	assert.Equal(t, userData, string(got))
+}
+
+// TestGetEscapesOnTerminal runs `imdsv2 get` with its stdout on a pseudo-terminal.
+func TestGetEscapesOnTerminal(t *testing.T) {
+	noEnv(t)
+	master, slave := openPTY(t)
+	srv := imdstest.NewServer(imdstest.Config{UserData: []byte("echo \x1b[2J\x07done\n")})
+	t.Cleanup(srv.Close)
+	require.True(t, isTerminal(slave))
+	for _, tc := range []struct {
+		raw  bool
+		want string
+	}{{false, "echo \\x1b[2J\\x07done\r\n"}, {true, "echo \x1b[2J\x07done\r\n"}} {
+		args := []string{"get", "--endpoint", srv.URL(), "--timeout=1m", "--raw=" + strconv.FormatBool(tc.raw), "user-data"}
+		code := run(context.Background(), args, slave, io.Discard)
+		require.Equal(t, exitOK, code)
+		// The line discipline turns "\n" into "\r\n". The deadline only guards against a hang.
+		_ = master.SetReadDeadline(time.Now().Add(time.Minute))
+		var got []byte
+		buf := make([]byte, 4096)
+		for !bytes.HasSuffix(got, []byte("\r\n")) {
+			n, err := master.Read(buf)
+			require.NoError(t, err)
+			got = append(got, buf[:n]...)
+		}
+		assert.Equal(t, tc.want, string(got))
+	}
+}
+
+// openPTY opens a pseudo-terminal pair, closed when the test ends.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	fd := int(master.Fd())
+	require.NoError(t, unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0))
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	require.NoError(t, err)
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { slave.Close() })
+	return master, slave
 }
