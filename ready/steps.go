@@ -83,12 +83,10 @@ func scanReasons(r *Report, in Input) {
 		r.Scan.Error = in.ScanErr.Error()
 	}
 	for _, f := range rep.Findings {
-		rs := Reason{Subject: f.Path, File: f.Path, Detail: f.Why, Fix: f.Fix}
+		rs := Reason{Subject: f.Path, File: f.Path, Detail: f.Summary(), Fix: f.Fix}
 		switch f.Severity {
 		case scan.SeverityBlocker:
 			rs.Code = "old-sdk"
-			rs.Detail = fmt.Sprintf("%s %s is older than %s, the first version that can use IMDSv2 (%s): %s",
-				f.Product, f.Version, f.MinVersion, f.Evidence, f.Why)
 			r.Reasons = append(r.Reasons, rs)
 		case scan.SeverityWarning:
 			rs.Code = "imdsv1-fallback-setting"
@@ -98,7 +96,6 @@ func scanReasons(r *Report, in Input) {
 			if f.Line > 0 {
 				rs.Subject = fmt.Sprintf("%s:%d", f.Path, f.Line)
 			}
-			rs.Detail = f.Setting + ": " + f.Why
 			r.Warnings = append(r.Warnings, rs)
 		}
 	}

@@ -21,6 +21,9 @@
 //   - Ruby: aws-sdk-core < 3.79.0 (gem specifications); PHP: aws/aws-sdk-php <
 //     3.147.7 (Composer's vendor/aws/aws-sdk-php/src/Sdk.php).
 //
+// The minimums and the order of versions (pre-releases, a leading "v", four
+// parts) are those of internal/imdsfacts, which the auditor uses too.
+//
 // Settings in environment files (/etc/environment, /etc/default, shell
 // profiles, systemd units and drop-ins, .env files) and AWS shared config
 // files (~/.aws/config): AWS_EC2_METADATA_V1_DISABLED=false or

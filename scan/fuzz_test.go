@@ -6,36 +6,9 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-)
 
-func FuzzVersionCompare(f *testing.F) {
-	for _, s := range [][2]string{
-		{"1.11.678", "1.11.500"}, {"v1.25.38", "v1.25.38-0.20191120000000-abcdef"}, {"2.10.21-SNAPSHOT", "2.10.21"},
-		{"1.13.25rc1", "1.13.25.post1"}, {"0.19.0", "v0.19"}, {"v2.0.0+incompatible", "2.0.0"}, {"1..0", ""},
-	} {
-		f.Add(s[0], s[1])
-	}
-	f.Fuzz(func(t *testing.T, a, b string) {
-		va, errA := parseVersion(a)
-		vb, errB := parseVersion(b)
-		if errA != nil || errB != nil {
-			return
-		}
-		if va.compare(va) != 0 {
-			t.Errorf("compare(%q, itself) != 0", a)
-		}
-		if ab, ba := va.compare(vb), vb.compare(va); ab != -ba {
-			t.Errorf("compare(%q, %q) = %d but compare(%q, %q) = %d", a, b, ab, b, a, ba)
-		}
-		again, err := parseVersion(va.String())
-		if err != nil || again.compare(va) != 0 {
-			t.Errorf("%q does not parse back to itself: %v", a, err)
-		}
-		if older, ok := olderThan(a, b); !ok || older != (va.compare(vb) < 0) {
-			t.Errorf("olderThan(%q, %q) = %v, %v", a, b, older, ok)
-		}
-	})
-}
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
+)
 
 func FuzzParsers(f *testing.F) {
 	f.Add([]byte(metadata("botocore", "1.12.0")))
@@ -87,7 +60,7 @@ func FuzzScanArchive(f *testing.F) {
 		}
 		for _, f := range rep.Findings {
 			if f.Kind == KindOldSDK {
-				if _, err := parseVersion(f.Version); err != nil {
+				if _, err := imdsfacts.ParseVersion(f.Version); err != nil {
 					t.Errorf("finding with an unparsable version: %+v", f)
 				}
 			}

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -83,6 +84,24 @@ type Finding struct {
 	// Why explains the consequence for IMDSv2; Fix says what to do.
 	Why string `json:"why"`
 	Fix string `json:"fix"`
+}
+
+// Summary says in one line what was found and why it matters, each fact once,
+// for reports that show a finding as one line (ready's reasons):
+//
+//	botocore 1.12.0 is older than 1.13.25, the first version that can use IMDSv2 (METADATA Version): Its ...
+//	AWS_EC2_METADATA_V1_DISABLED=false: This explicitly allows ...
+//
+// Fix and Path are not in it.
+func (f *Finding) Summary() string {
+	switch {
+	case f.Version != "":
+		return fmt.Sprintf("%s %s is older than %s, the first version that can use IMDSv2 (%s): %s",
+			f.Product, f.Version, f.MinVersion, f.Evidence, f.Why)
+	case f.Setting != "":
+		return f.Setting + ": " + f.Why
+	}
+	return f.Product + ": " + f.Why
 }
 
 // Values of Report.TruncatedBy. They are stable.

@@ -91,8 +91,8 @@ func TestRunFindsOldSDKs(t *testing.T) {
 		if f.Why == "" || f.Fix == "" {
 			t.Errorf("%s: why %q fix %q, want both", key, f.Why, f.Fix)
 		}
-		if f.Kind == KindOldSDK && (!strings.Contains(f.Why, w.MinVersion) || !strings.Contains(f.Why, "HttpTokens=required")) {
-			t.Errorf("%s: why %q does not name the minimum and the consequence", key, f.Why)
+		if f.Kind == KindOldSDK && (!strings.Contains(f.Summary(), w.MinVersion) || !strings.Contains(f.Why, "HttpTokens=required")) {
+			t.Errorf("%s: %q does not name the minimum and the consequence", key, f.Summary())
 		}
 	}
 	for key := range got {

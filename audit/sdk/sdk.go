@@ -5,8 +5,9 @@
 package sdk
 
 import (
-	"strconv"
 	"strings"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // Kind groups products by what the fix looks like.
@@ -35,7 +36,8 @@ type Info struct {
 	Version string `json:"version,omitempty"`
 	Kind    Kind   `json:"kind"`
 	// MinIMDSv2 is the first version able to use IMDSv2: "any" when every
-	// release can, "" when no minimum applies or it is not known.
+	// release can, "" when no minimum applies or it is not known. Versions
+	// compare as package imdsfacts describes.
 	MinIMDSv2 string `json:"min_imdsv2_version,omitempty"`
 	// BelowMin says Version is older than MinIMDSv2: this caller cannot use
 	// IMDSv2 at all until upgraded.
@@ -64,31 +66,31 @@ type rule struct {
 // that occur inside other products' User-Agents (botocore inside the CLI's,
 // aws-sdk-dotnet inside PowerShell's) come after those products.
 var rules = []rule{
-	{token: "AWSPowerShell", product: "aws-tools-powershell", name: "AWS Tools for PowerShell", kind: KindAWSSDK, min: "4.0.1.0"},
-	{token: "AWSPowerShell.NetCore", product: "aws-tools-powershell", name: "AWS Tools for PowerShell", kind: KindAWSSDK, min: "4.0.1.0"},
-	{token: "AWS.Tools.Common", product: "aws-tools-powershell", name: "AWS Tools for PowerShell", kind: KindAWSSDK, min: "4.0.1.0"},
-	{token: "aws-cli", major: 1, product: "aws-cli-v1", name: "AWS CLI v1", kind: KindAWSSDK, min: "1.16.289"},
-	{token: "aws-cli", major: 2, product: "aws-cli-v2", name: "AWS CLI v2", kind: KindAWSSDK, min: "any"},
-	{token: "aws-sdk-go-v2", product: "aws-sdk-go-v2", name: "AWS SDK for Go v2", kind: KindAWSSDK, min: "0.19.0"},
-	{token: "aws-sdk-go", product: "aws-sdk-go", name: "AWS SDK for Go v1", kind: KindAWSSDK, min: "1.25.38"},
-	{token: "aws-sdk-java-v2", product: "aws-sdk-java-v2", name: "AWS SDK for Java v2", kind: KindAWSSDK, min: "2.10.21"},
-	{token: "aws-sdk-java", major: 1, product: "aws-sdk-java-v1", name: "AWS SDK for Java v1", kind: KindAWSSDK, min: "1.11.678"},
-	{token: "aws-sdk-java", major: 2, product: "aws-sdk-java-v2", name: "AWS SDK for Java v2", kind: KindAWSSDK, min: "2.10.21"},
-	{token: "aws-sdk-js", major: 2, product: "aws-sdk-js-v2", name: "AWS SDK for JavaScript v2", kind: KindAWSSDK, min: "2.722.0"},
-	{token: "aws-sdk-nodejs", major: 2, product: "aws-sdk-js-v2", name: "AWS SDK for JavaScript v2", kind: KindAWSSDK, min: "2.722.0"},
-	{token: "aws-sdk-js", major: 3, product: "aws-sdk-js-v3", name: "AWS SDK for JavaScript v3", kind: KindAWSSDK, min: "any"},
-	{token: "aws-sdk-js-v3", prefix: true, product: "aws-sdk-js-v3", name: "AWS SDK for JavaScript v3", kind: KindAWSSDK, min: "any"},
-	{token: "aws-sdk-nodejs-v3", prefix: true, product: "aws-sdk-js-v3", name: "AWS SDK for JavaScript v3", kind: KindAWSSDK, min: "any"},
-	{token: "aws-sdk-dotnet-core", product: "aws-sdk-dotnet", name: "AWS SDK for .NET", kind: KindAWSSDK, min: "3.3.634.1"},
-	{token: "aws-sdk-dotnet", prefix: true, product: "aws-sdk-dotnet", name: "AWS SDK for .NET", kind: KindAWSSDK, min: "3.3.634.1"},
-	{token: "aws-sdk-ruby3", product: "aws-sdk-ruby", name: "AWS SDK for Ruby v3", kind: KindAWSSDK, min: "3.79.0"},
-	{token: "aws-sdk-ruby2", product: "aws-sdk-ruby", name: "AWS SDK for Ruby v2", kind: KindAWSSDK, min: "3.79.0"},
-	{token: "aws-sdk-php", product: "aws-sdk-php", name: "AWS SDK for PHP", kind: KindAWSSDK, min: "3.147.7"},
-	{token: "aws-sdk-cpp", product: "aws-sdk-cpp", name: "AWS SDK for C++", kind: KindAWSSDK, min: "1.7.229"},
-	{token: "aws-sdk-rust", product: "aws-sdk-rust", name: "AWS SDK for Rust", kind: KindAWSSDK, min: "any"},
+	{token: "AWSPowerShell", product: "aws-tools-powershell", name: "AWS Tools for PowerShell", kind: KindAWSSDK, min: imdsfacts.PowerShell.MinIMDSv2},
+	{token: "AWSPowerShell.NetCore", product: "aws-tools-powershell", name: "AWS Tools for PowerShell", kind: KindAWSSDK, min: imdsfacts.PowerShell.MinIMDSv2},
+	{token: "AWS.Tools.Common", product: "aws-tools-powershell", name: "AWS Tools for PowerShell", kind: KindAWSSDK, min: imdsfacts.PowerShell.MinIMDSv2},
+	{token: "aws-cli", major: 1, product: "aws-cli-v1", name: "AWS CLI v1", kind: KindAWSSDK, min: imdsfacts.AWSCLIv1.MinIMDSv2},
+	{token: "aws-cli", major: 2, product: "aws-cli-v2", name: "AWS CLI v2", kind: KindAWSSDK, min: imdsfacts.AWSCLIv2.MinIMDSv2},
+	{token: "aws-sdk-go-v2", product: "aws-sdk-go-v2", name: "AWS SDK for Go v2", kind: KindAWSSDK, min: imdsfacts.GoV2.MinIMDSv2},
+	{token: "aws-sdk-go", product: "aws-sdk-go", name: "AWS SDK for Go v1", kind: KindAWSSDK, min: imdsfacts.GoV1.MinIMDSv2},
+	{token: "aws-sdk-java-v2", product: "aws-sdk-java-v2", name: "AWS SDK for Java v2", kind: KindAWSSDK, min: imdsfacts.JavaV2.MinIMDSv2},
+	{token: "aws-sdk-java", major: 1, product: "aws-sdk-java-v1", name: "AWS SDK for Java v1", kind: KindAWSSDK, min: imdsfacts.JavaV1.MinIMDSv2},
+	{token: "aws-sdk-java", major: 2, product: "aws-sdk-java-v2", name: "AWS SDK for Java v2", kind: KindAWSSDK, min: imdsfacts.JavaV2.MinIMDSv2},
+	{token: "aws-sdk-js", major: 2, product: "aws-sdk-js-v2", name: "AWS SDK for JavaScript v2", kind: KindAWSSDK, min: imdsfacts.JavaScriptV2.MinIMDSv2},
+	{token: "aws-sdk-nodejs", major: 2, product: "aws-sdk-js-v2", name: "AWS SDK for JavaScript v2", kind: KindAWSSDK, min: imdsfacts.JavaScriptV2.MinIMDSv2},
+	{token: "aws-sdk-js", major: 3, product: "aws-sdk-js-v3", name: "AWS SDK for JavaScript v3", kind: KindAWSSDK, min: imdsfacts.JavaScriptV3.MinIMDSv2},
+	{token: "aws-sdk-js-v3", prefix: true, product: "aws-sdk-js-v3", name: "AWS SDK for JavaScript v3", kind: KindAWSSDK, min: imdsfacts.JavaScriptV3.MinIMDSv2},
+	{token: "aws-sdk-nodejs-v3", prefix: true, product: "aws-sdk-js-v3", name: "AWS SDK for JavaScript v3", kind: KindAWSSDK, min: imdsfacts.JavaScriptV3.MinIMDSv2},
+	{token: "aws-sdk-dotnet-core", product: "aws-sdk-dotnet", name: "AWS SDK for .NET", kind: KindAWSSDK, min: imdsfacts.DotNet.MinIMDSv2},
+	{token: "aws-sdk-dotnet", prefix: true, product: "aws-sdk-dotnet", name: "AWS SDK for .NET", kind: KindAWSSDK, min: imdsfacts.DotNet.MinIMDSv2},
+	{token: "aws-sdk-ruby3", product: "aws-sdk-ruby", name: "AWS SDK for Ruby v3", kind: KindAWSSDK, min: imdsfacts.Ruby.MinIMDSv2},
+	{token: "aws-sdk-ruby2", product: "aws-sdk-ruby", name: "AWS SDK for Ruby v2", kind: KindAWSSDK, min: imdsfacts.Ruby.MinIMDSv2},
+	{token: "aws-sdk-php", product: "aws-sdk-php", name: "AWS SDK for PHP", kind: KindAWSSDK, min: imdsfacts.PHP.MinIMDSv2},
+	{token: "aws-sdk-cpp", product: "aws-sdk-cpp", name: "AWS SDK for C++", kind: KindAWSSDK, min: imdsfacts.CPP.MinIMDSv2},
+	{token: "aws-sdk-rust", product: "aws-sdk-rust", name: "AWS SDK for Rust", kind: KindAWSSDK, min: imdsfacts.Rust.MinIMDSv2},
 	// botocore makes the IMDS calls for boto3, so its version decides.
-	{token: "botocore", product: "botocore", name: "boto3/botocore (Python)", kind: KindAWSSDK, min: "1.13.25"},
-	{token: "Boto3", product: "boto3", name: "boto3 (Python)", kind: KindAWSSDK, min: "1.12.6"},
+	{token: "botocore", product: "botocore", name: "boto3/botocore (Python)", kind: KindAWSSDK, min: imdsfacts.Botocore.MinIMDSv2},
+	{token: "Boto3", product: "boto3", name: "boto3 (Python)", kind: KindAWSSDK, min: imdsfacts.Boto3.MinIMDSv2},
 	{token: "Cloud-Init", product: "cloud-init", name: "cloud-init", kind: KindAgent},
 	{token: "curl", product: "curl", name: "curl", kind: KindScript},
 	{token: "Wget", product: "wget", name: "wget", kind: KindScript},
@@ -148,12 +150,14 @@ func (r rule) info(version string) Info {
 	switch r.kind {
 	case KindAWSSDK:
 		i.DisableV1 = DisableV1Fallback
+		older, known := imdsfacts.OlderThan(version, r.min)
 		switch {
-		case r.min == "any":
+		case r.min == imdsfacts.AllReleases:
 			i.Advice = "every " + r.name + " release can use IMDSv2; it sends IMDSv1 only after its token request failed (hop limit too low, proxy, 403/404/405): fix that, then set " + DisableV1Fallback
-		case version == "":
+		case !known:
+			// No version, or one that is not a version: say so rather than guess.
 			i.Advice = "version unknown: make sure " + r.name + " is " + r.min + " or later, then set " + DisableV1Fallback
-		case CompareVersions(version, r.min) < 0:
+		case older:
 			i.BelowMin = true
 			i.Advice = "upgrade " + r.name + " from " + version + " to " + r.min + " or later (older versions cannot use IMDSv2), then set " + DisableV1Fallback
 		default:
@@ -234,52 +238,12 @@ func cleanName(n string) string {
 	}, n)
 }
 
+// major returns the first component of v, 0 when v is not a version.
 func major(v string) int {
-	n, _ := strconv.Atoi(numParts(v)[0])
+	pv, err := imdsfacts.ParseVersion(v)
+	if err != nil {
+		return 0
+	}
+	n, _ := pv.Major()
 	return n
-}
-
-// numParts returns the leading dot-separated numeric components of v.
-func numParts(v string) []string {
-	var parts []string
-	for _, p := range strings.Split(v, ".") {
-		end := 0
-		for end < len(p) && p[end] >= '0' && p[end] <= '9' {
-			end++
-		}
-		if end == 0 {
-			break
-		}
-		parts = append(parts, p[:end])
-		if end < len(p) {
-			break
-		}
-	}
-	if len(parts) == 0 {
-		return []string{"0"}
-	}
-	return parts
-}
-
-// CompareVersions compares the leading numeric components of two dotted
-// versions ("1.16.289", "3.3.634.1", "2.0.0-preview"); missing components
-// count as 0. It returns -1, 0 or +1.
-func CompareVersions(a, b string) int {
-	pa, pb := numParts(a), numParts(b)
-	for i := 0; i < max(len(pa), len(pb)); i++ {
-		x, y := 0, 0
-		if i < len(pa) {
-			x, _ = strconv.Atoi(pa[i])
-		}
-		if i < len(pb) {
-			y, _ = strconv.Atoi(pb[i])
-		}
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
 }

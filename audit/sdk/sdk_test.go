@@ -94,17 +94,31 @@ func TestIdentifyHugeUA(t *testing.T) {
 	}
 }
 
-func TestCompareVersions(t *testing.T) {
+// TestVersionOrder checks the version order Identify uses (package
+// imdsfacts) where the auditor's own comparator once differed from the scan's:
+// pre-releases, a leading "v", four parts, and what is not a version.
+func TestVersionOrder(t *testing.T) {
 	for _, tt := range []struct {
-		a, b string
-		want int
+		ua       string
+		product  string
+		belowMin bool
+		advice   string
 	}{
-		{"1.16.289", "1.16.289", 0}, {"1.16.288", "1.16.289", -1}, {"1.17", "1.16.289", 1},
-		{"3.3.634.1", "3.3.634", 1}, {"3.3.634.0", "3.3.634", 0}, {"2.0.0-preview-10", "2.0.0", 0},
-		{"0.19.0", "0.9.9", 1}, {"", "0.0.1", -1}, {"x", "0", 0}, {"1.8.0_292", "1.8", 0},
+		{"aws-sdk-java/2.10.21-preview", "aws-sdk-java-v2", true, "upgrade"},
+		{"aws-sdk-java/2.0.0-preview-10", "aws-sdk-java-v2", true, "upgrade"},
+		{"aws-sdk-java/2.10.21", "aws-sdk-java-v2", false, "can use IMDSv2"},
+		{"aws-sdk-go/v1.25.38", "aws-sdk-go", false, "can use IMDSv2"},
+		{"aws-sdk-go/v1.25.37", "aws-sdk-go", true, "upgrade"},
+		{"aws-cli/v1.16.289", "aws-cli-v1", false, "can use IMDSv2"},
+		{"aws-sdk-dotnet-core/3.3.634", "aws-sdk-dotnet", true, "upgrade"},
+		{"aws-sdk-dotnet-core/3.3.634.1", "aws-sdk-dotnet", false, "can use IMDSv2"},
+		{"AWSPowerShell/4.0.1", "aws-tools-powershell", false, "can use IMDSv2"},
+		{"aws-sdk-go/garbage", "aws-sdk-go", false, "version unknown"},
 	} {
-		if got := CompareVersions(tt.a, tt.b); got != tt.want {
-			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		got := Identify(tt.ua)
+		if got.Product != tt.product || got.BelowMin != tt.belowMin || !strings.Contains(got.Advice, tt.advice) {
+			t.Errorf("Identify(%q) = %s below %v advice %q; want %s below %v advice with %q",
+				tt.ua, got.Product, got.BelowMin, got.Advice, tt.product, tt.belowMin, tt.advice)
 		}
 	}
 }

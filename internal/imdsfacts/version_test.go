@@ -1,4 +1,4 @@
-package scan
+package imdsfacts
 
 import "testing"
 
@@ -24,11 +24,19 @@ func TestCompareVersions(t *testing.T) {
 		{"v1.0.0", "v0.19.0", 1},
 		{"1.13", "1.13.0", 0}, // missing components are zero
 		{"1.13.0.1", "1.13.0", 1},
-		{"3.3.634.1", "3.3.634.1", 0},
+		{"3.3.634.1", "3.3.634.1", 0}, // four parts (.NET, PowerShell)
 		{"3.3.634.0", "3.3.634.1", -1},
+		{"3.3.634", "3.3.634.1", -1},
+		{"3.3.634.0", "3.3.634", 0},
+		{"3.7.100.0", "3.3.634.1", 1},
+		{"4.0.1", "4.0.1.0", 0},
+		{"4.0.0.99", "4.0.1.0", -1},
 		{"007.1", "7.1", 0}, // leading zeros
 		{"99999999999999999999999.0", "1.0", 1},
 		// Pre-releases sort before their release.
+		{"2.0.0-preview", "2.0.0", -1},
+		{"2.0.0-preview-10", "2.0.0", -1},
+		{"2.0.0-preview-10", "1.11.678", 1},
 		{"1.13.25-rc.1", "1.13.25", -1},
 		{"1.13.25rc1", "1.13.25", -1},
 		{"1.13.25.dev0", "1.13.25", -1},
@@ -54,18 +62,18 @@ func TestCompareVersions(t *testing.T) {
 		{"2.10.21.Final", "2.10.21", 0},
 	}
 	for _, tt := range tests {
-		a, err := parseVersion(tt.a)
+		a, err := ParseVersion(tt.a)
 		if err != nil {
-			t.Fatalf("parseVersion(%q): %v", tt.a, err)
+			t.Fatalf("ParseVersion(%q): %v", tt.a, err)
 		}
-		b, err := parseVersion(tt.b)
+		b, err := ParseVersion(tt.b)
 		if err != nil {
-			t.Fatalf("parseVersion(%q): %v", tt.b, err)
+			t.Fatalf("ParseVersion(%q): %v", tt.b, err)
 		}
-		if got := a.compare(b); got != tt.want {
+		if got := a.Compare(b); got != tt.want {
 			t.Errorf("compare(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
-		if got := b.compare(a); got != -tt.want {
+		if got := b.Compare(a); got != -tt.want {
 			t.Errorf("compare(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
 		}
 	}
@@ -74,30 +82,54 @@ func TestCompareVersions(t *testing.T) {
 func TestParseVersionRejects(t *testing.T) {
 	for _, s := range []string{
 		"", "v", "abc", "-1.0", ".1", "1.0-", "1.0-$(reboot)", "1.0\x1b[2J", "1.0 beta", "1..0", "1.2.3.4.5.6.7.8.9",
-		"1.0/../../etc", string(make([]byte, maxVersionLen+1)),
+		"1.0/../../etc", string(make([]byte, MaxVersionLen+1)),
 	} {
-		if v, err := parseVersion(s); err == nil {
-			t.Errorf("parseVersion(%q) = %+v, want an error", s, v)
+		if v, err := ParseVersion(s); err == nil {
+			t.Errorf("ParseVersion(%q) = %+v, want an error", s, v)
 		}
 	}
 }
 
 func TestOlderThan(t *testing.T) {
-	for _, p := range allProducts {
-		if _, err := parseVersion(p.minVersion); err != nil {
-			t.Errorf("%s: minimum %q does not parse: %v", p.name, p.minVersion, err)
+	for _, p := range SDKs {
+		if p.MinIMDSv2 == AllReleases {
+			continue
 		}
-		if older, ok := olderThan(p.minVersion, p.minVersion); !ok || older {
-			t.Errorf("%s: the minimum itself is reported as older", p.name)
+		if _, err := ParseVersion(p.MinIMDSv2); err != nil {
+			t.Errorf("%s: minimum %q does not parse: %v", p.Name, p.MinIMDSv2, err)
+		}
+		if older, ok := OlderThan(p.MinIMDSv2, p.MinIMDSv2); !ok || older {
+			t.Errorf("%s: the minimum itself is reported as older", p.Name)
 		}
 	}
-	if older, ok := olderThan("1.12.0", "1.13.25"); !ok || !older {
-		t.Errorf("olderThan(1.12.0, 1.13.25) = %v, %v", older, ok)
+	if older, ok := OlderThan("1.12.0", "1.13.25"); !ok || !older {
+		t.Errorf("OlderThan(1.12.0, 1.13.25) = %v, %v", older, ok)
 	}
-	if _, ok := olderThan("garbage", "1.13.25"); ok {
-		t.Errorf("olderThan(garbage) gave a verdict")
+	if _, ok := OlderThan("garbage", "1.13.25"); ok {
+		t.Errorf("OlderThan(garbage) gave a verdict")
 	}
-	if _, ok := olderThan("1.0", "bad minimum"); ok {
-		t.Errorf("olderThan with a bad minimum gave a verdict")
+	if _, ok := OlderThan("1.0", "bad minimum"); ok {
+		t.Errorf("OlderThan with a bad minimum gave a verdict")
+	}
+}
+
+func TestMajor(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want int
+		ok   bool
+	}{
+		{"1.16.289", 1, true}, {"v2.0.0-preview", 2, true}, {"007.1", 7, true}, {"99999999999999999999999.0", 0, false},
+	} {
+		v, err := ParseVersion(tt.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := v.Major(); got != tt.want || ok != tt.ok {
+			t.Errorf("Major(%q) = %d, %v; want %d, %v", tt.v, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, ok := (Version{}).Major(); ok {
+		t.Error("the zero Version has a major")
 	}
 }

@@ -1,20 +1,22 @@
-package scan
+package imdsfacts
 
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
-// maxVersionLen bounds what parseVersion accepts: real versions are short, and a
-// version string comes from files an attacker may control.
-const maxVersionLen = 80
+// MaxVersionLen bounds what ParseVersion accepts: real versions are short, and a
+// version string comes from files and requests an attacker may control.
+const MaxVersionLen = 80
 
-// version is a parsed "semver-ish" version as the AWS SDKs of every ecosystem
+// Version is a parsed "semver-ish" version as the AWS SDKs of every ecosystem
 // spell them: 1.11.678, 2.10.21, v1.25.38, 0.19.0, 3.3.634.1, with an optional
-// suffix (-rc.1, rc1, .dev0, -SNAPSHOT, a Go pseudo-version's -0.2019...-hash,
-// .post1) and optional build metadata after '+', which is ignored.
-type version struct {
+// suffix (-rc.1, rc1, .dev0, -SNAPSHOT, -preview, a Go pseudo-version's
+// -0.2019...-hash, .post1) and optional build metadata after '+', which is
+// ignored. The order is described in the package documentation.
+type Version struct {
 	raw string
 	// core holds the numeric components with leading zeros removed, so that
 	// numbers of any length compare as strings (length first, then bytes)
@@ -28,16 +30,17 @@ type version struct {
 	tags []string
 }
 
-var errBadVersion = errors.New("not a version")
+// ErrNotVersion is wrapped by the errors of ParseVersion.
+var ErrNotVersion = errors.New("not a version")
 
-// parseVersion parses s. It accepts a leading "v", any number (1 to 8) of
-// numeric components, and a suffix of letters, digits, '.', '-' and '_'.
-// Anything else, including an empty string, is an error.
-func parseVersion(s string) (version, error) {
-	if s == "" || len(s) > maxVersionLen {
-		return version{}, fmt.Errorf("%w: length %d", errBadVersion, len(s))
+// ParseVersion parses s. It accepts a leading "v" or "V", 1 to 8 numeric
+// components, and a suffix of letters, digits, '.', '-' and '_'. Anything
+// else, including an empty string, is an error wrapping ErrNotVersion.
+func ParseVersion(s string) (Version, error) {
+	if s == "" || len(s) > MaxVersionLen {
+		return Version{}, fmt.Errorf("%w: length %d", ErrNotVersion, len(s))
 	}
-	v := version{raw: s}
+	v := Version{raw: s}
 	rest := strings.TrimPrefix(strings.TrimPrefix(s, "v"), "V")
 	if i := strings.IndexByte(rest, '+'); i >= 0 {
 		// Build metadata (semver) or a PEP 440 local version: not part of the order.
@@ -49,12 +52,12 @@ func parseVersion(s string) (version, error) {
 			n++
 		}
 		if n == 0 {
-			return version{}, fmt.Errorf("%w: %q has no number where one is expected", errBadVersion, s)
+			return Version{}, fmt.Errorf("%w: %q has no number where one is expected", ErrNotVersion, s)
 		}
 		v.core = append(v.core, trimZeros(rest[:n]))
 		rest = rest[n:]
 		if len(v.core) > 8 {
-			return version{}, fmt.Errorf("%w: %q has too many components", errBadVersion, s)
+			return Version{}, fmt.Errorf("%w: %q has too many components", ErrNotVersion, s)
 		}
 		if len(rest) >= 2 && rest[0] == '.' && isDigit(rest[1]) {
 			rest = rest[1:]
@@ -69,21 +72,21 @@ func parseVersion(s string) (version, error) {
 		rest = rest[1:]
 	}
 	if rest == "" {
-		return version{}, fmt.Errorf("%w: %q ends with a separator", errBadVersion, s)
+		return Version{}, fmt.Errorf("%w: %q ends with a separator", ErrNotVersion, s)
 	}
 	for i := 0; i < len(rest); i++ {
 		c := rest[i]
 		if !isDigit(c) && !isLetter(c) && !isSep(c) {
-			return version{}, fmt.Errorf("%w: %q contains %q", errBadVersion, s, c)
+			return Version{}, fmt.Errorf("%w: %q contains %q", ErrNotVersion, s, c)
 		}
 		if isSep(c) && (i == 0 || i == len(rest)-1 || isSep(rest[i-1])) {
-			return version{}, fmt.Errorf("%w: %q has an empty component", errBadVersion, s)
+			return Version{}, fmt.Errorf("%w: %q has an empty component", ErrNotVersion, s)
 		}
 	}
 	v.tags = splitTags(strings.ToLower(rest))
 	switch {
 	case len(v.tags) == 0:
-		return version{}, fmt.Errorf("%w: %q has an empty suffix", errBadVersion, s)
+		return Version{}, fmt.Errorf("%w: %q has an empty suffix", ErrNotVersion, s)
 	case v.tags[0] == "post":
 		v.rank = 1
 	case len(v.tags) == 1 && (v.tags[0] == "release" || v.tags[0] == "final" || v.tags[0] == "ga"):
@@ -98,9 +101,9 @@ func parseVersion(s string) (version, error) {
 	return v, nil
 }
 
-// compare returns -1, 0 or +1 as v is older than, equal to or newer than w.
+// Compare returns -1, 0 or +1 as v is older than, equal to or newer than w.
 // Missing numeric components count as zero (1.13 == 1.13.0).
-func (v version) compare(w version) int {
+func (v Version) Compare(w Version) int {
 	for i := 0; i < len(v.core) || i < len(w.core); i++ {
 		a, b := "0", "0"
 		if i < len(v.core) {
@@ -125,21 +128,34 @@ func (v version) compare(w version) int {
 }
 
 // String returns the version as it was written.
-func (v version) String() string { return v.raw }
+func (v Version) String() string { return v.raw }
 
-// olderThan reports whether found is older than minimum. ok is false when
-// found is not a version this package understands, so no verdict is possible.
-func olderThan(found, minimum string) (older, ok bool) {
-	f, err := parseVersion(found)
+// Major returns the first numeric component, and false when it does not fit
+// an int.
+func (v Version) Major() (int, bool) {
+	if len(v.core) == 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v.core[0])
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// OlderThan reports whether found is older than minimum. ok is false when
+// either is not a version ParseVersion accepts, so no verdict is possible:
+// callers report such a version as unknown rather than guess.
+func OlderThan(found, minimum string) (older, ok bool) {
+	f, err := ParseVersion(found)
 	if err != nil {
 		return false, false
 	}
-	m, err := parseVersion(minimum)
+	m, err := ParseVersion(minimum)
 	if err != nil {
-		// The minimums are constants of this package (a test parses them all).
 		return false, false
 	}
-	return f.compare(m) < 0, true
+	return f.Compare(m) < 0, true
 }
 
 // splitTags splits a suffix at '.', '-', '_' and between letters and digits.

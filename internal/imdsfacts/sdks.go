@@ -1,0 +1,47 @@
+package imdsfacts
+
+// SDK is an AWS SDK or tool and the first release of it that can use IMDSv2.
+type SDK struct {
+	// ID is a stable identifier, the one the auditor reports as a caller's
+	// product ("aws-sdk-go", "botocore").
+	ID string
+	// Name is for people.
+	Name string
+	// MinIMDSv2 is the first release that can use IMDSv2, as the SDK spells its
+	// versions (without the "v" Go modules put in front), or AllReleases.
+	MinIMDSv2 string
+}
+
+// AllReleases is SDK.MinIMDSv2 of an SDK whose every release can use IMDSv2.
+const AllReleases = "any"
+
+// The SDKs and tools, with the minimums of AWS's "use a supported SDK" page
+// (IMDS-FACTS.md section 2). A release at or above the minimum can use
+// IMDSv2; it may still fall back to IMDSv1 when its token request fails.
+var (
+	AWSCLIv1 = SDK{ID: "aws-cli-v1", Name: "AWS CLI v1", MinIMDSv2: "1.16.289"}
+	AWSCLIv2 = SDK{ID: "aws-cli-v2", Name: "AWS CLI v2", MinIMDSv2: AllReleases}
+	// Botocore makes the IMDS calls of boto3 and the AWS CLI v1.
+	Botocore = SDK{ID: "botocore", Name: "botocore", MinIMDSv2: "1.13.25"}
+	Boto3    = SDK{ID: "boto3", Name: "boto3", MinIMDSv2: "1.12.6"}
+	GoV1     = SDK{ID: "aws-sdk-go", Name: "AWS SDK for Go v1", MinIMDSv2: "1.25.38"}
+	GoV2     = SDK{ID: "aws-sdk-go-v2", Name: "AWS SDK for Go v2", MinIMDSv2: "0.19.0"}
+	JavaV1   = SDK{ID: "aws-sdk-java-v1", Name: "AWS SDK for Java v1", MinIMDSv2: "1.11.678"}
+	JavaV2   = SDK{ID: "aws-sdk-java-v2", Name: "AWS SDK for Java v2", MinIMDSv2: "2.10.21"}
+	// JavaScriptV2's minimum is where every metadata call of the SDK's own
+	// credential and region code uses a token; MetadataService.request(path)
+	// never sends one, in any v2 release.
+	JavaScriptV2 = SDK{ID: "aws-sdk-js-v2", Name: "AWS SDK for JavaScript v2", MinIMDSv2: "2.722.0"}
+	JavaScriptV3 = SDK{ID: "aws-sdk-js-v3", Name: "AWS SDK for JavaScript v3", MinIMDSv2: AllReleases}
+	DotNet       = SDK{ID: "aws-sdk-dotnet", Name: "AWS SDK for .NET", MinIMDSv2: "3.3.634.1"}
+	CPP          = SDK{ID: "aws-sdk-cpp", Name: "AWS SDK for C++", MinIMDSv2: "1.7.229"}
+	PHP          = SDK{ID: "aws-sdk-php", Name: "AWS SDK for PHP", MinIMDSv2: "3.147.7"}
+	Ruby         = SDK{ID: "aws-sdk-ruby", Name: "AWS SDK for Ruby", MinIMDSv2: "3.79.0"}
+	PowerShell   = SDK{ID: "aws-tools-powershell", Name: "AWS Tools for PowerShell", MinIMDSv2: "4.0.1.0"}
+	// Rust never sends IMDSv1 at all.
+	Rust = SDK{ID: "aws-sdk-rust", Name: "AWS SDK for Rust", MinIMDSv2: AllReleases}
+)
+
+// SDKs lists every SDK above.
+var SDKs = []SDK{AWSCLIv1, AWSCLIv2, Botocore, Boto3, GoV1, GoV2, JavaV1, JavaV2, JavaScriptV2,
+	JavaScriptV3, DotNet, CPP, PHP, Ruby, PowerShell, Rust}
