@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/netip"
 	"time"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // EventKind says what an Event reports.
@@ -126,9 +128,10 @@ type Source interface {
 }
 
 // The IMDS endpoints, for sources that filter and for tests that build events.
+// They are internal/imdsfacts' AddrV4 and AddrV6, kept here as public API.
 var (
 	// IMDSAddrV4 is the IPv4 address of the instance metadata service.
-	IMDSAddrV4 = netip.AddrFrom4([4]byte{169, 254, 169, 254})
+	IMDSAddrV4 = imdsfacts.AddrV4
 	// IMDSAddrV6 is its IPv6 address (Nitro instances with HttpProtocolIpv6=enabled).
-	IMDSAddrV6 = netip.MustParseAddr("fd00:ec2::254")
+	IMDSAddrV6 = imdsfacts.AddrV6
 )

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // Limits of the kernel programs (see imds.c); Options are checked against them.
@@ -20,14 +22,16 @@ const (
 	DefaultMaxSockets = 16384
 )
 
-// Default endpoint of the instance metadata service.
+// Default endpoint of the instance metadata service: internal/imdsfacts' addresses,
+// kept here as public API. bpf/imds.c has the same defaults; TestCDefaultsMatch
+// compares them.
 var (
-	DefaultIPv4 = netip.MustParseAddr("169.254.169.254")
-	DefaultIPv6 = netip.MustParseAddr("fd00:ec2::254")
+	DefaultIPv4 = imdsfacts.AddrV4
+	DefaultIPv6 = imdsfacts.AddrV6
 )
 
 // DefaultPort is the IMDS port.
-const DefaultPort = 80
+const DefaultPort = imdsfacts.Port
 
 // Options configure Load. The zero value audits the real IMDS endpoints with default limits.
 type Options struct {

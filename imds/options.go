@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // Environment variables New reads, the same ones the AWS SDKs honour.
@@ -25,12 +27,12 @@ const (
 	EnvV1Disabled = "AWS_EC2_METADATA_V1_DISABLED"
 )
 
-// The IMDS endpoints.
+// The IMDS endpoints (http://169.254.169.254 and http://[fd00:ec2::254]).
 const (
 	// EndpointIPv4 is IMDS on its IPv4 link-local address.
-	EndpointIPv4 = "http://169.254.169.254"
+	EndpointIPv4 = imdsfacts.EndpointIPv4
 	// EndpointIPv6 is IMDS on its IPv6 address (Nitro instances with HttpProtocolIpv6=enabled).
-	EndpointIPv6 = "http://[fd00:ec2::254]"
+	EndpointIPv6 = imdsfacts.EndpointIPv6
 )
 
 // Defaults of the Options fields.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // FakeToken is the token value the request builders send. It looks like a
@@ -103,7 +104,7 @@ func (r *Recorder) conn(p Proc) *Conn {
 	r.port++
 	return &Conn{r: r, p: p, Cookie: r.cookie,
 		Local:  netip.AddrPortFrom(netip.MustParseAddr("10.0.0.5"), r.port),
-		Remote: netip.AddrPortFrom(audit.IMDSAddrV4, 80),
+		Remote: imdsfacts.AddrPortV4,
 		// Arbitrary initial sequence numbers, one close to wrapping.
 		sendSeq: uint32(r.cookie) * 7919, recvSeq: 1<<32 - 100}
 }
@@ -190,19 +191,19 @@ func (s *Source) Next(ctx context.Context) (audit.Event, error) {
 
 // GetV1 returns an IMDSv1 request head (no token header).
 func GetV1(path, userAgent string) string {
-	return "GET " + path + " HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: " + userAgent + "\r\nAccept: */*\r\n\r\n"
+	return "GET " + path + " HTTP/1.1\r\nHost: " + imdsfacts.IPv4 + "\r\nUser-Agent: " + userAgent + "\r\nAccept: */*\r\n\r\n"
 }
 
 // GetV2 returns an IMDSv2 request head carrying FakeToken.
 func GetV2(path, userAgent string) string {
-	return "GET " + path + " HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: " + userAgent +
+	return "GET " + path + " HTTP/1.1\r\nHost: " + imdsfacts.IPv4 + "\r\nUser-Agent: " + userAgent +
 		"\r\nX-aws-ec2-metadata-token: " + FakeToken + "\r\n\r\n"
 }
 
 // TokenPUT returns a token request head asking for ttl seconds.
 func TokenPUT(ttl int, userAgent string) string {
-	return fmt.Sprintf("PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: %s\r\n"+
-		"X-aws-ec2-metadata-token-ttl-seconds: %d\r\nContent-Length: 0\r\n\r\n", userAgent, ttl)
+	return fmt.Sprintf("PUT /latest/api/token HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"+
+		"X-aws-ec2-metadata-token-ttl-seconds: %d\r\nContent-Length: 0\r\n\r\n", imdsfacts.IPv4, userAgent, ttl)
 }
 
 // Answer returns an answer head with a body of bodyLen bytes after it. The

@@ -16,6 +16,7 @@ import (
 	"github.com/imdsv2/imdsv2/imds"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 	"github.com/imdsv2/imdsv2/internal/cgroup"
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 	"github.com/imdsv2/imdsv2/internal/netguard"
 	"github.com/imdsv2/imdsv2/internal/privtest"
 	"github.com/imdsv2/imdsv2/internal/testbed"
@@ -224,7 +225,7 @@ func lookPath(name string) (string, error) {
 
 func (d *demo) callers() []*demoCaller {
 	var cs []*demoCaller
-	url := testbed.EndpointIPv4 + "/latest/meta-data/"
+	url := imdsfacts.EndpointIPv4 + "/latest/meta-data/"
 	if curl, err := lookPath("curl"); err == nil {
 		cs = append(cs, &demoCaller{label: "curl (shell script)", ns: testbed.Instance,
 			about: "A shell script reads the instance id with curl, without a token (IMDSv1)",
@@ -312,7 +313,7 @@ func (d *demo) run() error {
 	d.heading("imdsv2 ready: can this instance require IMDSv2 now?")
 	live.Settle(d.ctx)
 	summary, dur := live.Snapshot()
-	client, err := imds.New(imds.Options{Endpoint: testbed.EndpointIPv4, HTTPClient: bed.HTTPClient(testbed.Instance, 20*time.Second),
+	client, err := imds.New(imds.Options{Endpoint: imds.EndpointIPv4, HTTPClient: bed.HTTPClient(testbed.Instance, 20*time.Second),
 		Timeout: 20 * time.Second, DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second})
 	if err != nil {
 		return err

@@ -16,8 +16,11 @@ const (
 	EndpointIPv6 = "http://[" + IPv6 + "]"
 )
 
-// AddrV4 and AddrV6 are IPv4 and IPv6 parsed.
+// AddrV4 and AddrV6 are IPv4 and IPv6 parsed; AddrPortV4 and AddrPortV6 add
+// the port.
 var (
-	AddrV4 = netip.MustParseAddr(IPv4)
-	AddrV6 = netip.MustParseAddr(IPv6)
+	AddrV4     = netip.MustParseAddr(IPv4)
+	AddrV6     = netip.MustParseAddr(IPv6)
+	AddrPortV4 = netip.AddrPortFrom(AddrV4, Port)
+	AddrPortV6 = netip.AddrPortFrom(AddrV6, Port)
 )

@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // NS names one of the bed's network namespaces.
@@ -65,20 +67,6 @@ func (n NS) String() string {
 }
 
 var allNS = []NS{IMDS, Instance, Container}
-
-// The metadata addresses, as the real service has them. They exist only inside the bed's imds
-// namespace.
-var (
-	IMDSv4 = netip.MustParseAddr("169.254.169.254")
-	IMDSv6 = netip.MustParseAddr("fd00:ec2::254")
-)
-
-// The metadata endpoints as URLs (imds.Options.Endpoint). They lead somewhere only inside the
-// bed's namespaces; see Bed.DialContext for how to make a client's connections start there.
-const (
-	EndpointIPv4 = "http://169.254.169.254"
-	EndpointIPv6 = "http://[fd00:ec2::254]"
-)
 
 // ContainerAddrs returns the container namespace's IPv4 and IPv6 addresses (useful to recognise
 // its requests in the emulator's log).
@@ -205,8 +193,8 @@ type Server interface {
 // namespace. The listeners close with the bed.
 func (b *Bed) ServeIMDS(srv Server) error {
 	for _, addr := range []struct{ network, addr string }{
-		{"tcp4", net.JoinHostPort(IMDSv4.String(), "80")},
-		{"tcp6", net.JoinHostPort(IMDSv6.String(), "80")},
+		{"tcp4", imdsfacts.AddrPortV4.String()},
+		{"tcp6", imdsfacts.AddrPortV6.String()},
 	} {
 		ln, err := b.Listen(IMDS, addr.network, addr.addr)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imdsv2/imdsv2/imds/imdstest"
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 	"github.com/imdsv2/imdsv2/internal/testbed"
 )
 
@@ -123,7 +124,7 @@ func TestTokenAnswerTTLOnTheWire(t *testing.T) {
 	} {
 		srv.Update(func(c *imdstest.Config) { c.HopLimit = tc.hopLimit })
 		client := bed.HTTPClient(tc.ns, answerTimeout)
-		for _, src := range []netip.Addr{testbed.IMDSv4, testbed.IMDSv6} {
+		for _, src := range []netip.Addr{imdsfacts.AddrV4, imdsfacts.AddrV6} {
 			host := "http://" + net.JoinHostPort(src.String(), "80")
 			pc := openCapture(t, bed, tc.ns, tc.link)
 			token := httpDo(t, client, http.MethodPut, host+"/latest/api/token",

@@ -11,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // pinNeighbours writes permanent neighbour entries for every peer address of every link, in both
@@ -92,7 +94,7 @@ func (b *Bed) warmUp() error {
 	deadline := time.Now().Add(readyTimeout)
 	for _, from := range []NS{Instance, Container} {
 		dial := b.DialContext(from)
-		for _, to := range []netip.Addr{IMDSv4, IMDSv6} {
+		for _, to := range []netip.Addr{imdsfacts.AddrV4, imdsfacts.AddrV6} {
 			addr := net.JoinHostPort(to.String(), port)
 			var last error
 			for {

@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // Addresses of the bed's own links, private to its namespaces.
@@ -112,7 +114,7 @@ func (b *Bed) wire() error {
 		{Instance, linkInstanceToIMDS, []netip.Prefix{instanceToIMDSv4, instanceToIMDSv6}},
 		{Instance, linkBridge, []netip.Prefix{bridgev4, bridgev6}},
 		{Instance, linkInstanceToCtr, nil},
-		{IMDS, linkPeer, []netip.Prefix{imdsLinkv4, netip.PrefixFrom(IMDSv4, 32), imdsLinkv6}},
+		{IMDS, linkPeer, []netip.Prefix{imdsLinkv4, netip.PrefixFrom(imdsfacts.AddrV4, 32), imdsLinkv6}},
 		{Container, linkPeer, []netip.Prefix{containerv4, containerv6}},
 	}
 	for _, s := range steps {
@@ -144,7 +146,7 @@ func (b *Bed) wire() error {
 	}
 	if err := inst.RouteAdd(&netlink.Route{
 		LinkIndex: toIMDS.Attrs().Index,
-		Dst:       ipNet(netip.PrefixFrom(IMDSv4, 32)),
+		Dst:       ipNet(netip.PrefixFrom(imdsfacts.AddrV4, 32)),
 		Gw:        imdsLinkv4.Addr().AsSlice(),
 		Src:       instanceToIMDSv4.Addr().AsSlice(),
 	}); err != nil {

@@ -23,9 +23,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
-const host = "169.254.169.254:80"
+var host = imdsfacts.AddrPortV4.String()
 
 func main() {
 	if len(os.Args) < 2 {
