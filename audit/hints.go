@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit/sdk"
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // ReadyHints is what the aggregate says about enforcing IMDSv2
@@ -181,7 +182,7 @@ func unansweredAdvice(c *Caller, fellBack bool) string {
 		where = "this container (each bridge or pod network takes one hop)"
 	}
 	s := fmt.Sprintf("%d token PUT(s) got no answer: the instance's HttpPutResponseHopLimit is too low for %s; "+
-		"set it to 2 (aws ec2 modify-instance-metadata-options --instance-id <id> --http-put-response-hop-limit 2 --http-endpoint enabled)",
+		"set it to 2 ("+imdsfacts.MetadataOptions{HopLimit: 2, HTTPEndpoint: "enabled"}.Command()+")",
 		c.Unanswered, where)
 	if fellBack {
 		return s + "; meanwhile it falls back to IMDSv1 and breaks once HttpTokens=required"

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // Kind classifies an *Error. Each kind but KindCanceled has a sentinel error that errors.Is
@@ -188,19 +190,24 @@ func errText(err error) string {
 }
 
 // Advice shared by several messages.
-const (
+var (
 	adviceHopLimit = "the instance's HttpPutResponseHopLimit is probably 1 and this process is " +
 		"behind a container bridge (one hop too many), so the answer is dropped on its way back; " +
-		"set the hop limit to 2: aws ec2 modify-instance-metadata-options --instance-id <id> " +
-		"--http-put-response-hop-limit 2 --http-endpoint enabled"
+		"set the hop limit to " + strconv.Itoa(imdsfacts.HopLimitForContainers) + ": " +
+		imdsfacts.MetadataOptions{HopLimit: imdsfacts.HopLimitForContainers, HTTPEndpoint: "enabled"}.Command()
 	adviceDisabled = "the instance's metadata endpoint is disabled (HttpEndpoint=disabled); " +
-		"enable it: aws ec2 modify-instance-metadata-options --instance-id <id> --http-endpoint enabled"
+		"enable it: " + imdsfacts.MetadataOptions{HTTPEndpoint: "enabled"}.Command()
+	adviceTags = "expose tags in metadata: " + imdsfacts.MetadataOptions{Tags: "enabled"}.Command()
+)
+
+// Advice shared by several messages.
+const (
 	adviceProxy = "IMDS refuses to issue tokens to requests that went through a proxy " +
-		"(X-Forwarded-For); bypass the proxy for the metadata address (add 169.254.169.254 and " +
-		"fd00:ec2::254 to NO_PROXY)"
+		"(X-Forwarded-For); bypass the proxy for the metadata address (add " + imdsfacts.IPv4 + " and " +
+		imdsfacts.IPv6 + " to NO_PROXY)"
 	adviceUnreachable = "this is not an EC2 instance, or IMDS is cut off (host firewall, " +
 		"network policy, HttpEndpoint=disabled at launch); on EC2 check iptables/nftables rules " +
-		"for 169.254.169.254, or set the endpoint (" + EnvEndpoint + ") if IMDS lives elsewhere"
+		"for " + imdsfacts.IPv4 + ", or set the endpoint (" + EnvEndpoint + ") if IMDS lives elsewhere"
 	adviceThrottled = "IMDS limits each instance's request rate and drops or refuses requests " +
 		"over it; cache what you read (one Client per process) and call less often"
 	// adviceTimedOut is for answers that did not come in time: IMDS drops requests over its
@@ -209,8 +216,6 @@ const (
 		"means throttling: cache what you read (one Client per process) and call less often; " +
 		"on an overloaded host, a longer budget helps (Options.Timeout and RequestTimeout, " +
 		"imdsv2 get --timeout)"
-	adviceTags = "expose tags in metadata: aws ec2 modify-instance-metadata-options " +
-		"--instance-id <id> --instance-metadata-tags enabled"
 )
 
 // newError builds an error; msg is the problem and its fix.

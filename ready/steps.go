@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 	"github.com/imdsv2/imdsv2/scan"
 )
 
@@ -175,22 +176,19 @@ func nextSteps(r *Report, in Input) {
 	hop := r.HopLimit.Recommended
 	ipv6 := ""
 	if len(in.Summary.ReadyHints.IPv6Callers) > 0 {
-		ipv6 = " --http-protocol-ipv6 enabled"
+		ipv6 = "enabled"
 	}
+	enforce := imdsfacts.Enforce(imdsfacts.MetadataOptions{Region: in.Identity.Region, InstanceID: id, HopLimit: hop, IPv6: ipv6})
 	r.NextSteps = append(r.NextSteps,
 		Step{Title: fmt.Sprintf("Require IMDSv2 on %s with the AWS CLI (hop limit %d: %s)", id, hop, r.HopLimit.Why),
-			Command: fmt.Sprintf("aws ec2 modify-instance-metadata-options%s --instance-id %s --http-tokens required "+
-				"--http-put-response-hop-limit %d --http-endpoint enabled%s", region, id, hop, ipv6)},
+			Command: enforce.CLI},
 		Step{Title: "Or with the Systems Manager runbook AWSSupport-ConfigureEC2Metadata (needs " +
 			"ec2:ModifyInstanceMetadataOptions and ec2:DescribeInstances)",
-			Command: fmt.Sprintf("aws ssm start-automation-execution%s --document-name AWSSupport-ConfigureEC2Metadata "+
-				"--parameters 'InstanceId=%s,EnforceIMDSv2=required,HttpPutResponseHopLimit=%d,MetadataAccess=enabled'",
-				region, id, hop)},
+			Command: enforce.Runbook},
 		Step{Title: "If something breaks, allow IMDSv1 again while you fix it",
-			Command: fmt.Sprintf("aws ec2 modify-instance-metadata-options%s --instance-id %s --http-tokens optional", region, id)},
+			Command: enforce.Rollback},
 		Step{Title: "For new instances in this region, make IMDSv2 the account default",
-			Command: fmt.Sprintf("aws ec2 modify-instance-metadata-defaults%s --http-tokens required "+
-				"--http-put-response-hop-limit %d", region, hop)},
+			Command: enforce.AccountDefault},
 	)
 	r.WatchAfter = []string{
 		fmt.Sprintf("CloudWatch metric AWS/EC2 MetadataNoTokenRejected for InstanceId=%s: anything above 0 is a "+

@@ -8,6 +8,7 @@ import (
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds"
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // DefaultMinWatch is the least time an audit must have watched for a verdict other than
@@ -98,7 +99,8 @@ func uncertainties(in Input, r *Report) []Reason {
 			add(codeIMDSDisabled, "IMDS", "IMDS is disabled on this instance (HttpEndpoint=disabled, or "+
 				"AWS_EC2_METADATA_DISABLED=true in ready's environment): nothing can read metadata, with a token or "+
 				"without, so there is nothing to check",
-				"if software here needs IMDS, enable it with --http-endpoint enabled --http-tokens required and run ready again")
+				"if software here needs IMDS, enable it with "+
+					imdsfacts.MetadataOptions{HTTPTokens: "required", HTTPEndpoint: "enabled"}.Command()+" and run ready again")
 		case errors.Is(err, imds.ErrUnreachable):
 			add(codeIMDSUnreachable, "IMDS", "IMDS did not answer at 169.254.169.254: this does not look like an EC2 "+
 				"instance, or IMDS is blocked from this network namespace (a firewall rule, a proxy). ("+err.Error()+")",

@@ -333,8 +333,7 @@ func (d *demo) run() error {
 
 	d.heading("Fix the container's hop limit and require IMDSv2")
 	d.say("   On EC2 this is the command from the report:")
-	d.say("   $ aws ec2 modify-instance-metadata-options --instance-id %s --http-tokens required \\", demoInstanceID)
-	d.say("       --http-put-response-hop-limit %d --http-endpoint enabled", rep.HopLimit.Recommended)
+	d.say("   $ %s", imdsfacts.Enforce(imdsfacts.MetadataOptions{InstanceID: demoInstanceID, HopLimit: rep.HopLimit.Recommended}).CLI)
 	d.say("   (In a real move the IMDSv1 programs are fixed first; here we enforce anyway to show what breaks.)")
 	d.srv.Update(func(c *imdstest.Config) {
 		c.HTTPTokens = imdstest.TokensRequired

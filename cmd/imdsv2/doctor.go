@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imdsv2/imdsv2/imds"
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 	"github.com/imdsv2/imdsv2/ready"
 )
 
@@ -156,7 +157,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // diagnose turns one endpoint's failure into a problem line with its fix ("" if fine).
 func diagnose(ep endpointCheck, id *ready.Identity) string {
-	instance := "<instance-id>"
+	instance := "" // renders as imdsfacts.UnknownInstance
 	if id != nil {
 		instance = id.InstanceID
 	}
@@ -170,13 +171,13 @@ func diagnose(ep endpointCheck, id *ready.Identity) string {
 		return fmt.Sprintf("%s does not answer: %s", ep.Endpoint, ep.Message)
 	case "hop-limit":
 		return fmt.Sprintf("%s accepted the connection but the token answer never arrived: this process runs behind a "+
-			"bridge (a container) and the instance's HttpPutResponseHopLimit is too low for it (1). Fix: aws ec2 "+
-			"modify-instance-metadata-options --instance-id %s --http-put-response-hop-limit 2 --http-endpoint enabled",
-			ep.Endpoint, instance)
+			"bridge (a container) and the instance's HttpPutResponseHopLimit is too low for it (1). Fix: %s",
+			ep.Endpoint, imdsfacts.MetadataOptions{InstanceID: instance, HopLimit: imdsfacts.HopLimitForContainers,
+				HTTPEndpoint: "enabled"}.Command())
 	case "disabled":
 		return fmt.Sprintf("%s answers 403: IMDS is disabled on this instance (HttpEndpoint=disabled). Fix, if software "+
-			"here needs it: aws ec2 modify-instance-metadata-options --instance-id %s --http-endpoint enabled "+
-			"--http-tokens required", ep.Endpoint, instance)
+			"here needs it: %s", ep.Endpoint,
+			imdsfacts.MetadataOptions{InstanceID: instance, HTTPTokens: "required", HTTPEndpoint: "enabled"}.Command())
 	}
 	return fmt.Sprintf("%s: %s", ep.Endpoint, ep.Message)
 }
