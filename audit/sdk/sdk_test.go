@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 func TestIdentify(t *testing.T) {
@@ -127,4 +129,21 @@ func ExampleIdentify() {
 	i := Identify("aws-sdk-go/1.25.0 (go1.13; linux; amd64)")
 	fmt.Println(i.Name, i.Version, "needs", i.MinIMDSv2, "below:", i.BelowMin)
 	// Output: AWS SDK for Go v1 1.25.0 needs 1.25.38 below: true
+}
+
+// TestRulesUseTheTable ties every AWS SDK rule to its entry in
+// imdsfacts.SDKs: same product identifier, same minimum.
+func TestRulesUseTheTable(t *testing.T) {
+	table := map[string]string{}
+	for _, s := range imdsfacts.SDKs {
+		table[s.ID] = s.MinIMDSv2
+	}
+	for _, r := range rules {
+		if r.kind != KindAWSSDK {
+			continue
+		}
+		if min, ok := table[r.product]; !ok || min != r.min {
+			t.Errorf("rule %s: product %s minimum %q; imdsfacts has %q (listed: %v)", r.token, r.product, r.min, min, ok)
+		}
+	}
 }
