@@ -189,7 +189,7 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// Advice shared by several messages.
+// Advice shared by several messages that carries a command, rendered by internal/imdsfacts.
 var (
 	adviceHopLimit = "the instance's HttpPutResponseHopLimit is probably 1 and this process is " +
 		"behind a container bridge (one hop too many), so the answer is dropped on its way back; " +
