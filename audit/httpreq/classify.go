@@ -44,18 +44,18 @@ const (
 	CloudVultr        = "vultr"
 )
 
-// probeRule maps a path prefix or header to another cloud. Order matters:
-// the first match wins, so more specific prefixes come first.
+// probeRule maps a path prefix of another cloud's metadata service to that cloud. Only the
+// path decides whether a request is a probe: IMDS ignores other clouds' headers (Metadata,
+// Metadata-Flavor, Metadata-Token, Authorization) and answers an AWS path whatever else the
+// request carries, so a header never makes a probe. It only tells apart clouds whose paths
+// look alike. Order matters: the first match wins, so more specific prefixes come first.
 type probeRule struct {
 	cloud  string
-	prefix string                // path prefix, compared case-sensitively like the services do
-	header func(r *Request) bool // optional header test, alone or with prefix
+	prefix string                // path prefix, compared case-sensitively like the services do; never empty
+	header func(r *Request) bool // optional header test, only among requests that have the prefix
 }
 
 var probeRules = []probeRule{
-	{cloud: CloudAzure, header: func(r *Request) bool { return strings.EqualFold(r.Metadata, "true") }},
-	{cloud: CloudGCP, header: func(r *Request) bool { return strings.EqualFold(r.MetadataFlavor, "Google") }},
-	{cloud: CloudIBM, header: func(r *Request) bool { return strings.EqualFold(r.MetadataFlavor, "ibm") }},
 	{cloud: CloudAzure, prefix: "/metadata/instance"},
 	{cloud: CloudAzure, prefix: "/metadata/identity"},
 	{cloud: CloudAzure, prefix: "/metadata/scheduledevents"},
@@ -115,9 +115,14 @@ func Classify(r *Request) Classification {
 	return Classification{Class: ClassOther}
 }
 
+// probeCloud returns the other cloud whose metadata path r asks for, or "". An AWS path is
+// never a probe, whatever headers it carries.
 func probeCloud(r *Request) string {
+	if isAWSPath(r.Path) {
+		return ""
+	}
 	for _, p := range probeRules {
-		if p.prefix != "" && !strings.HasPrefix(r.Path, p.prefix) {
+		if !strings.HasPrefix(r.Path, p.prefix) {
 			continue
 		}
 		if p.header != nil && !p.header(r) {
@@ -126,6 +131,16 @@ func probeCloud(r *Request) string {
 		return p.cloud
 	}
 	return ""
+}
+
+// isAWSPath reports whether IMDS serves p: "/" (the version listing) or a path under /latest or
+// a dated version such as /2009-04-04.
+func isAWSPath(p string) bool {
+	if p == "" || p == "/" {
+		return true
+	}
+	version, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	return version == "latest" || isDateVersion(version)
 }
 
 // IsTokenPath reports whether p is the token path, /latest/api/token, or a
