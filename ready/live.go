@@ -126,6 +126,9 @@ func (l *Live) Settle(ctx context.Context) {
 	}
 }
 
+// Pending returns how many requests are still waiting for their answers.
+func (l *Live) Pending() int { return l.aud.Pending() }
+
 // Snapshot returns what was seen so far and for how long, while the audit goes on.
 func (l *Live) Snapshot() (*audit.Summary, time.Duration) {
 	s := l.aud.Snapshot()

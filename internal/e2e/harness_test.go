@@ -50,6 +50,21 @@ func newHarness(t testing.TB, binaries ...string) *harness {
 // newHarnessWith is newHarness with the auditor's options (OnRecord is the harness's).
 func newHarnessWith(t testing.TB, opts audit.Options, binaries ...string) *harness {
 	t.Helper()
+	h := newAgentHarness(t, binaries...)
+	opts.OnRecord = h.add
+	var err error
+	h.auditor, err = audit.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.consume(t, h.auditor.Run)
+	return h
+}
+
+// newAgentHarness is the bed, the emulator, the test cgroup and the agent attached to it, with
+// nothing reading the agent's events yet (see consume).
+func newAgentHarness(t testing.TB, binaries ...string) *harness {
+	t.Helper()
 	testbed.Require(t)
 	privtest.RequireCaps(t, privtest.CapNetAdmin, privtest.CapBPF, privtest.CapPerfmon)
 	for _, tool := range []string{"curl", "python3"} {
@@ -85,22 +100,20 @@ func newHarnessWith(t testing.TB, opts audit.Options, binaries ...string) *harne
 	}
 	h.agent = agent
 	t.Logf("agent attached:\n%s", agent.Features())
+	return h
+}
 
-	opts.OnRecord = h.add
-	h.auditor, err = audit.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+// consume runs read on the agent's events until the test ends.
+func (h *harness) consume(t testing.TB, read func(context.Context, audit.Source) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- h.auditor.Run(ctx, agent) }()
+	go func() { done <- read(ctx, h.agent) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("auditor: %v", err)
 		}
 	})
-	return h
 }
 
 // build compiles the program name ("imdsv2" or "caller") into h.bin. The module cache must

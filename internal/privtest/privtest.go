@@ -141,3 +141,19 @@ func parseCapEff(f io.Reader) (uint64, error) {
 	}
 	return 0, errors.New("no CapEff line in the process status")
 }
+
+// InTestVM reports whether this process runs inside the VM of `make test-vm`, whose whole
+// machine (root cgroup included) belongs to the tests: the VM's /init sets IMDSV2_VM=1 and
+// IMDSV2_VM_KERNEL to the release it booted, and runs as PID 1. All three must hold, so that
+// a variable set by mistake on a real machine cannot let a test attach at its root cgroup.
+func InTestVM() bool {
+	if os.Getenv("IMDSV2_VM") != "1" {
+		return false
+	}
+	release, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil || strings.TrimSpace(string(release)) != os.Getenv("IMDSV2_VM_KERNEL") {
+		return false
+	}
+	init, err := os.ReadFile("/proc/1/cmdline")
+	return err == nil && strings.TrimRight(string(init), "\x00") == "/init"
+}
