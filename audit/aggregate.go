@@ -3,7 +3,6 @@ package audit
 import (
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -90,11 +89,11 @@ type Caller struct {
 
 	Paths      []PathCount `json:"paths"`                 // bounded, most used first
 	PathsOther uint64      `json:"paths_other,omitempty"` // requests for paths beyond the bound
-	// Answers counts answer status codes ("200", "401"); "none" counts
-	// requests that got no answer.
-	Answers map[string]uint64 `json:"answers"`
+	// Answers counts answer status codes; NoAnswer counts requests that got
+	// no answer.
+	Answers Answers `json:"answers"`
 	// HopLimits counts token answers by the TTL they arrived with.
-	HopLimits map[string]uint64 `json:"hop_limits,omitempty"`
+	HopLimits map[uint8]uint64 `json:"hop_limits,omitempty"`
 	// Unanswered counts token PUTs that got no answer.
 	Unanswered uint64 `json:"unanswered,omitempty"`
 	// AfterUnansweredPUT counts IMDSv1 requests made after the same
@@ -207,16 +206,12 @@ func (g *aggregate) add(r *Record) {
 		c.UserAgent, c.SDK = r.UserAgent, r.SDK
 	}
 	g.addPath(c, r.Path)
-	answer := "none"
-	if r.Status != 0 {
-		answer = strconv.Itoa(r.Status)
-	}
-	c.Answers[answer]++
+	c.Answers[r.Status]++ // 0 is NoAnswer
 	if r.HopLimit != 0 {
 		if c.HopLimits == nil {
-			c.HopLimits = make(map[string]uint64)
+			c.HopLimits = make(map[uint8]uint64)
 		}
-		c.HopLimits[strconv.Itoa(int(r.HopLimit))]++
+		c.HopLimits[r.HopLimit]++
 	}
 	if r.Unanswered {
 		c.Unanswered++
@@ -249,7 +244,7 @@ func (g *aggregate) callerFor(r *Record) *Caller {
 		return c
 	}
 	newCaller := func(k callerKey, aggregated bool) *Caller {
-		c := &Caller{Class: r.Class, FirstSeen: r.Time, LastSeen: r.Time, Answers: make(map[string]uint64),
+		c := &Caller{Class: r.Class, FirstSeen: r.Time, LastSeen: r.Time, Answers: make(Answers),
 			Aggregated: aggregated}
 		g.callers[k] = c
 		return c
@@ -402,11 +397,7 @@ func (g *aggregate) restore(s *Summary) {
 			g.tokenPUTs.Unanswered += c.Unanswered
 			g.fallbacks += c.AfterUnansweredPUT
 			if isTokenPUTClass(c.Class) {
-				for k, n := range c.Answers {
-					if v, err := strconv.Atoi(k); err == nil && v >= 300 {
-						g.tokenPUTs.Refused += n
-					}
-				}
+				g.tokenPUTs.Refused += c.Answers.Refused()
 			}
 		}
 	}
@@ -416,7 +407,7 @@ func (g *aggregate) restore(s *Summary) {
 	for i := range s.Callers {
 		c := s.Callers[i]
 		if c.Answers == nil {
-			c.Answers = make(map[string]uint64)
+			c.Answers = make(Answers)
 		}
 		k := keyOf(c.Class, &c.Process)
 		if c.Aggregated {

@@ -39,7 +39,7 @@ func TestAggregationPerCaller(t *testing.T) {
 	if len(c0.Paths) != 2 || c0.Paths[0] != (audit.PathCount{Path: "/a", Count: 2}) || c0.PathsOther != 2 {
 		t.Fatalf("paths %+v other %d", c0.Paths, c0.PathsOther)
 	}
-	if c0.Answers["200"] != 3 || c0.Answers["404"] != 2 || c0.SDK == nil || c0.SDK.Product != "curl" {
+	if c0.Answers[200] != 3 || c0.Answers[404] != 2 || c0.SDK == nil || c0.SDK.Product != "curl" {
 		t.Fatalf("%+v", c0)
 	}
 	if len(s.ReadyHints.IMDSv1Callers) != 2 || s.ReadyHints.IMDSv1Callers[0].Advice == "" {

@@ -3,7 +3,6 @@ package audit
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit/sdk"
@@ -41,12 +40,12 @@ type ReadyHints struct {
 
 // Hint is one caller that needs attention, with what to do.
 type Hint struct {
-	Class    Class             `json:"class"`
-	Process  Process           `json:"process"`
-	Count    uint64            `json:"count"`
-	LastSeen time.Time         `json:"last_seen"`
-	Answers  map[string]uint64 `json:"answers,omitempty"`
-	SDK      *sdk.Info         `json:"sdk,omitempty"`
+	Class    Class     `json:"class"`
+	Process  Process   `json:"process"`
+	Count    uint64    `json:"count"`
+	LastSeen time.Time `json:"last_seen"`
+	Answers  Answers   `json:"answers,omitempty"`
+	SDK      *sdk.Info `json:"sdk,omitempty"`
 	// Paths are the caller's most used paths (at most three).
 	Paths []string `json:"paths,omitempty"`
 	// FellBack says the caller went on with IMDSv1 after its token PUT got
@@ -126,9 +125,8 @@ func readyHints(s *Summary) ReadyHints {
 				h.SlowTokenAnswers = append(h.SlowTokenAnswers, sl)
 			}
 			for ttl, n := range c.HopLimits {
-				v, err := strconv.Atoi(ttl)
-				if err == nil && v > 0 && v < 256 {
-					hops[HopLimit{HopLimit: uint8(v), InContainer: c.Process.InContainer(),
+				if ttl > 0 {
+					hops[HopLimit{HopLimit: ttl, InContainer: c.Process.InContainer(),
 						OtherNetwork: c.Process.OtherNetwork}] += n
 				}
 			}
@@ -192,19 +190,7 @@ func unansweredAdvice(c *Caller, fellBack bool) string {
 
 // failedStatus returns the most frequent refusal status of a token PUT
 // caller, 0 when none was refused.
-func failedStatus(c *Caller) int {
-	best, bestN := 0, uint64(0)
-	for k, n := range c.Answers {
-		v, err := strconv.Atoi(k)
-		if err != nil || v < 300 {
-			continue
-		}
-		if n > bestN || (n == bestN && v < best) {
-			best, bestN = v, n
-		}
-	}
-	return best
-}
+func failedStatus(c *Caller) int { return c.Answers.Refusal() }
 
 func failedAdvice(c *Caller, status int) string {
 	switch {

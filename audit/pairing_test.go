@@ -60,7 +60,7 @@ func TestKeepAlivePairing(t *testing.T) {
 			v2 = &s.Callers[i]
 		}
 	}
-	if v2 == nil || v2.Count != 2 || v2.Answers["200"] != 1 || v2.Answers["401"] != 1 || len(v2.Paths) != 2 {
+	if v2 == nil || v2.Count != 2 || v2.Answers[200] != 1 || v2.Answers[401] != 1 || len(v2.Paths) != 2 {
 		t.Fatalf("v2 caller: %+v", v2)
 	}
 	if hl := s.ReadyHints.ObservedHopLimits; len(hl) != 1 || hl[0] != (audit.HopLimit{HopLimit: 2, TokenAnswers: 1}) {

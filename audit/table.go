@@ -3,8 +3,6 @@ package audit
 import (
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -56,7 +54,7 @@ func WriteTable(w io.Writer, s Summary) error {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(class, tableSDKWidth), c.Count, c.LastSeen.Format(time.RFC3339),
 			cell(exe, tableExeWidth), cell(container, 16), cell(orDash(c.Process.User), 16),
-			cell(sdkLabel(c), tableSDKWidth), cell(answers(c.Answers), tableAnswersWidth),
+			cell(sdkLabel(c), tableSDKWidth), cell(c.Answers.Format(":", " "), tableAnswersWidth),
 			cell(orDash(c.Process.Cmdline), tableCmdWidth))
 	}
 	tw.Flush()
@@ -114,19 +112,6 @@ func sdkLabel(c Caller) string {
 		s += " (< " + c.SDK.MinIMDSv2 + ")"
 	}
 	return s
-}
-
-func answers(m map[string]uint64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
-	}
-	return strings.Join(parts, " ")
 }
 
 // cell escapes s and cuts it to width runes. Tabs are escaped by EscapeText,

@@ -3,7 +3,6 @@ package ready
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -129,20 +128,11 @@ func processReason(code string, p audit.Process) Reason {
 		Where: audit.EscapeText(where(p))}
 }
 
-func answers(m map[string]uint64) string {
-	if len(m) == 0 {
+func answers(a audit.Answers) string {
+	if len(a) == 0 {
 		return "none"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s x%d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
+	return a.Format(" x", ", ")
 }
 
 // v1Reasons names every IMDSv1 caller, and the IMDSv1 requests of callers the aggregate
@@ -194,11 +184,7 @@ func refusedReasons(r *Report, in Input) {
 	var itemised uint64
 	for _, h := range s.ReadyHints.FailedTokenPUTs {
 		rs := processReason(codeTokenRefused, h.Process)
-		for k, n := range h.Answers {
-			if len(k) == 3 && k >= "300" {
-				itemised += n
-			}
-		}
+		itemised += h.Answers.Refused()
 		rs.Count = h.Count
 		rs.Detail = fmt.Sprintf("its IMDSv2 token requests were refused (answers %s); it cannot get a token, so it "+
 			"falls back to IMDSv1 or fails", answers(h.Answers))

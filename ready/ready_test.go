@@ -62,11 +62,11 @@ func notReadyInput() Input {
 	curlSDK := sdk.Identify("curl/7.88.1")
 	s := summary(
 		audit.Caller{Class: audit.ClassIMDSv1, Process: curl, Count: 3, Paths: []audit.PathCount{{Path: "/latest/meta-data/instance-id", Count: 3}},
-			Answers: map[string]uint64{"200": 3}, SDK: &curlSDK},
-		audit.Caller{Class: audit.ClassTokenPUT, Process: app, Count: 2, Unanswered: 2, Answers: map[string]uint64{"none": 2}},
-		audit.Caller{Class: audit.ClassTokenPUT, Process: agent, Count: 5, Answers: map[string]uint64{"200": 5}, HopLimits: map[string]uint64{"1": 5}},
+			Answers: audit.Answers{200: 3}, SDK: &curlSDK},
+		audit.Caller{Class: audit.ClassTokenPUT, Process: app, Count: 2, Unanswered: 2, Answers: audit.Answers{0: 2}},
+		audit.Caller{Class: audit.ClassTokenPUT, Process: agent, Count: 5, Answers: audit.Answers{200: 5}, HopLimits: map[uint8]uint64{1: 5}},
 	)
-	s.ReadyHints.IMDSv1Callers = []audit.Hint{{Class: audit.ClassIMDSv1, Process: curl, Count: 3, Answers: map[string]uint64{"200": 3},
+	s.ReadyHints.IMDSv1Callers = []audit.Hint{{Class: audit.ClassIMDSv1, Process: curl, Count: 3, Answers: audit.Answers{200: 3},
 		Paths: []string{"/latest/meta-data/instance-id"},
 		SDK:   &curlSDK, Advice: curlSDK.Advice}}
 	s.ReadyHints.UnansweredTokenPUTs = []audit.Hint{{Class: audit.ClassTokenPUT, Process: app, Count: 2, Unanswered: 2,
@@ -85,8 +85,8 @@ func notReadyInput() Input {
 }
 
 func TestEvaluateGolden(t *testing.T) {
-	clean := summary(audit.Caller{Class: audit.ClassTokenPUT, Process: agent, Count: 5, Answers: map[string]uint64{"200": 5},
-		HopLimits: map[string]uint64{"1": 5}}, audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 9})
+	clean := summary(audit.Caller{Class: audit.ClassTokenPUT, Process: agent, Count: 5, Answers: audit.Answers{200: 5},
+		HopLimits: map[uint8]uint64{1: 5}}, audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 9})
 	clean.ReadyHints.ObservedHopLimits = []audit.HopLimit{{HopLimit: 1, TokenAnswers: 5}}
 	doubtful := summary(audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 9},
 		audit.Caller{Class: audit.ClassIncomplete, Process: app, Count: 2, Incomplete: 2})

@@ -33,9 +33,9 @@ func writeState(t *testing.T, v1 ...audit.Process) string {
 	curl := sdk.Identify("curl/8.5.0")
 	for _, p := range v1 {
 		s.Callers = append(s.Callers, audit.Caller{Class: audit.ClassIMDSv1, Process: p, Count: 1, FirstSeen: since, LastSeen: since,
-			Paths: []audit.PathCount{{Path: "/latest/meta-data/instance-id", Count: 1}}, Answers: map[string]uint64{"200": 1}, SDK: &curl})
+			Paths: []audit.PathCount{{Path: "/latest/meta-data/instance-id", Count: 1}}, Answers: audit.Answers{200: 1}, SDK: &curl})
 		s.ReadyHints.IMDSv1Callers = append(s.ReadyHints.IMDSv1Callers, audit.Hint{Class: audit.ClassIMDSv1, Process: p,
-			Count: 1, LastSeen: since, Answers: map[string]uint64{"200": 1}, SDK: &curl, Advice: curl.Advice})
+			Count: 1, LastSeen: since, Answers: audit.Answers{200: 1}, SDK: &curl, Advice: curl.Advice})
 	}
 	path := filepath.Join(t.TempDir(), "audit.json")
 	require.NoError(t, audit.SaveState(path, s))
