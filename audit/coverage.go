@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -200,4 +201,23 @@ func (c *coverage) summary() Coverage {
 		}
 	}
 	return cv
+}
+
+// Describe says in one line what was watched, for people: the scope, whole host or not,
+// exec tracing, time watched and gaps.
+func (cv Coverage) Describe() string {
+	if len(cv.Spans) == 0 && cv.Earlier == nil {
+		return "coverage: nothing recorded"
+	}
+	scope := "cgroup " + cv.Scope
+	if cv.WholeHost {
+		scope = "the whole host"
+	}
+	tracing := "exec tracing on"
+	if !cv.ExecTracing {
+		tracing = "exec tracing OFF"
+	}
+	watched := time.Duration(cv.WatchedSeconds * float64(time.Second)).Round(time.Second)
+	gaps := time.Duration(cv.GapSeconds * float64(time.Second)).Round(time.Second)
+	return fmt.Sprintf("coverage: %s, %s, watched %s, %d gap(s) of %s in all", scope, tracing, watched, len(cv.Gaps), gaps)
 }

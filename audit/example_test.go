@@ -53,6 +53,8 @@ func Example() {
 func ExampleWriteTable() {
 	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	r := replay.New(start)
+	// The source says what it watches: the whole host, exec tracing on.
+	r.Add(audit.Event{Kind: audit.EventAttached, Watch: &audit.Watch{Path: "/", CgroupID: 1, HostRoot: true, ExecTracing: true}})
 	p := replay.Proc{PID: 4242, PPID: 1, Comm: "app"}
 	r.Exec(p, "/opt/app", "/opt/app", "--serve")
 	c := r.Connect(p)
@@ -63,13 +65,15 @@ func ExampleWriteTable() {
 
 	a, _ := audit.New(audit.Options{
 		ProcessTable: proc.New(proc.Config{ProcRoot: "proc/testdata/proc", Root: "proc/testdata/root"}),
-		Clock:        audit.ClockFunc(func() time.Time { return start }),
+		Clock:        audit.ClockFunc(func() time.Time { return start.Add(10 * time.Minute) }),
+		Agent:        &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true},
 	})
 	_ = a.Run(context.Background(), r.Source())
 	_ = audit.WriteTable(os.Stdout, a.Snapshot())
 	// Output:
-	// IMDS audit since 2025-03-01T12:00:00Z, updated 2025-03-01T12:00:00Z: 2 requests, imdsv2 1, token-put 1
+	// IMDS audit since 2025-03-01T12:10:00Z, updated 2025-03-01T12:10:00Z: 2 requests, imdsv2 1, token-put 1
 	// lost events 0, reassembly evictions 0, unpaired answers 0
+	// coverage: the whole host, exec tracing on, watched 10m0s, 0 gap(s) of 0s in all
 	//
 	// CLASS      COUNT  LAST SEEN             EXE       CONTAINER  USER  SDK                       ANSWERS  COMMAND
 	// imdsv2     1      2025-03-01T12:00:00Z  /opt/app  -          root  AWS SDK for Go v2 1.21.0  200:1    /opt/app --serve

@@ -31,8 +31,9 @@ func WriteTable(w io.Writer, s Summary) error {
 			fmt.Fprintf(ew, ", %s %d", c, n)
 		}
 	}
-	fmt.Fprintf(ew, "\nlost events %d, reassembly evictions %d, unpaired answers %d\n\n",
+	fmt.Fprintf(ew, "\nlost events %d, reassembly evictions %d, unpaired answers %d\n",
 		s.LostEvents, s.Reassembly.Evictions, s.UnpairedAnswers)
+	fmt.Fprintf(ew, "%s\n\n", EscapeText(s.Coverage.Describe()))
 
 	tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLASS\tCOUNT\tLAST SEEN\tEXE\tCONTAINER\tUSER\tSDK\tANSWERS\tCOMMAND")
