@@ -316,15 +316,14 @@ func coverageLines(c *CoverageInfo) []string {
 	if c.Spans == 0 {
 		return []string{"nothing recorded (an older agent's state file, or a source that does not report coverage)"}
 	}
-	what := "cgroup " + c.Scope
-	if c.WholeHost {
-		what = "the whole host"
+	where := fmt.Sprintf("cgroup %s (id %d)", c.Scope, c.CgroupID)
+	switch {
+	case c.WholeHost:
+		where = fmt.Sprintf("the whole host (cgroup %s, id %d, the root of the host's cgroup2 hierarchy)", c.Scope, c.CgroupID)
+	case c.HostRoot:
+		where = fmt.Sprintf("cgroup %s (id %d, the root of the host's cgroup2 hierarchy, but not the whole host's time or view)",
+			c.Scope, c.CgroupID)
 	}
-	where := fmt.Sprintf("%s (cgroup %s, id %d", what, c.Scope, c.CgroupID)
-	if c.HostRoot {
-		where += ", the root of the host's cgroup2 hierarchy"
-	}
-	where += ")"
 	agent := "agent: how it ran is unknown"
 	if a := c.Agent; a != nil {
 		switch {

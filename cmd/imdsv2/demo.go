@@ -320,9 +320,10 @@ func (d *demo) run() error {
 	}
 	ident, probeErr := readIdentity(d.ctx, client)
 	// The demo watched its own cgroup, so its verdict is about that cgroup; its callers use
-	// IMDSv1, so the verdict is NOT READY whatever the coverage.
+	// IMDSv1, so the verdict is NOT READY whatever the coverage. Its programs run for
+	// seconds, so a second of watching is its minimum (a real audit's default is 5 minutes).
 	rep := ready.Evaluate(ready.Input{Identity: ident, ProbeErr: probeErr, Summary: summary, Source: "live",
-		Duration: dur, Host: host, Scope: &ready.Scope{Cgroup: d.cg.Path(), ID: d.cg.ID()}, MinWatch: dur})
+		Duration: dur, Host: host, Scope: &ready.Scope{Cgroup: d.cg.Path(), ID: d.cg.ID()}, MinWatch: time.Second})
 	var text bytes.Buffer
 	if err := ready.WriteText(&text, rep); err != nil {
 		return err
