@@ -202,7 +202,7 @@ func (g *aggregate) add(r *Record) {
 	if r.Time.After(c.LastSeen) {
 		c.LastSeen = r.Time
 	}
-	if r.UserAgent != "" || r.SDK != nil {
+	if moreSpecific(r.SDK, c.SDK) {
 		c.UserAgent, c.SDK = r.UserAgent, r.SDK
 	}
 	g.addPath(c, r.Path)

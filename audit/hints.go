@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit/sdk"
@@ -74,6 +75,68 @@ type HopLimit struct {
 	TokenAnswers uint64 `json:"token_answers"`
 }
 
+// processFacts is what every caller entry of one process (its executable,
+// command line and container) says together: its most specific identity and
+// what it did on the wire.
+type processFacts struct {
+	sdk        *sdk.Info
+	askedToken bool   // sent a token PUT
+	unanswered uint64 // token PUTs that got no answer
+	refusal    int    // the most frequent refusal status of its token PUTs
+	slow       uint64 // token answers that came late
+	answered   uint64 // token PUTs answered 200
+}
+
+func gatherProcesses(callers []Caller) map[callerKey]*processFacts {
+	procs := make(map[callerKey]*processFacts)
+	for i := range callers {
+		c := &callers[i]
+		k := keyOf("", &c.Process)
+		f := procs[k]
+		if f == nil {
+			f = &processFacts{}
+			procs[k] = f
+		}
+		if moreSpecific(c.SDK, f.sdk) {
+			f.sdk = c.SDK
+		}
+		if isTokenPUTClass(c.Class) {
+			f.askedToken = true
+			f.unanswered += c.Unanswered
+			f.slow += c.SlowAnswers
+			f.answered += c.Answers[200]
+			if st := c.Answers.Refusal(); st != 0 && f.refusal == 0 {
+				f.refusal = st
+			}
+		}
+	}
+	return procs
+}
+
+// specificity ranks what an identity says of its program: an SDK or agent
+// names it better than the HTTP library it uses underneath (cloud-init sends
+// Cloud-Init/22.4.2 on its token PUT and python-requests on its GETs).
+func specificity(i *sdk.Info) int {
+	if i == nil {
+		return 0
+	}
+	switch i.Kind {
+	case sdk.KindAWSSDK, sdk.KindAgent:
+		return 4
+	case sdk.KindScript:
+		return 3
+	case sdk.KindLibrary:
+		return 2
+	}
+	return 1
+}
+
+// moreSpecific reports whether a names its program better than b does.
+func moreSpecific(a, b *sdk.Info) bool {
+	return specificity(a) > specificity(b) || (specificity(a) == specificity(b) && a != nil && b != nil &&
+		b.Version == "" && a.Version != "")
+}
+
 func readyHints(s *Summary) ReadyHints {
 	h := ReadyHints{
 		IMDSv1Callers: []Hint{}, UnansweredTokenPUTs: []Hint{}, FailedTokenPUTs: []Hint{}, SlowTokenAnswers: []Hint{},
@@ -90,10 +153,12 @@ func readyHints(s *Summary) ReadyHints {
 	}
 	hops := make(map[HopLimit]uint64)
 	ipv6 := make(map[callerKey]bool)
+	procs := gatherProcesses(s.Callers)
 	for i := range s.Callers {
 		c := &s.Callers[i]
+		facts := procs[keyOf("", &c.Process)]
 		hint := Hint{Class: c.Class, Process: c.Process, Count: c.Count, LastSeen: c.LastSeen, Answers: c.Answers,
-			SDK: c.SDK, Aggregated: c.Aggregated}
+			SDK: facts.sdk, Aggregated: c.Aggregated}
 		for _, p := range c.Paths[:min(3, len(c.Paths))] {
 			hint.Paths = append(hint.Paths, p.Path)
 		}
@@ -103,7 +168,7 @@ func readyHints(s *Summary) ReadyHints {
 		}
 		switch c.Class {
 		case ClassIMDSv1:
-			hint.Advice = v1Advice(c)
+			hint.Advice = v1Advice(c, facts)
 			h.IMDSv1Callers = append(h.IMDSv1Callers, hint)
 		case ClassTokenPUT, ClassTokenPUTProxied:
 			if c.Unanswered > 0 {
@@ -162,16 +227,60 @@ func slowAdvice(c *Caller) string {
 		c.SlowAnswers, c.MaxAnswerDelayMillis)
 }
 
-func v1Advice(c *Caller) string {
-	advice := "find the program by its command line and make it fetch an IMDSv2 token first"
-	if c.SDK != nil {
-		advice = c.SDK.Advice
+// v1Advice says how to stop a caller's IMDSv1 requests, from who it is and what
+// it did on the wire: whether it ever asked for a token, and what became of that.
+func v1Advice(c *Caller, f *processFacts) string {
+	id := f.sdk
+	disable := sdk.DisableV1Fallback
+	if id != nil && id.DisableV1 != "" {
+		disable = id.DisableV1
 	}
-	if c.AfterUnansweredPUT > 0 {
-		advice = "it fell back to IMDSv1 while its token PUT had no answer: if that PUT went unanswered, raise " +
-			"HttpPutResponseHopLimit (see unanswered_token_puts); if it came late, see slow_token_answers; " + advice
+	switch {
+	case f.unanswered > 0 || c.AfterUnansweredPUT > 0 && f.slow == 0:
+		return fmt.Sprintf("it asked for a token, got no answer (%d token PUT(s) unanswered: the hop limit), and fell "+
+			"back to IMDSv1: raise HttpPutResponseHopLimit to 2 (see unanswered_token_puts), then set %s so it "+
+			"fails instead of falling back", f.unanswered, disable)
+	case f.slow > 0:
+		return fmt.Sprintf("its token answers came late (%d slow) and it fell back to IMDSv1 meanwhile: find what "+
+			"delays IMDS answers (a proxy, a loaded host), then set %s", f.slow, disable)
+	case f.refusal != 0:
+		return fmt.Sprintf("its token requests were refused (%d) and it uses IMDSv1 instead: see failed_token_puts, "+
+			"then set %s", f.refusal, disable)
+	case f.askedToken && f.answered > 0:
+		return "it got tokens but still sends some requests without one: a second client or code path in the same " +
+			"program (find it by its paths); then set " + disable
 	}
-	return advice
+	// It never asked for a token.
+	if id == nil {
+		return "it never asked for a token: find the program by its command line and make it fetch an IMDSv2 " +
+			"token first (PUT /latest/api/token), or use `imdsv2 get`"
+	}
+	if note := neverAskedNote(id); note != "" {
+		return note
+	}
+	if id.Kind == sdk.KindAWSSDK && !id.BelowMin {
+		return "it never asked for a token, although " + strings.TrimSpace(id.Name+" "+id.Version) + " can use " +
+			"IMDSv2: it is configured or called so that it skips the token (an IMDSv2-off setting, or an API " +
+			"that does not fetch one); set " + disable + " to find out (its reads then fail loudly)"
+	}
+	return id.Advice
+}
+
+// neverAskedNote is the advice for products known to send IMDSv1 without ever
+// asking for a token even in versions that can use IMDSv2.
+func neverAskedNote(id *sdk.Info) string {
+	switch id.Product {
+	case "aws-sdk-js-v2":
+		return "the AWS SDK for JavaScript v2 sends no token from AWS.MetadataService.request(path) in any " +
+			"release (upgrading does not help; EC2MetadataCredentials fetches one since 2.575.0): call " +
+			"fetchMetadataToken first and pass the token in the headers, or move to the v3 SDK " +
+			"(@aws-sdk/credential-providers fromInstanceMetadata)"
+	case "cloud-init":
+		return "cloud-init uses a token only once it has identified the platform as AWS: a crawl without one " +
+			"means its EC2 datasource was not chosen (check datasource_list in /etc/cloud/cloud.cfg.d), or " +
+			"the image's cloud-init is too old to use tokens; update the image"
+	}
+	return ""
 }
 
 func unansweredAdvice(c *Caller, fellBack bool) string {
