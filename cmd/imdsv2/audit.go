@@ -76,10 +76,11 @@ type auditFlags struct {
 	state         string
 	stateInterval time.Duration
 	metricsAddr   string
+	host          hostFlags
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("audit", auditDoc, stderr)
+	fs := newFlagSet("audit", auditDoc+hostDoc, stderr)
 	var f auditFlags
 	fs.DurationVar(&f.duration, "duration", time.Minute, "how long to watch; 0 runs until SIGINT or SIGTERM")
 	fs.StringVar(&f.cgroup, "cgroup", "", "cgroup v2 directory to watch, with everything below it (default: the root of the cgroup2 hierarchy, i.e. the whole host)")
@@ -87,6 +88,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.state, "state", "", "file that keeps the counts across restarts (read at start, written atomically)")
 	fs.DurationVar(&f.stateInterval, "state-interval", time.Minute, "time between writes of --state")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9478 (default: off)")
+	f.host.register(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -115,8 +117,13 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...)
 		return code
 	}
+	// In a container without the host's view, "the whole host" would be the container.
+	hostFacts, err := f.host.facts(f.cgroup == "")
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
 	var lines *audit.JSONLines
-	opts := audit.Options{StateFile: f.state, StateInterval: f.stateInterval,
+	opts := audit.Options{StateFile: f.state, StateInterval: f.stateInterval, ProcessTable: f.host.processTable(),
 		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...) }}
 	if f.output == "json" {
 		lines = audit.NewJSONLines(stdout)
@@ -142,7 +149,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	}
 	// Load checks privileges and kernel features first (bpf.Check): a MissingError lists
 	// everything missing, a LoadError carries the verifier's log.
-	agent, err := bpf.Load(bpf.Options{})
+	agent, err := bpf.Load(bpf.Options{HostCgroup: f.host.paths.Cgroup})
 	if err != nil {
 		var missing *bpf.MissingError
 		if errors.As(err, &missing) {
@@ -154,7 +161,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	if err := agent.Attach(f.cgroup); err != nil {
 		return fail(exitUsage, "attaching to the cgroup: %v\n(--cgroup takes a directory of the cgroup v2 hierarchy; without it the agent watches the hierarchy's root)", err)
 	}
-	fmt.Fprintf(stderr, "imdsv2 audit: attached\n%s", indent(agent.Features().String()))
+	fmt.Fprintf(stderr, "imdsv2 audit: attached\n%s", indent(agent.Features().String()+describeHost(hostFacts)))
 
 	var metricsErr chan error
 	if f.metricsAddr != "" {

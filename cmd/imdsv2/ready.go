@@ -91,7 +91,7 @@ func readIdentity(ctx context.Context, c *imds.Client) (*ready.Identity, error) 
 }
 
 func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ready", readyDoc, stderr)
+	fs := newFlagSet("ready", readyDoc+hostDoc, stderr)
 	duration := fs.Duration("duration", 5*time.Minute, "how long to audit IMDS requests (ignored with --state)")
 	cgroupPath := fs.String("cgroup", "", "cgroup v2 directory the verdict is about, with everything below it: audited live, or required of --state's coverage (default: the whole instance)")
 	minWatch := fs.Duration("min-watch", ready.DefaultMinWatch, "least watched time for a verdict other than UNDECIDED (for fleets: 24h or more)")
@@ -103,6 +103,8 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	timeout := fs.Duration("timeout", 5*time.Second, "time budget for ready's own IMDSv2 requests (the instance's identity)")
 	live := fs.Bool("live", false, "print each IMDS request to stderr as it is seen")
 	cniDir := fs.String("cni-dir", ready.DefaultCNIDir, "directory of CNI network configurations")
+	var host hostFlags
+	host.register(fs)
 	output := outputFlag("text")
 	fs.Var(&output, "output", "text or json")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -145,8 +147,10 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if *state != "" {
 			in.Source = "state"
 			in.Summary, in.AuditErr = ready.ReadState(*state)
+		} else if _, err := host.facts(*cgroupPath == ""); err != nil {
+			in.AuditErr = err
 		} else {
-			in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, *duration, *live, in.Host, stderr)
+			in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, &host, *duration, *live, in.Host, stderr)
 		}
 		if scanDone != nil {
 			<-scanDone
@@ -183,9 +187,10 @@ func scopeOf(dir string) (*ready.Scope, error) {
 }
 
 // liveAudit runs the auditor on cgroupPath for d, or until ctx is done.
-func liveAudit(ctx context.Context, cgroupPath string, d time.Duration, live bool, host *ready.Host,
+func liveAudit(ctx context.Context, cgroupPath string, hostPaths *hostFlags, d time.Duration, live bool, host *ready.Host,
 	stderr io.Writer) (*audit.Summary, time.Duration, error) {
 	opts := ready.LiveOptions{Cgroup: cgroupPath}
+	opts.BPF.HostCgroup, opts.Audit.ProcessTable = hostPaths.paths.Cgroup, hostPaths.processTable()
 	if host != nil {
 		opts.HostAddrs = host.Addrs
 	}
