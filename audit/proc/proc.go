@@ -69,6 +69,7 @@ type Table struct {
 	users     map[uint32]string
 	usersStat fs.FileInfo
 	cgroups   *cgroupIndex
+	nsRoot    string // the host path of this reader's cgroup namespace root, once found
 }
 
 // New returns a Table reading the roots in cfg.
@@ -110,7 +111,7 @@ func (t *Table) Process(pid uint32) (Process, error) {
 		p.Exe = exe
 	}
 	if cg, err := readFile(filepath.Join(dir, "cgroup")); err == nil {
-		p.Cgroups = ParseCgroupFile(cg)
+		p.Cgroups = ParseCgroupFile(t.outsideNamespace(cg))
 	}
 	return p, nil
 }
