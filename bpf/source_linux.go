@@ -88,6 +88,7 @@ func (a *Agent) poll(ctx context.Context) (ev audit.Event, ok bool, err error) {
 	err = a.reader.ReadInto(&a.rec)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		a.noteDrained()
 		return audit.Event{}, false, nil
 	case errors.Is(err, ringbuf.ErrClosed):
 		return audit.Event{}, false, io.EOF

@@ -40,6 +40,7 @@ type watchState struct {
 	path     string        // the same as the host sees it (audit.Watch.Path)
 	id       uint64        // the cgroup id the programs are attached to (set by attachCgroup)
 	detached bool          // the cgroup went away; nothing is attached until it is back
+	drained  bool          // the ring buffer was found empty since the cgroup went away
 	seen     time.Time     // last time the path was found to be that cgroup
 	checked  time.Time     // last check of the path (or attempt to attach again)
 	pending  []audit.Event // EventAttached and EventDetached for Next, oldest first
@@ -68,8 +69,8 @@ func (a *Agent) watchEvent(kind audit.EventKind, t time.Time, reason string) aud
 // nextWatchEvent returns the next EventAttached or EventDetached, after checking the watched
 // path when watchInterval has passed since the last check. The caller holds life (Next).
 //
-// An EventDetached waits until the ring buffer holds no more records (they are from before the
-// removal), and the programs are attached to the new cgroup only after it was returned, so
+// An EventDetached waits until a read of the ring buffer found nothing (the records before it
+// are from before the removal; noteDrained), and the programs are attached to the new cgroup only after it was returned, so
 // that the events keep their order: records of the old cgroup, EventDetached, EventAttached,
 // records of the new cgroup.
 func (a *Agent) nextWatchEvent() (audit.Event, bool) {
@@ -81,12 +82,19 @@ func (a *Agent) nextWatchEvent() (audit.Event, bool) {
 			a.checkWatch(now)
 		}
 	}
-	if len(w.pending) == 0 || w.pending[0].Kind == audit.EventDetached && a.reader.AvailableBytes() > 0 {
+	if len(w.pending) == 0 || w.pending[0].Kind == audit.EventDetached && !w.drained {
 		return audit.Event{}, false
 	}
 	ev := w.pending[0]
 	w.pending = w.pending[1:]
 	return ev, true
+}
+
+// noteDrained records that a read of the ring buffer found nothing. The caller holds life.
+func (a *Agent) noteDrained() {
+	a.mu.Lock()
+	a.watch.drained = true
+	a.mu.Unlock()
 }
 
 // checkWatch looks whether the watched path is still the cgroup the programs are on, detaches
@@ -112,7 +120,7 @@ func (a *Agent) checkWatch(now time.Time) {
 		// anyone can tell.
 		ev := a.watchEvent(audit.EventDetached, w.seen, reason)
 		_ = a.detachCgroup() // the old cgroup is gone; nothing of it must stay attached
-		w.detached = true
+		w.detached, w.drained = true, false
 		w.pending = append(w.pending, ev)
 		// Attach again as soon as the EventDetached was read, not an interval later.
 		w.checked = time.Time{}
