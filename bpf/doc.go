@@ -41,6 +41,17 @@
 //
 // Tests must attach to a cgroup of their own (see internal/cgroup), never to the root.
 //
+// # What is watched
+//
+// The first event Next returns is an EventAttached whose Watch names the cgroup as the host
+// sees it (path relative to the host's cgroup2 root, id, whether it is that root: id 1, and
+// whether exec tracing is on). Next checks every second that the path is still that cgroup.
+// When it was removed (systemd removes and creates again the cgroup of a unit on every
+// restart), every program is detached from it and Next reports an EventDetached, dated when
+// the cgroup was last seen; once a cgroup is back at the path, the programs are attached to it
+// and an EventAttached with the new id follows. The time between the two is a gap in coverage.
+// In a container, Options.HostCgroup names the host's cgroup2 mount.
+//
 // # Kernel requirements
 //
 // Linux 5.9 or later (ring buffer and bpf_ktime_get_boot_ns 5.8, the cgroup sock_release hook
