@@ -15,7 +15,6 @@ import (
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/bpf"
-	"github.com/imdsv2/imdsv2/internal/hostns"
 	"github.com/imdsv2/imdsv2/ready"
 )
 
@@ -129,10 +128,8 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		lines = audit.NewJSONLines(stdout)
 		opts.OnRecord = lines.OnRecord
 	}
-	// How this process sees the host, for the coverage record the state keeps; a namespace
-	// that cannot be read counts as not the host's.
-	facts, _ := hostns.Detect("", hostns.Paths{})
-	opts.Agent = &facts
+	// How this process sees the host, for the coverage record the state keeps.
+	opts.Agent = &hostFacts
 	// The host network namespace's addresses tell callers in their own network namespaces
 	// (containers on a bridge) apart; without them that is left undecided.
 	if host, err := ready.InspectHost("", "/nonexistent"); err == nil {

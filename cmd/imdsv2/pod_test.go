@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 	"github.com/imdsv2/imdsv2/internal/cgroup"
+	"github.com/imdsv2/imdsv2/internal/hostns"
 	"github.com/imdsv2/imdsv2/internal/privtest"
 	"github.com/imdsv2/imdsv2/internal/testbed"
 )
@@ -140,6 +142,43 @@ func TestAuditInPod(t *testing.T) {
 	require.NotEmpty(t, rec.Process.Parents)
 	assert.Equal(t, uint32(os.Getpid()), rec.Process.Parents[0].PID)
 	assert.NotEmpty(t, rec.Process.Parents[0].Cmdline, "the parent's command line comes from the host's /proc")
+
+	// Stopped (SIGTERM, as Kubernetes does), its summary records what it watched: the root of
+	// the "host" mount, which is not the machine's root, from a pod that had the host paths.
+	agentPID := p.agentPID(t)
+	require.NoError(t, syscall.Kill(agentPID, syscall.SIGTERM))
+	var last string
+	for lines.Scan() {
+		last = lines.Text()
+	}
+	var sum struct {
+		Type string `json:"type"`
+		audit.Summary
+	}
+	require.NoError(t, json.Unmarshal([]byte(last), &sum), last)
+	require.Equal(t, "summary", sum.Type)
+	cov := sum.Coverage
+	require.Len(t, cov.Spans, 1, "%+v", cov)
+	assert.Equal(t, "/", cov.Spans[0].Watch.Path)
+	assert.Equal(t, p.host.ID(), cov.Spans[0].Watch.CgroupID)
+	assert.False(t, cov.Spans[0].Watch.HostRoot, "a bound subtree is not the host's root")
+	assert.False(t, cov.WholeHost)
+	require.NotNil(t, cov.Spans[0].Agent)
+	assert.Equal(t, hostns.Facts{HostProc: true, HostCgroup: true}, *cov.Spans[0].Agent)
+}
+
+// agentPID finds the imdsv2 process in the pod's cgroup.
+func (p *pod) agentPID(t *testing.T) int {
+	t.Helper()
+	pids, err := p.self.Procs()
+	require.NoError(t, err)
+	for _, pid := range pids {
+		if comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err == nil && string(comm) == "imdsv2\n" {
+			return pid
+		}
+	}
+	t.Fatalf("no imdsv2 process among %v", pids)
+	return 0
 }
 
 // TestReadyInPodUndecided: `imdsv2 ready` in a pod without the host's paths does not decide

@@ -12,6 +12,7 @@ import (
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds"
 	"github.com/imdsv2/imdsv2/internal/cgroup"
+	"github.com/imdsv2/imdsv2/internal/hostns"
 	"github.com/imdsv2/imdsv2/ready"
 	"github.com/imdsv2/imdsv2/scan"
 )
@@ -117,7 +118,7 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	in := ready.Input{Source: "live", MinWatch: *minWatch}
 	if *cgroupPath != "" {
-		sc, err := scopeOf(*cgroupPath)
+		sc, err := scopeOf(*cgroupPath, host.paths.Cgroup)
 		if err != nil {
 			fmt.Fprintf(stderr, "imdsv2 ready: --cgroup: %v\n", err)
 			return exitUsage
@@ -147,10 +148,10 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if *state != "" {
 			in.Source = "state"
 			in.Summary, in.AuditErr = ready.ReadState(*state)
-		} else if _, err := host.facts(*cgroupPath == ""); err != nil {
+		} else if facts, err := host.facts(*cgroupPath == ""); err != nil {
 			in.AuditErr = err
 		} else {
-			in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, &host, *duration, *live, in.Host, stderr)
+			in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, &host, facts, *duration, *live, in.Host, stderr)
 		}
 		if scanDone != nil {
 			<-scanDone
@@ -171,14 +172,19 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // scopeOf describes the cgroup directory dir for a scoped verdict: its path relative to the
-// cgroup2 root and its id, which a coverage span of the same cgroup carries.
-func scopeOf(dir string) (*ready.Scope, error) {
+// cgroup2 root (hostCgroup, the host's mount given with --host-cgroup, or the mount found
+// here) and its id, which a coverage span of the same cgroup carries.
+func scopeOf(dir, hostCgroup string) (*ready.Scope, error) {
 	id, err := cgroup.ID(dir)
 	if err != nil {
 		return nil, err
 	}
 	sc := &ready.Scope{Cgroup: dir, ID: id}
-	if mp, err := cgroup.Mountpoint(); err == nil {
+	mp, err := hostCgroup, error(nil)
+	if mp == "" {
+		mp, err = cgroup.Mountpoint()
+	}
+	if err == nil {
 		if rel, err := filepath.Rel(mp, dir); err == nil && !strings.HasPrefix(rel, "..") {
 			sc.Rel = filepath.Clean("/" + rel)
 		}
@@ -187,10 +193,10 @@ func scopeOf(dir string) (*ready.Scope, error) {
 }
 
 // liveAudit runs the auditor on cgroupPath for d, or until ctx is done.
-func liveAudit(ctx context.Context, cgroupPath string, hostPaths *hostFlags, d time.Duration, live bool, host *ready.Host,
-	stderr io.Writer) (*audit.Summary, time.Duration, error) {
+func liveAudit(ctx context.Context, cgroupPath string, hostPaths *hostFlags, facts hostns.Facts, d time.Duration, live bool,
+	host *ready.Host, stderr io.Writer) (*audit.Summary, time.Duration, error) {
 	opts := ready.LiveOptions{Cgroup: cgroupPath}
-	opts.BPF.HostCgroup, opts.Audit.ProcessTable = hostPaths.paths.Cgroup, hostPaths.processTable()
+	opts.BPF.HostCgroup, opts.Audit.ProcessTable, opts.Audit.Agent = hostPaths.paths.Cgroup, hostPaths.processTable(), &facts
 	if host != nil {
 		opts.HostAddrs = host.Addrs
 	}
