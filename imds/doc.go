@@ -82,9 +82,11 @@
 // ErrThrottled, ErrServer, ErrTooLarge, ErrMalformed, ErrTagsNotEnabled, ErrRedirect, ...), or get the details
 // (Kind, Op, Path, Endpoint, StatusCode) with errors.As. The text names the problem and the fix.
 //
-// # AWS SDK for Go v2
+// # Dependencies, and the AWS SDK for Go v2
 //
-// NewCredentialsProvider adapts a Client to aws.CredentialsProvider, and Client.SDK to the
-// GetMetadataAPIClient interface of credentials/ec2rolecreds, so that SDK clients use this
-// package's token handling and errors.
+// The package imports the standard library and golang.org/x/sync only (a test checks it), so
+// importing it pulls in nothing else. Its adapters to the AWS SDK for Go v2 live in
+// github.com/imdsv2/imdsv2/imds/awssdk: NewCredentialsProvider (an aws.CredentialsProvider) and
+// NewMetadataClient (the GetMetadataAPIClient interface of credentials/ec2rolecreds), so that SDK
+// clients use this package's token handling and errors.
 package imds

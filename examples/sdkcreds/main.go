@@ -1,5 +1,5 @@
 // Command sdkcreds uses this project's client as the credentials source of the AWS SDK for Go
-// v2. The SDK then reads the instance profile's role credentials with IMDSv2 only: no silent
+// v2, through the adapter package imds/awssdk (package imds itself does not import the SDK). The SDK then reads the instance profile's role credentials with IMDSv2 only: no silent
 // IMDSv1 fallback, and a hop-limit failure arrives as imds.ErrHopLimit with the fix in its text.
 //
 // It prints the first characters of the access key ID and the expiry, never the secret.
@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/imdsv2/imdsv2/imds"
+	"github.com/imdsv2/imdsv2/imds/awssdk"
 )
 
 func main() {
@@ -46,7 +47,7 @@ func run(ctx context.Context, opts imds.Options, w io.Writer) error {
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithRegion(region),
 		// The cache renews the credentials before they expire; the provider reads them with IMDSv2.
-		config.WithCredentialsProvider(aws.NewCredentialsCache(imds.NewCredentialsProvider(c))),
+		config.WithCredentialsProvider(aws.NewCredentialsCache(awssdk.NewCredentialsProvider(c))),
 	)
 	if err != nil {
 		return err

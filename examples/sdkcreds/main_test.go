@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imdsv2/imdsv2/imds"
+	"github.com/imdsv2/imdsv2/imds/awssdk"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 )
 
@@ -48,7 +49,7 @@ func TestRun(t *testing.T) {
 	creds, err := c.IAMCredentials(context.Background())
 	require.NoError(t, err)
 	got := out.String()
-	assert.True(t, strings.HasPrefix(got, "SDK credentials in eu-central-1 from "+imds.CredentialsSource+": access key "+creds.AccessKeyID[:8]+"..., expire "), got)
+	assert.True(t, strings.HasPrefix(got, "SDK credentials in eu-central-1 from "+awssdk.CredentialsSource+": access key "+creds.AccessKeyID[:8]+"..., expire "), got)
 	assert.NotContains(t, got, creds.AccessKeyID, "only a prefix of the key id")
 	assert.NotContains(t, got, creds.SecretAccessKey)
 	assert.NotContains(t, got, creds.Token)
