@@ -111,7 +111,7 @@ func (c *Client) UserData(ctx context.Context) ([]byte, error) {
 // (InstanceMetadataTags=enabled); otherwise the error is ErrTagsNotEnabled, whose text gives the
 // command that enables them.
 func (c *Client) Tags(ctx context.Context) ([]string, error) {
-	keys, err := c.List(ctx, pathTags)
+	keys, err := c.list(ctx, pathTags)
 	if errors.Is(err, ErrNotFound) {
 		return nil, tagsNotEnabled(err)
 	}
@@ -125,7 +125,7 @@ func (c *Client) Tag(ctx context.Context, key string) (string, error) {
 		return "", invalidArgument(http.MethodGet, pathTags, "tag key "+strconv.Quote(key)+
 			" cannot be read from metadata: keys that are empty or contain / are not exposed")
 	}
-	p, err := metadataPath(pathTags + key)
+	p, err := treePath(pathTags, key)
 	if err != nil {
 		return "", err
 	}

@@ -59,9 +59,20 @@ func TestTypedAccessors(t *testing.T) {
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"availability-zone", "region"}, place)
 
-	b, err := c.Get(ctx, "/latest/meta-data/placement/region")
+	// Get is relative to /latest/meta-data/, a leading "/" included (it used to mean the root).
+	for _, p := range []string{"placement/region", "/placement/region"} {
+		b, err := c.Get(ctx, p)
+		require.NoError(t, err, p)
+		assert.Equal(t, "eu-west-1", string(b), p)
+	}
+	_, err = c.Get(ctx, "/latest/meta-data/placement/region")
+	require.ErrorIs(t, err, ErrNotFound, "a root-relative path is read under meta-data/")
+	dyn, err := c.ListDynamic(ctx, "")
 	require.NoError(t, err)
-	assert.Equal(t, "eu-west-1", string(b))
+	assert.Contains(t, dyn, "instance-identity/")
+	ids, err := c.ListDynamic(ctx, "/instance-identity")
+	require.NoError(t, err)
+	assert.Contains(t, ids, "document")
 
 	cr, err := c.IAMCredentials(ctx)
 	require.NoError(t, err)
@@ -117,7 +128,7 @@ func TestIdentityDocumentAndSignature(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidArgument)
 
 	// A document changed by one byte must not verify.
-	sig, err := c.Get(ctx, pathIdentitySignature)
+	sig, err := c.Dynamic(ctx, "instance-identity/signature")
 	require.NoError(t, err)
 	require.NoError(t, VerifyIdentitySignature(doc.Raw, sig, cert))
 	tampered := append([]byte(nil), doc.Raw...)

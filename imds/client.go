@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -118,25 +119,60 @@ func (c *Client) endpointText() string {
 // Fallbacks returns how many calls have fallen back to IMDSv1 since New.
 func (c *Client) Fallbacks() uint64 { return c.fallbacks.Load() }
 
-// Get returns the content at path. A path without a leading slash is relative to
-// /latest/meta-data/ ("instance-id", "placement/region"); one with a leading slash is taken from
-// the root ("/latest/user-data", "/latest/dynamic/instance-identity/document"). A path ending in
-// "/" returns the listing (see List).
+// The trees under /latest/ that the path arguments of Get, List, Dynamic and ListDynamic are
+// relative to.
+const (
+	treeMetaData = "/latest/meta-data/"
+	treeDynamic  = "/latest/dynamic/"
+)
+
+// Get returns the content at path, relative to /latest/meta-data/ like the AWS SDK's GetMetadata
+// ("instance-id", "placement/region"); a leading "/" is ignored. A path ending in "/" returns
+// the listing as IMDS sends it (List parses it). The other trees have their own calls: UserData,
+// Dynamic and IdentityDocument.
 func (c *Client) Get(ctx context.Context, path string) ([]byte, error) {
-	p, err := metadataPath(path)
+	return c.readIn(ctx, treeMetaData, path)
+}
+
+// List returns the entries of the directory at path, relative to /latest/meta-data/ as for Get
+// ("" is the top; a trailing "/" is added). Subdirectories end in "/".
+func (c *Client) List(ctx context.Context, path string) ([]string, error) {
+	return c.listIn(ctx, treeMetaData, path)
+}
+
+// Dynamic returns the content at path relative to /latest/dynamic/
+// ("instance-identity/document", "instance-identity/pkcs7"), like the AWS SDK's GetDynamicData;
+// a leading "/" is ignored. IdentityDocument reads and parses the identity document.
+func (c *Client) Dynamic(ctx context.Context, path string) ([]byte, error) {
+	return c.readIn(ctx, treeDynamic, path)
+}
+
+// ListDynamic returns the entries of the directory at path relative to /latest/dynamic/ ("" is
+// the top), as List does for /latest/meta-data/.
+func (c *Client) ListDynamic(ctx context.Context, path string) ([]string, error) {
+	return c.listIn(ctx, treeDynamic, path)
+}
+
+// readIn reads path relative to tree.
+func (c *Client) readIn(ctx context.Context, tree, path string) ([]byte, error) {
+	p, err := treePath(tree, path)
 	if err != nil {
 		return nil, err
 	}
 	return c.get(ctx, p)
 }
 
-// List returns the entries of the directory at path (see Get for paths; a trailing "/" is
-// added). Subdirectories end in "/".
-func (c *Client) List(ctx context.Context, path string) ([]string, error) {
-	p, err := metadataPath(path)
+// listIn lists the directory at path relative to tree.
+func (c *Client) listIn(ctx context.Context, tree, path string) ([]string, error) {
+	p, err := treePath(tree, path)
 	if err != nil {
 		return nil, err
 	}
+	return c.list(ctx, p)
+}
+
+// list is List for a URL path.
+func (c *Client) list(ctx context.Context, p string) ([]string, error) {
 	if len(p) == 0 || p[len(p)-1] != '/' {
 		p += "/"
 	}
@@ -146,14 +182,15 @@ func (c *Client) List(ctx context.Context, path string) ([]string, error) {
 	}
 	entries, perr := parseListing(b)
 	if perr != nil {
-		return nil, malformed(http.MethodGet, p, c.cfg.endpoints[c.pref.Load()].base, "directory listing", perr)
+		return nil, malformed(http.MethodGet, p, c.baseURL(), "directory listing", perr)
 	}
 	return entries, nil
 }
 
-// metadataPath turns a caller's path into a URL path, refusing anything that could escape the
-// metadata tree or smuggle a query.
-func metadataPath(path string) (string, error) {
+// treePath turns a caller's path, relative to tree (a URL path ending in "/"), into a URL path,
+// refusing anything that could escape the tree or smuggle a query. Leading slashes are dropped:
+// the path is relative whatever it starts with.
+func treePath(tree, path string) (string, error) {
 	seg := 0 // start of the current segment
 	for i := 0; i <= len(path); i++ {
 		if i < len(path) {
@@ -172,10 +209,7 @@ func metadataPath(path string) (string, error) {
 		}
 		seg = i + 1
 	}
-	if len(path) > 0 && path[0] == '/' {
-		return path, nil
-	}
-	return "/latest/meta-data/" + path, nil
+	return tree + strings.TrimLeft(path, "/"), nil
 }
 
 // get is Get for a URL path: token, request with retries, one retry on 401 with a new token,

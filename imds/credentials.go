@@ -59,7 +59,7 @@ func maskKeyID(id string) string {
 // IAMRole returns the name of the role of the instance profile. No instance profile is
 // ErrNotFound.
 func (c *Client) IAMRole(ctx context.Context) (string, error) {
-	roles, err := c.List(ctx, pathRoles)
+	roles, err := c.list(ctx, pathRoles)
 	if errors.Is(err, ErrNotFound) {
 		return "", noRole(err)
 	}
@@ -89,7 +89,7 @@ func (c *Client) IAMCredentials(ctx context.Context) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := metadataPath(pathRoles + role)
+	p, err := treePath(pathRoles, role)
 	if err != nil {
 		return nil, malformed(http.MethodGet, pathRoles, c.baseURL(), "role name", errors.New("role name "+
 			strconv.Quote(role)+" is not a usable path segment"))

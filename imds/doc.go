@@ -11,7 +11,9 @@
 // A Client is safe for concurrent use and should be shared: it holds one session token and a pool
 // of keep-alive connections. Typed accessors cover the common paths (InstanceID, Region,
 // AvailabilityZone, InstanceType, IdentityDocument, IAMRole, IAMCredentials, UserData, Tags, Tag,
-// SpotInstanceAction, RebalanceRecommendation, ScheduledEvents); Get and List read any other path.
+// SpotInstanceAction, RebalanceRecommendation, ScheduledEvents). Get and List read any other path
+// under /latest/meta-data/ (Get(ctx, "instance-id"), as the AWS SDK's GetMetadata; a leading "/"
+// is ignored), and Dynamic and ListDynamic any path under /latest/dynamic/.
 //
 // # Session tokens
 //

@@ -124,16 +124,16 @@ func FuzzParseNotices(f *testing.F) {
 	})
 }
 
-func FuzzMetadataPath(f *testing.F) {
-	for _, s := range []string{"", "instance-id", "/latest/user-data", "../x", "a/./b", "a?b", "tags/instance/a b"} {
+func FuzzTreePath(f *testing.F) {
+	for _, s := range []string{"", "instance-id", "/latest/user-data", "../x", "a/./b", "a?b", "tags/instance/a b", "//.."} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := metadataPath(s)
+		p, err := treePath(treeMetaData, s)
 		if err != nil {
 			return
 		}
-		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#%\\\x00\r\n") {
+		if !strings.HasPrefix(p, treeMetaData) || strings.ContainsAny(p, "?#%\\\x00\r\n") {
 			t.Fatalf("accepted path %q from %q", p, s)
 		}
 		for seg := range strings.SplitSeq(p, "/") {

@@ -160,21 +160,29 @@ func TestAutoModeBothRefused(t *testing.T) {
 	assert.Equal(t, a+" and "+b, e.Endpoint)
 }
 
-func TestMetadataPath(t *testing.T) {
+// TestTreePath: paths are relative to their tree whatever they start with; a leading "/" no
+// longer switches to root-relative paths (Get(ctx, "/instance-id") used to read /instance-id).
+func TestTreePath(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                      "/latest/meta-data/",
-		"instance-id":           "/latest/meta-data/instance-id",
-		"/latest/user-data":     "/latest/user-data",
-		"tags/instance/My Tag":  "/latest/meta-data/tags/instance/My Tag",
-		"network/interfaces/":   "/latest/meta-data/network/interfaces/",
-		"/latest/dynamic/x/..y": "/latest/dynamic/x/..y",
+		"":                     "/latest/meta-data/",
+		"/":                    "/latest/meta-data/",
+		"instance-id":          "/latest/meta-data/instance-id",
+		"/instance-id":         "/latest/meta-data/instance-id",
+		"//instance-id":        "/latest/meta-data/instance-id",
+		"/latest/user-data":    "/latest/meta-data/latest/user-data",
+		"tags/instance/My Tag": "/latest/meta-data/tags/instance/My Tag",
+		"network/interfaces/":  "/latest/meta-data/network/interfaces/",
+		"x/..y":                "/latest/meta-data/x/..y",
 	} {
-		got, err := metadataPath(in)
+		got, err := treePath(treeMetaData, in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got)
 	}
-	for _, bad := range []string{"..", "a/../b", "./a", "a?b", "a#b", "a%2e", "a\nb", "a\\b", "/a/."} {
-		_, err := metadataPath(bad)
+	got, err := treePath(treeDynamic, "/instance-identity/document")
+	require.NoError(t, err)
+	assert.Equal(t, "/latest/dynamic/instance-identity/document", got)
+	for _, bad := range []string{"..", "a/../b", "./a", "a?b", "a#b", "a%2e", "a\nb", "a\\b", "/a/.", "/.."} {
+		_, err := treePath(treeMetaData, bad)
 		assert.ErrorIs(t, err, ErrInvalidArgument, bad)
 	}
 }

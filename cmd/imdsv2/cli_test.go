@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,21 +66,64 @@ func TestGetErrorKinds(t *testing.T) {
 	assert.Equal(t, "timeout", errorKind(fmt.Errorf("wrapped: %w", context.DeadlineExceeded)))
 }
 
-// TestGetBinary: an answer that is not UTF-8 (gzip user data) is base64 in JSON and raw in text.
+// TestGetBinary: an answer that is not UTF-8 is base64 in JSON and raw in text. User data is
+// read with imds.UserData, which decompresses gzip (so the bytes here do not start with the gzip
+// magic number, which would make them an invalid gzip stream).
 func TestGetBinary(t *testing.T) {
 	noEnv(t)
-	raw := []byte{0x1f, 0x8b, 0xff, 0x00, 0xfe}
+	raw := []byte{0xff, 0x00, 0xfe, 0x80}
 	srv := imdstest.NewServer(imdstest.Config{UserData: raw})
 	t.Cleanup(srv.Close)
 	code, out, errOut := cli(t, "get", "--endpoint="+srv.URL(), "--timeout=1m", "user-data")
 	require.Equal(t, exitOK, code, errOut)
-	// The client may gunzip what it recognises; either way what is printed is what it returned.
+	assert.Equal(t, string(raw), out)
 	_, res := getJSON(t, srv.URL(), "user-data")
-	if res.Value != nil {
-		assert.Equal(t, *res.Value+"\n", out)
-	} else {
-		assert.Equal(t, string(res.ValueBase64), out)
+	assert.Nil(t, res.Value)
+	assert.Equal(t, raw, res.ValueBase64)
+
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("#cloud-config\n"))
+	require.NoError(t, zw.Close())
+	srv.Update(func(cfg *imdstest.Config) { cfg.UserData = gz.Bytes() })
+	code, out, errOut = cli(t, "get", "--endpoint="+srv.URL(), "--timeout=1m", "user-data")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, "#cloud-config\n", out, "gzip-compressed user data is printed decompressed")
+}
+
+// TestGetPaths: a PATH outside meta-data/, dynamic/, user-data and api/ is read under
+// meta-data/ ("instance-id", the name the SDKs take); dynamic/ has its own tree; api/ is refused.
+func TestGetPaths(t *testing.T) {
+	noEnv(t)
+	srv := imdstest.NewServer(imdstest.Config{InstanceID: "i-0paths"})
+	t.Cleanup(srv.Close)
+	for _, p := range []string{"instance-id", "/instance-id", "meta-data/instance-id", "/latest/meta-data/instance-id", "latest/instance-id"} {
+		code, res := getJSON(t, srv.URL(), p)
+		require.Equal(t, exitOK, code, p)
+		require.NotNil(t, res.Value, p)
+		assert.Equal(t, "i-0paths", *res.Value, p)
+		assert.Equal(t, "/latest/meta-data/instance-id", res.Path, p)
 	}
+	for p, want := range map[string]string{"": "/latest/meta-data/", "meta-data": "/latest/meta-data/",
+		"placement/": "/latest/meta-data/placement/", "dynamic": "/latest/dynamic/",
+		"dynamic/instance-identity/": "/latest/dynamic/instance-identity/"} {
+		code, res := getJSON(t, srv.URL(), p)
+		require.Equal(t, exitOK, code, p)
+		assert.Equal(t, want, res.Path, p)
+		assert.NotEmpty(t, res.Items, p)
+	}
+	code, res := getJSON(t, srv.URL(), "dynamic/instance-identity/document")
+	require.Equal(t, exitOK, code)
+	require.NotNil(t, res.Value)
+	assert.Contains(t, *res.Value, `"i-0paths"`)
+
+	before := len(srv.Requests())
+	for _, p := range []string{"api/token", "/latest/api/token", "user-data/x"} {
+		code, _, errOut := cli(t, "get", "--endpoint="+srv.URL(), p)
+		assert.Equal(t, exitUsage, code, p)
+		assert.Contains(t, errOut, "imdsv2 get: PATH", p)
+	}
+	assert.Len(t, srv.Requests(), before, "a refused PATH sends nothing")
 }
 
 func TestOutputFlag(t *testing.T) {

@@ -18,9 +18,13 @@ const getDoc = `
 Usage: imdsv2 get [flags] PATH
 
 Reads PATH from the instance metadata service with an IMDSv2 session token and prints it.
-PATH is relative to /latest/ ("meta-data/instance-id", "dynamic/instance-identity/document",
-"user-data"); a leading "/latest/" is accepted too. A PATH ending in "/" lists a directory,
-one entry per line.
+PATH names a place under /latest/: "meta-data/instance-id", "dynamic/instance-identity/document",
+"user-data" (decompressed if it is gzip-compressed). A PATH that starts with none of
+meta-data/, dynamic/, user-data or api/ is read under meta-data/, so "instance-id" is
+"meta-data/instance-id", as in the AWS SDKs. A leading "/" or "/latest/" is accepted too.
+A PATH ending in "/" lists a directory, one entry per line; "meta-data" and "dynamic" alone
+list theirs. api/ holds only the session token endpoint, which get uses by itself: it is
+refused (a token is never printed).
 
 It never falls back to IMDSv1 unless --allow-v1 is given. Every failure is reported within
 --timeout with what is wrong and how to fix it, e.g. the hop-limit failure of a container
@@ -39,8 +43,9 @@ JSON's own escapes apply (\u001b for ESC and the other C0 control characters).
 Exit status: 0 on success, 1 when IMDS could not answer (the message says why), 2 on bad usage.
 
 Examples:
-  imdsv2 get meta-data/instance-id
+  imdsv2 get instance-id                      # same as meta-data/instance-id
   imdsv2 get meta-data/                       # list the top level
+  imdsv2 get dynamic/instance-identity/document
   imdsv2 get --endpoint-mode ipv6 meta-data/placement/region
   imdsv2 get --endpoint http://127.0.0.1:1338 --output json meta-data/instance-id
 `
@@ -75,7 +80,11 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imdsv2 get: need exactly one PATH (see imdsv2 get -h)")
 		return exitUsage
 	}
-	path := strings.TrimPrefix(strings.TrimPrefix(fs.Arg(0), "/"), "latest/")
+	target, err := parseGetPath(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "imdsv2 get: %v\n", err)
+		return exitUsage
+	}
 
 	opts := imds.Options{Endpoint: *endpoint, AllowIMDSv1: *allowV1, Timeout: *timeout}
 	if *mode != "" {
@@ -97,12 +106,12 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	res := getResult{Path: "/latest/" + path}
-	if strings.HasSuffix(path, "/") || path == "" {
-		res.Items, err = client.List(ctx, res.Path)
+	res := getResult{Path: target.String()}
+	if target.isDir() {
+		res.Items, err = target.list(ctx, client)
 	} else {
 		var body []byte
-		body, err = client.Get(ctx, res.Path)
+		body, err = target.read(ctx, client)
 		if utf8.Valid(body) {
 			s := string(body)
 			res.Value = &s
@@ -131,6 +140,62 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// getPath is a PATH of imdsv2 get: a tree under /latest/ and a path in it.
+type getPath struct {
+	tree string // "meta-data", "dynamic" or "user-data"
+	rel  string // relative to the tree, without a leading "/"; "" for user-data
+}
+
+// parseGetPath maps PATH to the tree that reads it: meta-data/, dynamic/ and user-data as named,
+// anything else under meta-data/ (the SDK's GetMetadata takes "instance-id"), api/ refused.
+func parseGetPath(arg string) (getPath, error) {
+	p := strings.TrimPrefix(strings.TrimLeft(arg, "/"), "latest/")
+	first, rest, _ := strings.Cut(p, "/")
+	switch first {
+	case "meta-data", "dynamic":
+		return getPath{tree: first, rel: rest}, nil
+	case "user-data":
+		if rest != "" {
+			return getPath{}, fmt.Errorf("PATH %q: user-data has no subpaths; read \"user-data\"", arg)
+		}
+		return getPath{tree: first}, nil
+	case "api":
+		return getPath{}, fmt.Errorf("PATH %q: api/ holds the session token endpoint, which imdsv2 get "+
+			"uses by itself; a token is never printed", arg)
+	}
+	return getPath{tree: "meta-data", rel: p}, nil
+}
+
+// String is the URL path, e.g. "/latest/meta-data/instance-id".
+func (g getPath) String() string {
+	if g.tree == "user-data" {
+		return "/latest/user-data"
+	}
+	return "/latest/" + g.tree + "/" + g.rel
+}
+
+// isDir reports a directory to list: a tree's top, or a path ending in "/".
+func (g getPath) isDir() bool {
+	return g.tree != "user-data" && (g.rel == "" || strings.HasSuffix(g.rel, "/"))
+}
+
+func (g getPath) list(ctx context.Context, c *imds.Client) ([]string, error) {
+	if g.tree == "dynamic" {
+		return c.ListDynamic(ctx, g.rel)
+	}
+	return c.List(ctx, g.rel)
+}
+
+func (g getPath) read(ctx context.Context, c *imds.Client) ([]byte, error) {
+	switch g.tree {
+	case "user-data":
+		return c.UserData(ctx)
+	case "dynamic":
+		return c.Dynamic(ctx, g.rel)
+	}
+	return c.Get(ctx, g.rel)
 }
 
 // printGetText prints the answer; with escape (a person at a terminal) control characters and

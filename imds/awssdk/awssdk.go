@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sdkimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -71,7 +70,7 @@ func NewMetadataClient(c *imds.Client) *MetadataClient { return &MetadataClient{
 func (a *MetadataClient) GetMetadata(ctx context.Context, in *sdkimds.GetMetadataInput, _ ...func(*sdkimds.Options)) (*sdkimds.GetMetadataOutput, error) {
 	var p string
 	if in != nil {
-		p = strings.TrimLeft(in.Path, "/")
+		p = in.Path
 	}
 	b, err := a.c.Get(ctx, p)
 	if err != nil {
