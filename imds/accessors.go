@@ -30,29 +30,29 @@ const (
 
 // InstanceID returns the instance id, e.g. "i-0123456789abcdef0".
 func (c *Client) InstanceID(ctx context.Context) (string, error) {
-	return c.getValue(ctx, pathInstanceID, "instance id")
+	return c.getValue(ctx, "InstanceID", pathInstanceID, "instance id")
 }
 
 // Region returns the instance's region, e.g. "eu-west-1".
 func (c *Client) Region(ctx context.Context) (string, error) {
-	return c.getValue(ctx, pathRegion, "region")
+	return c.getValue(ctx, "Region", pathRegion, "region")
 }
 
 // AvailabilityZone returns the instance's availability zone, e.g. "eu-west-1a".
 func (c *Client) AvailabilityZone(ctx context.Context) (string, error) {
-	return c.getValue(ctx, pathAZ, "availability zone")
+	return c.getValue(ctx, "AvailabilityZone", pathAZ, "availability zone")
 }
 
 // InstanceType returns the instance type, e.g. "m7g.large".
 func (c *Client) InstanceType(ctx context.Context) (string, error) {
-	return c.getValue(ctx, pathInstanceType, "instance type")
+	return c.getValue(ctx, "InstanceType", pathInstanceType, "instance type")
 }
 
 // getValue reads a one-line value; empty or multi-line answers, and answers with control
 // characters or invalid UTF-8 (which no IMDS identifier has, and which would act on the terminal
 // of whoever prints the value), are malformed.
-func (c *Client) getValue(ctx context.Context, p, what string) (string, error) {
-	b, err := c.get(ctx, p)
+func (c *Client) getValue(ctx context.Context, op, p, what string) (string, error) {
+	b, err := c.get(ctx, op, p)
 	if err != nil {
 		return "", err
 	}
@@ -88,7 +88,7 @@ func withMessage(err error, kind Kind, msg string) error {
 // UserData returns the instance's user data, decompressed if it is gzip-compressed. No user
 // data is ErrNotFound. Treat the result as a secret: it often holds passwords and keys.
 func (c *Client) UserData(ctx context.Context) ([]byte, error) {
-	b, err := c.get(ctx, pathUserData)
+	b, err := c.get(ctx, "UserData", pathUserData)
 	if errors.Is(err, ErrNotFound) {
 		return nil, withMessage(err, KindNotFound, "answered 404 Not Found: the instance has no user data")
 	}
@@ -111,7 +111,7 @@ func (c *Client) UserData(ctx context.Context) ([]byte, error) {
 // (InstanceMetadataTags=enabled); otherwise the error is ErrTagsNotEnabled, whose text gives the
 // command that enables them.
 func (c *Client) Tags(ctx context.Context) ([]string, error) {
-	keys, err := c.list(ctx, pathTags)
+	keys, err := c.list(ctx, "Tags", pathTags)
 	if errors.Is(err, ErrNotFound) {
 		return nil, tagsNotEnabled(err)
 	}
@@ -129,10 +129,10 @@ func (c *Client) Tag(ctx context.Context, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := c.get(ctx, p)
+	b, err := c.get(ctx, "Tag", p)
 	if errors.Is(err, ErrNotFound) {
 		// Tell "no such tag" from "tags not exposed": the directory itself is 404 in the latter.
-		if _, lerr := c.get(ctx, pathTags); errors.Is(lerr, ErrNotFound) {
+		if _, lerr := c.get(ctx, "Tag", pathTags); errors.Is(lerr, ErrNotFound) {
 			return "", tagsNotEnabled(err)
 		}
 		return "", withMessage(err, KindNotFound, "the instance has no tag with key "+strconv.Quote(key))
@@ -159,7 +159,7 @@ type SpotInstanceAction struct {
 // SpotInstanceAction returns the pending Spot interruption, or nil, nil when none is scheduled
 // (IMDS answers 404 until then). Poll it every few seconds on Spot Instances.
 func (c *Client) SpotInstanceAction(ctx context.Context) (*SpotInstanceAction, error) {
-	b, err := c.get(ctx, pathSpotAction)
+	b, err := c.get(ctx, "SpotInstanceAction", pathSpotAction)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
@@ -193,7 +193,7 @@ type RebalanceRecommendation struct {
 // RebalanceRecommendation returns the rebalance recommendation, or nil, nil when there is none
 // (IMDS answers 404).
 func (c *Client) RebalanceRecommendation(ctx context.Context) (*RebalanceRecommendation, error) {
-	b, err := c.get(ctx, pathRebalance)
+	b, err := c.get(ctx, "RebalanceRecommendation", pathRebalance)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
@@ -232,7 +232,7 @@ type ScheduledEvent struct {
 
 // ScheduledEvents returns the instance's scheduled maintenance events; none is an empty slice.
 func (c *Client) ScheduledEvents(ctx context.Context) ([]ScheduledEvent, error) {
-	b, err := c.get(ctx, pathScheduled)
+	b, err := c.get(ctx, "ScheduledEvents", pathScheduled)
 	if errors.Is(err, ErrNotFound) {
 		return []ScheduledEvent{}, nil
 	}

@@ -131,52 +131,52 @@ const (
 // the listing as IMDS sends it (List parses it). The other trees have their own calls: UserData,
 // Dynamic and IdentityDocument.
 func (c *Client) Get(ctx context.Context, path string) ([]byte, error) {
-	return c.readIn(ctx, treeMetaData, path)
+	return c.readIn(ctx, "Get", treeMetaData, path)
 }
 
 // List returns the entries of the directory at path, relative to /latest/meta-data/ as for Get
 // ("" is the top; a trailing "/" is added). Subdirectories end in "/".
 func (c *Client) List(ctx context.Context, path string) ([]string, error) {
-	return c.listIn(ctx, treeMetaData, path)
+	return c.listIn(ctx, "List", treeMetaData, path)
 }
 
 // Dynamic returns the content at path relative to /latest/dynamic/
 // ("instance-identity/document", "instance-identity/pkcs7"), like the AWS SDK's GetDynamicData;
 // a leading "/" is ignored. IdentityDocument reads and parses the identity document.
 func (c *Client) Dynamic(ctx context.Context, path string) ([]byte, error) {
-	return c.readIn(ctx, treeDynamic, path)
+	return c.readIn(ctx, "Dynamic", treeDynamic, path)
 }
 
 // ListDynamic returns the entries of the directory at path relative to /latest/dynamic/ ("" is
 // the top), as List does for /latest/meta-data/.
 func (c *Client) ListDynamic(ctx context.Context, path string) ([]string, error) {
-	return c.listIn(ctx, treeDynamic, path)
+	return c.listIn(ctx, "ListDynamic", treeDynamic, path)
 }
 
-// readIn reads path relative to tree.
-func (c *Client) readIn(ctx context.Context, tree, path string) ([]byte, error) {
+// readIn reads path relative to tree, for the Client method op.
+func (c *Client) readIn(ctx context.Context, op, tree, path string) ([]byte, error) {
 	p, err := treePath(tree, path)
 	if err != nil {
 		return nil, err
 	}
-	return c.get(ctx, p)
+	return c.get(ctx, op, p)
 }
 
-// listIn lists the directory at path relative to tree.
-func (c *Client) listIn(ctx context.Context, tree, path string) ([]string, error) {
+// listIn lists the directory at path relative to tree, for the Client method op.
+func (c *Client) listIn(ctx context.Context, op, tree, path string) ([]string, error) {
 	p, err := treePath(tree, path)
 	if err != nil {
 		return nil, err
 	}
-	return c.list(ctx, p)
+	return c.list(ctx, op, p)
 }
 
-// list is List for a URL path.
-func (c *Client) list(ctx context.Context, p string) ([]string, error) {
+// list lists the directory at the URL path p, for the Client method op.
+func (c *Client) list(ctx context.Context, op, p string) ([]string, error) {
 	if len(p) == 0 || p[len(p)-1] != '/' {
 		p += "/"
 	}
-	b, err := c.get(ctx, p)
+	b, err := c.get(ctx, op, p)
 	if err != nil {
 		return nil, err
 	}
@@ -212,9 +212,9 @@ func treePath(tree, path string) (string, error) {
 	return tree + strings.TrimLeft(path, "/"), nil
 }
 
-// get is Get for a URL path: token, request with retries, one retry on 401 with a new token,
-// and the IMDSv1 fallback when it is allowed.
-func (c *Client) get(ctx context.Context, p string) ([]byte, error) {
+// get reads the URL path p for the Client method op (named in a Fallback): token, request with
+// retries, one retry on 401 with a new token, and the IMDSv1 fallback when it is allowed.
+func (c *Client) get(ctx context.Context, op, p string) ([]byte, error) {
 	if c.cfg.disabled != "" {
 		return nil, newError(KindDisabled, http.MethodGet, p, "", 0, nil,
 			"IMDS access is switched off in this process: "+c.cfg.disabled+"; remove it to use IMDS")
@@ -238,7 +238,7 @@ func (c *Client) get(ctx context.Context, p string) ([]byte, error) {
 		case tok != nil && now.Before(tok.expires) && !isKind(err, KindCanceled):
 			// Renewal failed but the old token still has a little life: use it, renew next time.
 		default:
-			return c.fallback(ctx, p, deadline, err)
+			return c.fallback(ctx, op, p, deadline, err)
 		}
 	}
 
@@ -251,7 +251,7 @@ func (c *Client) get(ctx context.Context, p string) ([]byte, error) {
 	c.tok.CompareAndSwap(tok, nil)
 	fresh, terr := c.token(ctx, tok, deadline)
 	if terr != nil {
-		return c.fallback(ctx, p, deadline, terr)
+		return c.fallback(ctx, op, p, deadline, terr)
 	}
 	body, unauthorized, err = c.fetch(ctx, p, deadline, fresh)
 	if unauthorized {
@@ -264,14 +264,14 @@ func (c *Client) get(ctx context.Context, p string) ([]byte, error) {
 
 // fallback handles a failed token request: an IMDSv1 request when allowed and the failure is one
 // an older set-up produces, else the token error.
-func (c *Client) fallback(ctx context.Context, p string, deadline time.Time, tokenErr error) ([]byte, error) {
+func (c *Client) fallback(ctx context.Context, op, p string, deadline time.Time, tokenErr error) ([]byte, error) {
 	var e *Error
 	if !c.cfg.allowV1 || !errors.As(tokenErr, &e) || !fallbackReason(e) {
 		return nil, tokenErr
 	}
 	c.fallbacks.Add(1)
 	if c.cfg.onFallback != nil {
-		c.cfg.onFallback(Fallback{Op: http.MethodGet, Path: p,
+		c.cfg.onFallback(Fallback{Op: op, Path: p,
 			Endpoint: c.cfg.endpoints[c.pref.Load()].base, Reason: tokenErr})
 	}
 	body, unauthorized, err := c.fetch(ctx, p, deadline, nil)
@@ -341,7 +341,7 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 			return nil, false, newError(KindUnreachable, http.MethodGet, p, ep.base, 0, cause, msg)
 		case err == errAttemptTimeout || isTimeout(err):
 			timeouts++
-			last = newError(KindThrottled, http.MethodGet, p, ep.base, 0, context.DeadlineExceeded,
+			last = newError(KindTimeout, http.MethodGet, p, ep.base, 0, context.DeadlineExceeded,
 				"no answer within "+limit.Round(time.Millisecond).String()+" ("+strconv.Itoa(timeouts)+
 					" of "+strconv.Itoa(attempt)+" attempts timed out): "+adviceTimedOut)
 		default:
@@ -378,7 +378,7 @@ func (c *Client) giveUp(ctx context.Context, last *Error, ep *endpoint, p string
 	if ctx.Err() != nil {
 		return canceledError(ctx, http.MethodGet, p, ep.base)
 	}
-	return newError(KindThrottled, http.MethodGet, p, ep.base, 0, context.DeadlineExceeded,
+	return newError(KindTimeout, http.MethodGet, p, ep.base, 0, context.DeadlineExceeded,
 		"no answer before the time budget ("+c.cfg.timeout.String()+", Options.Timeout) ran out: "+adviceTimedOut)
 }
 

@@ -59,7 +59,12 @@ func maskKeyID(id string) string {
 // IAMRole returns the name of the role of the instance profile. No instance profile is
 // ErrNotFound.
 func (c *Client) IAMRole(ctx context.Context) (string, error) {
-	roles, err := c.list(ctx, pathRoles)
+	return c.iamRole(ctx, "IAMRole")
+}
+
+// iamRole is IAMRole for the Client method op.
+func (c *Client) iamRole(ctx context.Context, op string) (string, error) {
+	roles, err := c.list(ctx, op, pathRoles)
 	if errors.Is(err, ErrNotFound) {
 		return "", noRole(err)
 	}
@@ -85,7 +90,7 @@ func noRole(err error) error {
 // IAMCredentials returns the current credentials of the instance profile's role. A 200 answer
 // whose Code is not "Success" (e.g. the role cannot be assumed) is ErrCredentials.
 func (c *Client) IAMCredentials(ctx context.Context) (*Credentials, error) {
-	role, err := c.IAMRole(ctx)
+	role, err := c.iamRole(ctx, "IAMCredentials")
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +99,7 @@ func (c *Client) IAMCredentials(ctx context.Context) (*Credentials, error) {
 		return nil, malformed(http.MethodGet, pathRoles, c.baseURL(), "role name", errors.New("role name "+
 			strconv.Quote(role)+" is not a usable path segment"))
 	}
-	b, err := c.get(ctx, p)
+	b, err := c.get(ctx, "IAMCredentials", p)
 	if errors.Is(err, ErrNotFound) {
 		return nil, noRole(err)
 	}

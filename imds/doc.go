@@ -81,7 +81,7 @@
 //
 // Every error returned by a Client method is an *Error. Test its class with errors.Is against the
 // sentinels (ErrUnreachable, ErrDisabled, ErrHopLimit, ErrTokenRefused, ErrNotFound,
-// ErrThrottled, ErrServer, ErrTooLarge, ErrMalformed, ErrTagsNotEnabled, ErrRedirect, ...), or get the details
+// ErrThrottled, ErrTimeout, ErrServer, ErrTooLarge, ErrMalformed, ErrTagsNotEnabled, ErrRedirect, ...), or get the details
 // (Kind, Op, Path, Endpoint, StatusCode) with errors.As. The text names the problem and the fix.
 //
 // # Dependencies, and the AWS SDK for Go v2

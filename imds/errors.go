@@ -28,7 +28,7 @@ const (
 	KindTokenRefused
 	// KindNotFound: 404 for a metadata path.
 	KindNotFound
-	// KindThrottled: 429 answers or repeated time-outs.
+	// KindThrottled: 429 answers (IMDS refused requests over its rate limit).
 	KindThrottled
 	// KindServer: 5xx answers, or connections broken every time.
 	KindServer
@@ -49,6 +49,11 @@ const (
 	// KindRedirect: the endpoint answered with a redirect (3xx). IMDS never redirects; the
 	// redirect is not followed, so no request (and no token) goes to its target.
 	KindRedirect
+	// KindTimeout: a GET got no answer in time on every attempt (Options.RequestTimeout), or the
+	// call's time budget (Options.Timeout) ran out first; Err is context.DeadlineExceeded.
+	// IMDS drops requests over its rate limit, so this is often throttling, but an overloaded
+	// host or short time limits look the same, so it is not reported as ErrThrottled.
+	KindTimeout
 )
 
 var kindNames = [...]string{
@@ -67,6 +72,7 @@ var kindNames = [...]string{
 	KindInvalidArgument: "invalid argument",
 	KindCanceled:        "canceled",
 	KindRedirect:        "redirect",
+	KindTimeout:         "timeout",
 }
 
 // String returns a short name of the kind.
@@ -93,6 +99,7 @@ var (
 	ErrCredentials     = errors.New("imds: role credentials unavailable")
 	ErrInvalidArgument = errors.New("imds: invalid argument")
 	ErrRedirect        = errors.New("imds: redirect refused")
+	ErrTimeout         = errors.New("imds: no answer in time")
 )
 
 var sentinels = [...]error{
@@ -110,6 +117,7 @@ var sentinels = [...]error{
 	KindCredentials:     ErrCredentials,
 	KindInvalidArgument: ErrInvalidArgument,
 	KindRedirect:        ErrRedirect,
+	KindTimeout:         ErrTimeout,
 }
 
 // Error is the error of every Client method. Its text says what is wrong and what to do; it never
@@ -237,7 +245,7 @@ func canceledError(ctx context.Context, op, path, endpoint string) *Error {
 
 // statusError classifies an unexpected HTTP status of a GET (after the token has been dealt with).
 func statusError(op, path, endpoint string, status, attempts int) *Error {
-	st := strconv.Itoa(status) + " " + statusText(status)
+	st := statusLine(status)
 	tries := ""
 	if attempts > 1 {
 		tries = " (" + strconv.Itoa(attempts) + " attempts)"
@@ -262,42 +270,13 @@ func statusError(op, path, endpoint string, status, attempts int) *Error {
 		"answered with unexpected status "+st+": the endpoint may not be EC2's IMDS (a proxy?)")
 }
 
-func statusText(code int) string {
-	switch code {
-	case 300:
-		return "Multiple Choices"
-	case 301:
-		return "Moved Permanently"
-	case 302:
-		return "Found"
-	case 303:
-		return "See Other"
-	case 307:
-		return "Temporary Redirect"
-	case 308:
-		return "Permanent Redirect"
-	case 400:
-		return "Bad Request"
-	case 401:
-		return "Unauthorized"
-	case 403:
-		return "Forbidden"
-	case 404:
-		return "Not Found"
-	case 405:
-		return "Method Not Allowed"
-	case 429:
-		return "Too Many Requests"
-	case 500:
-		return "Internal Server Error"
-	case 502:
-		return "Bad Gateway"
-	case 503:
-		return "Service Unavailable"
-	case 504:
-		return "Gateway Timeout"
+// statusLine is a status code with its text, "404 Not Found", or the code alone when net/http
+// has no text for it.
+func statusLine(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return strconv.Itoa(code) + " " + t
 	}
-	return "(status " + strconv.Itoa(code) + ")"
+	return strconv.Itoa(code)
 }
 
 // isRedirect reports a 3xx status. IMDS answers none; the client follows none (refuseRedirect).
@@ -307,7 +286,7 @@ func isRedirect(status int) bool { return status >= 300 && status < 400 }
 // redirect pointed at, and shows the Location without its user information, query or fragment
 // (RedactURL), cut short and with control characters escaped, since a hostile server wrote it.
 func redirectError(op, path, endpoint string, resp *http.Response) *Error {
-	st := strconv.Itoa(resp.StatusCode) + " " + statusText(resp.StatusCode)
+	st := statusLine(resp.StatusCode)
 	target := "without a Location"
 	if loc, err := resp.Location(); err == nil {
 		shown := *loc

@@ -191,25 +191,27 @@ func TestErrorClasses(t *testing.T) {
 			},
 		},
 		{
-			name: "throttled/dropped requests",
+			name: "timeout/dropped requests",
 			setup: func(_ *testing.T, srv *imdstest.Server, o *Options) {
 				srv.InjectFault(imdstest.Fault{Method: "GET", Kind: imdstest.FaultHang})
 				o.RequestTimeout = 150 * time.Millisecond
 			},
-			want: ErrThrottled, kind: KindThrottled, op: "GET", path: idPath,
+			want: ErrTimeout, kind: KindTimeout, op: "GET", path: idPath,
 			text: []string{"no answer within", "timed out"},
 			check: func(t *testing.T, srv *imdstest.Server) {
 				assert.GreaterOrEqual(t, countRequests(srv, "GET", idPath), 2, "time-outs are retried")
 			},
 		},
 		{
-			name: "throttled/emulator drop mode",
+			name: "timeout/emulator drop mode",
 			cfg: imdstest.Config{Throttle: imdstest.Throttle{RequestsPerSecond: 0.001, Burst: 1,
 				Mode: imdstest.ThrottleDrop}},
 			setup: func(_ *testing.T, _ *imdstest.Server, o *Options) {
 				o.RequestTimeout = 150 * time.Millisecond
 			},
-			want: ErrThrottled, kind: KindThrottled, op: "GET", path: idPath,
+			// Dropped requests look like any other time-out: the advice names throttling first.
+			want: ErrTimeout, kind: KindTimeout, op: "GET", path: idPath,
+			text: []string{"rate limit"},
 		},
 		{
 			name: "server error/500",
@@ -407,4 +409,13 @@ func TestNoIMDSv1ByDefaultAnyFailure(t *testing.T) {
 			requireNoIMDSv1(t, srv)
 		})
 	}
+}
+
+// TestStatusLine: status texts come from net/http; a code it has no text for is shown alone.
+func TestStatusLine(t *testing.T) {
+	assert.Equal(t, "404 Not Found", statusLine(404))
+	assert.Equal(t, "418 I'm a teapot", statusLine(418))
+	assert.Equal(t, "599", statusLine(599))
+	e := statusError(http.MethodGet, "/p", "http://x", 299, 1)
+	assert.Contains(t, e.Error(), "unexpected status 299:")
 }

@@ -2,6 +2,7 @@ package imds
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,7 +61,10 @@ func TestFallbackReportedAndNotSticky(t *testing.T) {
 			}
 			mu.Lock()
 			require.Len(t, events, 2)
+			assert.Equal(t, "InstanceID", events[0].Op, "Op names the method that fell back")
 			assert.Equal(t, pathInstanceID, events[0].Path)
+			assert.True(t, strings.HasPrefix(events[0].String(), "InstanceID: GET "+pathInstanceID+" at "+srv.URL()+
+				" without a token (IMDSv1), because imds: PUT "), events[0].String())
 			assert.Equal(t, srv.URL(), events[0].Endpoint)
 			assert.ErrorIs(t, events[0].Reason, tc.reason)
 			mu.Unlock()

@@ -47,7 +47,12 @@ type IdentityDocument struct {
 // IdentityDocument returns the instance identity document, unverified. Use
 // VerifiedIdentityDocument where the document must be trusted.
 func (c *Client) IdentityDocument(ctx context.Context) (*IdentityDocument, error) {
-	b, err := c.get(ctx, pathIdentityDocument)
+	return c.identityDocument(ctx, "IdentityDocument")
+}
+
+// identityDocument is IdentityDocument for the Client method op.
+func (c *Client) identityDocument(ctx context.Context, op string) (*IdentityDocument, error) {
+	b, err := c.get(ctx, op, pathIdentityDocument)
 	if err != nil {
 		return nil, err
 	}
@@ -68,11 +73,11 @@ func (c *Client) VerifiedIdentityDocument(ctx context.Context, cert *x509.Certif
 	if _, err := rsaKey(cert); err != nil {
 		return nil, invalidArgument("verify", pathIdentityDocument, err.Error())
 	}
-	doc, err := c.IdentityDocument(ctx)
+	doc, err := c.identityDocument(ctx, "VerifiedIdentityDocument")
 	if err != nil {
 		return nil, err
 	}
-	sig, err := c.get(ctx, pathIdentitySignature)
+	sig, err := c.get(ctx, "VerifiedIdentityDocument", pathIdentitySignature)
 	if err != nil {
 		return nil, err
 	}

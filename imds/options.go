@@ -177,12 +177,25 @@ type Options struct {
 
 // Fallback describes one IMDSv1 fallback, for Options.OnFallback.
 type Fallback struct {
-	// Op and Path are the request that goes out without a token.
-	Op, Path string
+	// Op is the Client method that fell back: "InstanceID", "Get", "UserData", ...
+	Op string
+	// Path is the URL path of the GET that goes out without a token,
+	// e.g. "/latest/meta-data/instance-id".
+	Path string
 	// Endpoint is the base URL the request goes to.
 	Endpoint string
 	// Reason is the token request's error (ErrHopLimit or ErrTokenRefused/ErrDisabled).
 	Reason error
+}
+
+// String says what fell back and why, e.g. "InstanceID: GET /latest/meta-data/instance-id at
+// http://169.254.169.254 without a token (IMDSv1), because imds: PUT ...".
+func (f Fallback) String() string {
+	s := f.Op + ": GET " + f.Path + " at " + f.Endpoint + " without a token (IMDSv1)"
+	if f.Reason != nil {
+		s += ", because " + f.Reason.Error()
+	}
+	return s
 }
 
 // endpoint is one parsed base URL.

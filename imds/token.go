@@ -369,8 +369,8 @@ func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *E
 		return nil, outRetry, statusError(http.MethodPut, tokenPath, ep.base, code, 1)
 	default:
 		drain(resp)
-		return nil, outFinal, put(KindTokenRefused, code, nil, "answered "+strconv.Itoa(code)+" "+
-			statusText(code)+" to the token request: the endpoint may not be EC2's IMDS")
+		return nil, outFinal, put(KindTokenRefused, code, nil, "answered "+statusLine(code)+
+			" to the token request: the endpoint may not be EC2's IMDS")
 	}
 }
 
