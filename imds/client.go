@@ -333,22 +333,15 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 		case ctx.Err() != nil:
 			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt)
 		case isDialError(err):
-			cause := netCause(err)
-			msg := "cannot connect: " + cause.Error() + ": " + adviceUnreachable
-			if isTimeout(err) {
-				msg = "no TCP connection within " + c.cfg.dialTimeout.String() + ": " + adviceUnreachable
-			}
-			return nil, false, newError(KindUnreachable, http.MethodGet, p, ep.base, 0, cause, msg)
+			return nil, false, c.transportError(http.MethodGet, p, ep, netCause(err), false, isTimeout(err), "")
 		case err == errAttemptTimeout || isTimeout(err):
 			timeouts++
 			last = newError(KindTimeout, http.MethodGet, p, ep.base, 0, context.DeadlineExceeded,
 				"no answer within "+limit.Round(time.Millisecond).String()+" ("+strconv.Itoa(timeouts)+
 					" of "+strconv.Itoa(attempt)+" attempts timed out): "+adviceTimedOut)
 		default:
-			cause := netCause(err)
-			last = newError(KindServer, http.MethodGet, p, ep.base, 0, cause,
-				"the connection broke before the answer ("+strconv.Itoa(attempt)+" attempts): "+
-					cause.Error()+"; if this persists, something between this process and IMDS interferes")
+			last = c.transportError(http.MethodGet, p, ep, netCause(err), true, false,
+				"the answer ("+strconv.Itoa(attempt)+" attempts)")
 		}
 		if attempt >= c.cfg.maxAttempts {
 			return nil, false, last
@@ -361,6 +354,22 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt)
 		}
 	}
+}
+
+// transportError reports a request that got no answer because of its connection: none was made
+// (connected false: refused, no route, or with timedOut none within DialTimeout), which is
+// ErrUnreachable; or the connection broke before the answer (what names it, e.g. "the token
+// answer"), which is ErrServer.
+func (c *Client) transportError(op, p string, ep *endpoint, cause error, connected, timedOut bool, what string) *Error {
+	switch {
+	case connected:
+		return newError(KindServer, op, p, ep.base, 0, cause, "the connection broke before "+what+": "+
+			cause.Error()+"; if this persists, something between this process and IMDS interferes")
+	case timedOut:
+		return newError(KindUnreachable, op, p, ep.base, 0, cause,
+			"no TCP connection within "+c.cfg.dialTimeout.String()+": "+adviceUnreachable)
+	}
+	return newError(KindUnreachable, op, p, ep.base, 0, cause, "cannot connect: "+cause.Error()+": "+adviceUnreachable)
 }
 
 // giveUp reports the end of the time budget or of the caller's context: the last retryable

@@ -211,167 +211,220 @@ const (
 // (httptrace): no connection is ErrUnreachable; a connection, a request written and no answer
 // within TokenTimeout is ErrHopLimit.
 func (c *Client) putOnce(ctx context.Context, idx int) (*tokenState, outcome, *Error) {
-	ep := &c.cfg.endpoints[idx]
+	a := c.recordPut(ctx, &c.cfg.endpoints[idx])
+	if a.err != nil {
+		o, err := c.classifyPutFailure(&a, &c.cfg.endpoints[idx])
+		return nil, o, err
+	}
+	return c.classifyPutAnswer(&a, idx)
+}
+
+// putAttempt is what one token request saw: what the connection did (from httptrace and the
+// timers) and the answer or the transport's error. Its fields are final: the request is over.
+type putAttempt struct {
+	resp    *http.Response // the answer, its body read (200) or drained, and closed; nil if none
+	body    []byte         // the body of a 200
+	bodyErr error          // reading that body failed (errTooLarge: longer than maxTokenBytes)
+	err     error          // the transport's error when there is no answer
+	ctxErr  error          // the caller's context's error when the request ended
+	issued  time.Time      // when the request was sent, on the client's clock (token expiry)
+
+	gotConn       bool          // a connection was made
+	sent          bool          // the request was written on it
+	waited        time.Duration // from writing the request to the end of the attempt
+	dialTimedOut  bool          // no connection within DialTimeout (a caller's dialer)
+	tokenTimedOut bool          // no answer within TokenTimeout of writing the request
+	peer          net.Addr      // the connection's remote address
+}
+
+// putEvidence collects what the httptrace callbacks and the timers see, on their goroutines.
+type putEvidence struct {
+	mu                          sync.Mutex
+	gotConn, sent               bool
+	dialTimedOut, tokenTimedOut bool
+	peer                        net.Addr
+	sentAt                      time.Time
+}
+
+// recordPut sends one token request to ep and records what happened. The request ends at the
+// first of: an answer, the transport's error, ctx's end, no connection within DialTimeout (for a
+// dialer of the caller's; this package's own bounds itself), no answer within TokenTimeout of
+// writing the request.
+func (c *Client) recordPut(ctx context.Context, ep *endpoint) putAttempt {
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	var (
-		mu                         sync.Mutex
-		gotConn, wrote             bool
-		dialTimedOut, tokenTimeout bool
-		remote                     net.Addr
-		wroteAt                    time.Time
-	)
-	// This package's dialer bounds its own connection attempts (patientDialer), from when the
-	// attempt starts. A caller's HTTPClient has a dialer this package does not set: for it the
-	// dial timer starts with the request, and restarts at ConnectStart if the dialer reports
-	// one, so that its own set-up (entering a network namespace, say) does not count.
+	var ev putEvidence
 	dialTimer := newStoppedPatient(func() {
-		mu.Lock()
-		fire := !gotConn
-		dialTimedOut = fire
-		mu.Unlock()
+		ev.mu.Lock()
+		fire := !ev.gotConn
+		ev.dialTimedOut = fire
+		ev.mu.Unlock()
 		if fire {
 			cancel()
 		}
 	})
 	defer dialTimer.Stop()
 	tokenTimer := newStoppedPatient(func() {
-		mu.Lock()
-		tokenTimeout = true
-		mu.Unlock()
+		ev.mu.Lock()
+		ev.tokenTimedOut = true
+		ev.mu.Unlock()
 		cancel()
 	})
 	defer tokenTimer.Stop()
 
+	hdr := http.Header{headerTokenTTL: c.ttlHeader, "User-Agent": c.uaHeader}
+	req := newRequest(httptrace.WithClientTrace(actx, c.putTrace(&ev, dialTimer, tokenTimer)), http.MethodPut, ep, tokenPath, hdr)
+	a := putAttempt{issued: c.cfg.now()}
+	a.resp, a.err = c.hc.Do(req)
+	if a.err == nil {
+		tokenTimer.Stop()
+	}
+	a.ctxErr = ctx.Err()
+	ev.mu.Lock()
+	a.gotConn, a.sent, a.dialTimedOut, a.tokenTimedOut, a.peer = ev.gotConn, ev.sent, ev.dialTimedOut, ev.tokenTimedOut, ev.peer
+	sentAt := ev.sentAt
+	ev.mu.Unlock()
+	if a.sent {
+		a.waited = time.Since(sentAt)
+	}
+	if a.err != nil {
+		return a
+	}
+	if a.resp.StatusCode == http.StatusOK {
+		a.body, a.bodyErr = readBody(a.resp, maxTokenBytes)
+	} else {
+		drain(a.resp)
+	}
+	a.resp.Body.Close()
+	return a
+}
+
+// putTrace returns the httptrace callbacks that record a token request's connection into ev and
+// run its timers. This package's dialer bounds its own connection attempts (patientDialer), from
+// when the attempt starts. A caller's HTTPClient has a dialer this package does not set: for it
+// the dial timer starts with the request, and restarts at ConnectStart if the dialer reports
+// one, so that its own set-up (entering a network namespace, say) does not count.
+func (c *Client) putTrace(ev *putEvidence, dialTimer, tokenTimer *patientTimer) *httptrace.ClientTrace {
 	trace := &httptrace.ClientTrace{
 		GotConn: func(info httptrace.GotConnInfo) {
 			dialTimer.Stop()
-			mu.Lock()
-			gotConn = true
-			remote = info.Conn.RemoteAddr()
-			mu.Unlock()
+			ev.mu.Lock()
+			ev.gotConn = true
+			ev.peer = info.Conn.RemoteAddr()
+			ev.mu.Unlock()
 		},
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err != nil {
 				return
 			}
-			mu.Lock()
-			wrote, wroteAt = true, time.Now()
-			mu.Unlock()
+			ev.mu.Lock()
+			ev.sent, ev.sentAt = true, time.Now()
+			ev.mu.Unlock()
 			tokenTimer.Reset(c.cfg.tokenTimeout)
 		},
 	}
 	if !c.ownDialer {
 		trace.ConnectStart = func(_, _ string) {
-			mu.Lock()
-			connected := gotConn
-			mu.Unlock()
+			ev.mu.Lock()
+			connected := ev.gotConn
+			ev.mu.Unlock()
 			if !connected {
 				dialTimer.Reset(c.cfg.dialTimeout)
 			}
 		}
 		dialTimer.Reset(c.cfg.dialTimeout)
 	}
-	hdr := http.Header{headerTokenTTL: c.ttlHeader, "User-Agent": c.uaHeader}
-	req := newRequest(httptrace.WithClientTrace(actx, trace), http.MethodPut, ep, tokenPath, hdr)
-	issued := c.cfg.now()
-	resp, err := c.hc.Do(req)
-	if err == nil {
-		tokenTimer.Stop()
-	}
-	mu.Lock()
-	sawConn, sent, dialTO, tokenTO, peer, sentAt := gotConn, wrote, dialTimedOut, tokenTimeout, remote, wroteAt
-	mu.Unlock()
+	return trace
+}
 
-	put := func(kind Kind, status int, cause error, msg string) *Error {
-		return newError(kind, http.MethodPut, tokenPath, ep.base, status, cause, msg)
-	}
-	if err != nil {
-		switch {
-		case tokenTO || (sent && ctx.Err() != nil):
-			waited := time.Since(sentAt).Round(time.Millisecond)
-			return nil, outFinal, put(KindHopLimit, 0, errNoAnswer,
-				"the token request got no answer within "+waited.String()+
-					" although the connection was accepted and the request sent: "+adviceHopLimit)
-		case dialTO || (!sawConn && isTimeout(err)):
-			return nil, outFinal, put(KindUnreachable, 0, errNoConnection,
-				"no TCP connection within "+c.cfg.dialTimeout.String()+": "+adviceUnreachable)
-		case !sawConn && ctx.Err() != nil:
-			return nil, outFinal, put(KindUnreachable, 0, ctx.Err(),
-				"no TCP connection before the time budget ran out: "+adviceUnreachable)
-		case !sawConn:
-			o := outFinal
-			if isDialError(err) {
-				o = outNextEndpoint
-			}
-			return nil, o, put(KindUnreachable, 0, netCause(err),
-				"cannot connect: "+netCause(err).Error()+": "+adviceUnreachable)
+// classifyPutFailure says what a token request that got no answer means, from what its
+// connection did: sent and unanswered is the hop limit; never connected is unreachable (another
+// endpoint may do better if the connection was refused or unroutable); connected and broken is
+// worth a retry.
+func (c *Client) classifyPutFailure(a *putAttempt, ep *endpoint) (outcome, *Error) {
+	switch {
+	case a.tokenTimedOut || (a.sent && a.ctxErr != nil):
+		return outFinal, newError(KindHopLimit, http.MethodPut, tokenPath, ep.base, 0, errNoAnswer,
+			"the token request got no answer within "+a.waited.Round(time.Millisecond).String()+
+				" although the connection was accepted and the request sent: "+adviceHopLimit)
+	case a.dialTimedOut || (!a.gotConn && isTimeout(a.err)):
+		return outFinal, c.transportError(http.MethodPut, tokenPath, ep, errNoConnection, false, true, "")
+	case !a.gotConn && a.ctxErr != nil:
+		return outFinal, newError(KindUnreachable, http.MethodPut, tokenPath, ep.base, 0, a.ctxErr,
+			"no TCP connection before the time budget ran out: "+adviceUnreachable)
+	case !a.gotConn:
+		o := outFinal
+		if isDialError(a.err) {
+			o = outNextEndpoint
 		}
-		return nil, outRetry, put(KindServer, 0, netCause(err),
-			"the connection broke before the token answer: "+netCause(err).Error()+
-				"; if this persists, something between this process and IMDS interferes")
+		return o, c.transportError(http.MethodPut, tokenPath, ep, netCause(a.err), false, false, "")
 	}
-	defer resp.Body.Close()
+	return outRetry, c.transportError(http.MethodPut, tokenPath, ep, netCause(a.err), true, false, "the token answer")
+}
 
-	switch code := resp.StatusCode; {
+// classifyPutAnswer turns the answer to a token request into a token, or says what its status
+// means.
+func (c *Client) classifyPutAnswer(a *putAttempt, idx int) (*tokenState, outcome, *Error) {
+	ep := &c.cfg.endpoints[idx]
+	put := func(kind Kind, cause error, msg string) *Error {
+		return newError(kind, http.MethodPut, tokenPath, ep.base, a.resp.StatusCode, cause, msg)
+	}
+	switch code := a.resp.StatusCode; {
 	case code == http.StatusOK:
-		body, err := readBody(resp, maxTokenBytes)
-		if err != nil {
-			if err == errTooLarge {
-				return nil, outFinal, malformed(http.MethodPut, tokenPath, ep.base, "session token",
-					errors.New("longer than "+strconv.Itoa(maxTokenBytes)+" bytes"))
-			}
-			return nil, outRetry, put(KindServer, 200, err, "reading the token answer failed: "+err.Error())
-		}
-		tok, perr := parseToken(body)
-		if perr != nil {
-			return nil, outFinal, malformed(http.MethodPut, tokenPath, ep.base, "session token", perr)
-		}
-		ttl := c.cfg.ttl
-		if echoed, err := parseTTLHeader(resp.Header.Get(headerTokenTTL)); err == nil && echoed < ttl {
-			// A proxy or an older service may grant less than asked; trust the shorter lifetime.
-			// A missing or unreadable header is not worth failing over: the asked TTL stands.
-			ttl = echoed
-		}
-		exp := issued.Add(ttl)
-		return &tokenState{value: secret(tok), hdr: []string{tok}, endpoint: idx, expires: exp,
-			refreshAt: exp.Add(-refreshMargin(ttl))}, outOK, nil
+		return c.newToken(a, idx)
 	case isRedirect(code):
-		drain(resp)
-		return nil, outFinal, redirectError(http.MethodPut, tokenPath, ep.base, resp)
+		return nil, outFinal, redirectError(http.MethodPut, tokenPath, ep.base, a.resp)
 	case code == http.StatusBadRequest:
-		drain(resp)
-		return nil, outFinal, put(KindTokenRefused, code, nil,
+		return nil, outFinal, put(KindTokenRefused, nil,
 			"answered 400 Bad Request to the token request (TTL "+c.ttlHeader[0]+
 				" s; IMDS accepts 1 to 21600): something between this process and IMDS altered the request")
+	case code == http.StatusForbidden && proxied(ep, a.peer):
+		return nil, outFinal, put(KindTokenRefused, nil,
+			"answered 403 Forbidden to the token request, which went through "+a.peer.String()+": "+adviceProxy)
 	case code == http.StatusForbidden:
-		drain(resp)
-		if proxied(ep, peer) {
-			return nil, outFinal, put(KindTokenRefused, code, nil,
-				"answered 403 Forbidden to the token request, which went through "+peer.String()+": "+adviceProxy)
-		}
-		return nil, outFinal, put(KindDisabled, code, nil, "answered 403 Forbidden to the token request: "+
+		return nil, outFinal, put(KindDisabled, nil, "answered 403 Forbidden to the token request: "+
 			adviceDisabled+"; or, if a proxy adds X-Forwarded-For on the way: "+adviceProxy)
 	case code == http.StatusNotFound:
-		drain(resp)
-		return nil, outFinal, put(KindTokenRefused, code, nil,
+		return nil, outFinal, put(KindTokenRefused, nil,
 			"answered 404 Not Found to the token request: this service does not offer IMDSv2 session "+
 				"tokens, so it is not EC2's IMDS (an old emulator, or another cloud's metadata service); "+
 				"point the client at an IMDSv2 endpoint")
 	case code == http.StatusMethodNotAllowed:
-		drain(resp)
-		return nil, outFinal, put(KindTokenRefused, code, nil,
+		return nil, outFinal, put(KindTokenRefused, nil,
 			"answered 405 Method Not Allowed to the token request: a proxy or filter between this "+
 				"process and IMDS blocks PUT; allow PUT "+tokenPath)
 	case code == http.StatusTooManyRequests || code >= 500:
-		drain(resp)
 		return nil, outRetry, statusError(http.MethodPut, tokenPath, ep.base, code, 1)
-	default:
-		drain(resp)
-		return nil, outFinal, put(KindTokenRefused, code, nil, "answered "+statusLine(code)+
-			" to the token request: the endpoint may not be EC2's IMDS")
 	}
+	return nil, outFinal, put(KindTokenRefused, nil, "answered "+statusLine(a.resp.StatusCode)+
+		" to the token request: the endpoint may not be EC2's IMDS")
+}
+
+// newToken checks a 200 answer to a token request and makes the token of it, valid for the TTL
+// asked or the shorter one IMDS echoed, from when the request was sent.
+func (c *Client) newToken(a *putAttempt, idx int) (*tokenState, outcome, *Error) {
+	base := c.cfg.endpoints[idx].base
+	switch {
+	case a.bodyErr == errTooLarge:
+		return nil, outFinal, malformed(http.MethodPut, tokenPath, base, "session token",
+			errors.New("longer than "+strconv.Itoa(maxTokenBytes)+" bytes"))
+	case a.bodyErr != nil:
+		return nil, outRetry, newError(KindServer, http.MethodPut, tokenPath, base, http.StatusOK, a.bodyErr,
+			"reading the token answer failed: "+a.bodyErr.Error())
+	}
+	tok, perr := parseToken(a.body)
+	if perr != nil {
+		return nil, outFinal, malformed(http.MethodPut, tokenPath, base, "session token", perr)
+	}
+	ttl := c.cfg.ttl
+	if echoed, err := parseTTLHeader(a.resp.Header.Get(headerTokenTTL)); err == nil && echoed < ttl {
+		// A proxy or an older service may grant less than asked; trust the shorter lifetime.
+		// A missing or unreadable header is not worth failing over: the asked TTL stands.
+		ttl = echoed
+	}
+	exp := a.issued.Add(ttl)
+	return &tokenState{value: secret(tok), hdr: []string{tok}, endpoint: idx, expires: exp,
+		refreshAt: exp.Add(-refreshMargin(ttl))}, outOK, nil
 }
 
 var (

@@ -3,12 +3,15 @@ package imds
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,5 +231,37 @@ func TestTokenShapesAreOpaque(t *testing.T) {
 			printed := fmt.Sprintf("%v %+v %#v %s", c, c, c.tok.Load(), err)
 			assert.NotContains(t, printed, tok)
 		})
+	}
+}
+
+// TestClassifyPutFailure: the classification is a function of what the attempt saw, so every
+// combination can be checked without a network.
+func TestClassifyPutFailure(t *testing.T) {
+	c, err := New(Options{Endpoint: "http://127.0.0.1:1", Getenv: noEnv})
+	require.NoError(t, err)
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, tc := range []struct {
+		name string
+		a    putAttempt
+		o    outcome
+		kind Kind
+		text string
+	}{
+		{"sent, no answer in time", putAttempt{err: context.Canceled, gotConn: true, sent: true, tokenTimedOut: true,
+			waited: 1234567 * time.Microsecond}, outFinal, KindHopLimit, "no answer within 1.235s"},
+		{"sent, budget ran out", putAttempt{err: context.Canceled, ctxErr: context.DeadlineExceeded, gotConn: true, sent: true},
+			outFinal, KindHopLimit, "HttpPutResponseHopLimit"},
+		{"dial timer", putAttempt{err: context.Canceled, dialTimedOut: true}, outFinal, KindUnreachable, "no TCP connection within 250ms"},
+		{"budget ran out before a connection", putAttempt{err: context.Canceled, ctxErr: context.DeadlineExceeded},
+			outFinal, KindUnreachable, "no TCP connection before the time budget ran out"},
+		{"refused", putAttempt{err: refused}, outNextEndpoint, KindUnreachable, "cannot connect: dial tcp: connection refused"},
+		{"connected, then broken", putAttempt{err: io.ErrUnexpectedEOF, gotConn: true}, outRetry, KindServer,
+			"the connection broke before the token answer: unexpected EOF"},
+	} {
+		o, e := c.classifyPutFailure(&tc.a, &c.cfg.endpoints[0])
+		assert.Equal(t, tc.o, o, tc.name)
+		require.NotNil(t, e, tc.name)
+		assert.Equal(t, tc.kind, e.Kind, tc.name)
+		assert.Contains(t, e.Error(), tc.text, tc.name)
 	}
 }
