@@ -42,23 +42,28 @@ type Client struct {
 // options or environment values; a client disabled by AWS_EC2_METADATA_DISABLED is returned and
 // every call on it fails with ErrDisabled.
 func New(o Options) (*Client, error) {
-	cfg, err := resolve(o)
+	return newClient(o, hooks{})
+}
+
+// newClient is New with the test hooks h.
+func newClient(o Options, h hooks) (*Client, error) {
+	cfg, err := resolve(o, h)
 	if err != nil {
 		return nil, err
 	}
 	c := &Client{
 		cfg:       cfg,
-		realClock: o.now == nil,
+		realClock: h.now == nil,
 		ttlHeader: []string{strconv.FormatInt(int64(cfg.ttl/time.Second), 10)},
 		uaHeader:  []string{cfg.userAgent},
-		ownDialer: o.HTTPClient == nil && o.dial == nil,
+		ownDialer: o.HTTPClient == nil && h.dial == nil,
 	}
 	if o.HTTPClient != nil {
 		// A copy, so that the caller's client keeps its own redirect policy for its other uses.
 		hc := *o.HTTPClient
 		c.hc = &hc
 	} else {
-		c.hc = &http.Client{Transport: newTransport(cfg.dialTimeout, o.dial)}
+		c.hc = &http.Client{Transport: newTransport(cfg.dialTimeout, h.dial)}
 	}
 	c.hc.CheckRedirect = refuseRedirect
 	return c, nil

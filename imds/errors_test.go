@@ -55,10 +55,13 @@ func TestErrorClasses(t *testing.T) {
 			name: "unreachable/connect time-out",
 			setup: func(t *testing.T, _ *imdstest.Server, o *Options) {
 				o.DialTimeout = 100 * time.Millisecond
-				o.dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
-					<-ctx.Done() // a SYN nobody answers
-					return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
-				}
+				// A caller's client whose dialer waits for a SYN nobody answers: the client
+				// bounds it by DialTimeout, as it would the test hook's dialer.
+				o.HTTPClient = &http.Client{Transport: &http.Transport{
+					DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+						<-ctx.Done()
+						return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
+					}}}
 			},
 			want: ErrUnreachable, kind: KindUnreachable, op: "PUT", path: tokenPath,
 			text: []string{"no TCP connection within 100ms"},

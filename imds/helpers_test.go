@@ -55,11 +55,17 @@ func newEmulator(t testing.TB, cfg imdstest.Config) *imdstest.Server {
 // newTestClient returns a client of srv with an empty environment; edit adjusts the options.
 func newTestClient(t testing.TB, srv *imdstest.Server, edit func(*Options)) *Client {
 	t.Helper()
+	return newHookedClient(t, srv, hooks{}, edit)
+}
+
+// newHookedClient is newTestClient with test hooks (a clock, a dialer, Auto mode's endpoints).
+func newHookedClient(t testing.TB, srv *imdstest.Server, h hooks, edit func(*Options)) *Client {
+	t.Helper()
 	o := Options{Endpoint: srv.URL(), Getenv: noEnv}
 	if edit != nil {
 		edit(&o)
 	}
-	c, err := New(o)
+	c, err := newClient(o, h)
 	require.NoError(t, err)
 	t.Cleanup(func() { closeIdle(c) })
 	return c

@@ -167,9 +167,11 @@ type Options struct {
 	// Getenv looks up environment variables. Default os.Getenv. A function returning "" makes
 	// the client ignore the environment.
 	Getenv func(string) string
+}
 
-	// For tests in this package: the clock for token expiry, the dialer of the default
-	// transport, and the endpoints of EndpointModeAuto.
+// hooks are the seams of this package's tests, kept out of Options: the clock for token expiry,
+// the dialer of the default transport, and the endpoints of EndpointModeAuto. New uses none.
+type hooks struct {
 	now  func() time.Time
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	auto []string
@@ -264,11 +266,56 @@ type config struct {
 
 func envTrue(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }
 
-func resolve(o Options) (config, error) {
+// resolve checks o, then resolves it against the defaults, the environment and the endpoint
+// choice, in that order.
+func resolve(o Options, h hooks) (config, error) {
+	if err := validate(o); err != nil {
+		return config{}, err
+	}
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
+	cfg := withDefaults(o, h)
+	applyEnvironment(&cfg, o, getenv)
+	var err error
+	cfg.endpoints, cfg.mode, err = chooseEndpoints(o, h, getenv)
+	if err != nil {
+		return config{}, err
+	}
+	return cfg, nil
+}
+
+// validate refuses Options fields out of range; the environment is checked where it is read.
+func validate(o Options) error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"DialTimeout", o.DialTimeout}, {"TokenTimeout", o.TokenTimeout},
+		{"RequestTimeout", o.RequestTimeout}, {"Timeout", o.Timeout}} {
+		if d.v < 0 {
+			return errors.New("imds: Options." + d.name + " is negative")
+		}
+	}
+	if o.MaxAttempts < 0 {
+		return errors.New("imds: Options.MaxAttempts is negative")
+	}
+	if o.MaxBodyBytes < 0 {
+		return errors.New("imds: Options.MaxBodyBytes is negative")
+	}
+	if ttl := o.TokenTTL.Truncate(time.Second); o.TokenTTL != 0 && (ttl < time.Second || ttl > MaxTokenTTL) {
+		return errors.New("imds: Options.TokenTTL " + o.TokenTTL.String() +
+			" is outside the range IMDS accepts, 1s to 6h (21600 s)")
+	}
+	if o.EndpointMode > EndpointModeAuto {
+		return errors.New("imds: Options.EndpointMode " + o.EndpointMode.String() + " is not valid")
+	}
+	return nil
+}
+
+// withDefaults is the configuration of valid Options before the environment: each zero field
+// replaced by its default.
+func withDefaults(o Options, h hooks) config {
 	cfg := config{
 		allowV1:      o.AllowIMDSv1,
 		onFallback:   o.OnFallback,
@@ -276,28 +323,14 @@ func resolve(o Options) (config, error) {
 		tokenTimeout: orDefault(o.TokenTimeout, DefaultTokenTimeout),
 		reqTimeout:   orDefault(o.RequestTimeout, DefaultRequestTimeout),
 		timeout:      orDefault(o.Timeout, DefaultTimeout),
+		ttl:          orDefault(o.TokenTTL.Truncate(time.Second), DefaultTokenTTL),
 		maxAttempts:  o.MaxAttempts,
 		maxBody:      o.MaxBodyBytes,
 		userAgent:    o.UserAgent,
-		now:          o.now,
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"DialTimeout", o.DialTimeout}, {"TokenTimeout", o.TokenTimeout},
-		{"RequestTimeout", o.RequestTimeout}, {"Timeout", o.Timeout}} {
-		if d.v < 0 {
-			return config{}, errors.New("imds: Options." + d.name + " is negative")
-		}
-	}
-	if cfg.maxAttempts < 0 {
-		return config{}, errors.New("imds: Options.MaxAttempts is negative")
+		now:          h.now,
 	}
 	if cfg.maxAttempts == 0 {
 		cfg.maxAttempts = DefaultMaxAttempts
-	}
-	if cfg.maxBody < 0 {
-		return config{}, errors.New("imds: Options.MaxBodyBytes is negative")
 	}
 	if cfg.maxBody == 0 {
 		cfg.maxBody = DefaultMaxBodyBytes
@@ -308,16 +341,12 @@ func resolve(o Options) (config, error) {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
+	return cfg
+}
 
-	cfg.ttl = o.TokenTTL.Truncate(time.Second)
-	switch {
-	case o.TokenTTL == 0:
-		cfg.ttl = DefaultTokenTTL
-	case cfg.ttl < time.Second || cfg.ttl > MaxTokenTTL:
-		return config{}, errors.New("imds: Options.TokenTTL " + o.TokenTTL.String() +
-			" is outside the range IMDS accepts, 1s to 6h (21600 s)")
-	}
-
+// applyEnvironment applies AWS_EC2_METADATA_DISABLED and AWS_EC2_METADATA_V1_DISABLED, which can
+// switch things off but never on.
+func applyEnvironment(cfg *config, o Options, getenv func(string) string) {
 	switch {
 	case o.Disabled:
 		cfg.disabled = "Options.Disabled is set"
@@ -328,52 +357,54 @@ func resolve(o Options) (config, error) {
 		cfg.v1EnvBlocked = true
 		cfg.allowV1 = false
 	}
+}
 
+// chooseEndpoints picks the endpoints: the URL of Options.Endpoint or
+// AWS_EC2_METADATA_SERVICE_ENDPOINT if there is one, else the address of the endpoint mode
+// (Options.EndpointMode, else AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE, else IPv4). The mode
+// returned is EndpointModeUnset when a URL was given.
+func chooseEndpoints(o Options, h hooks, getenv func(string) string) ([]endpoint, EndpointMode, error) {
 	raw, source := o.Endpoint, "Options.Endpoint"
 	if raw == "" {
 		raw, source = strings.TrimSpace(getenv(EnvEndpoint)), EnvEndpoint
 	}
-	cfg.mode = o.EndpointMode
-	if cfg.mode > EndpointModeAuto {
-		return config{}, errors.New("imds: Options.EndpointMode " + cfg.mode.String() + " is not valid")
-	}
-	if cfg.mode == EndpointModeUnset {
+	mode := o.EndpointMode
+	if mode == EndpointModeUnset {
 		if v := strings.TrimSpace(getenv(EnvEndpointMode)); v != "" {
 			m, err := ParseEndpointMode(v)
 			if err != nil {
-				return config{}, errors.New("imds: " + EnvEndpointMode + "=" + strconv.Quote(v) +
+				return nil, 0, errors.New("imds: " + EnvEndpointMode + "=" + strconv.Quote(v) +
 					" is not one of IPv4, IPv6, Auto")
 			}
-			cfg.mode = m
+			mode = m
 		}
 	}
 	var raws []string
 	switch {
 	case raw != "":
-		raws = []string{raw}
-		cfg.mode = EndpointModeUnset
-	case cfg.mode == EndpointModeIPv6:
+		raws, mode = []string{raw}, EndpointModeUnset
+	case mode == EndpointModeIPv6:
 		raws = []string{EndpointIPv6}
-	case cfg.mode == EndpointModeAuto:
+	case mode == EndpointModeAuto:
 		raws = []string{EndpointIPv4, EndpointIPv6}
-		if o.auto != nil {
-			raws = o.auto
+		if h.auto != nil {
+			raws = h.auto
 		}
 	default:
-		cfg.mode = EndpointModeIPv4
-		raws = []string{EndpointIPv4}
+		raws, mode = []string{EndpointIPv4}, EndpointModeIPv4
 	}
+	eps := make([]endpoint, 0, len(raws))
 	for _, r := range raws {
 		ep, err := parseEndpoint(r)
-		if err != nil {
-			if raw != "" {
-				return config{}, errors.New(err.Error() + " (from " + source + ")")
-			}
-			return config{}, err
+		if err != nil && raw != "" {
+			return nil, 0, errors.New(err.Error() + " (from " + source + ")")
 		}
-		cfg.endpoints = append(cfg.endpoints, ep)
+		if err != nil {
+			return nil, 0, err
+		}
+		eps = append(eps, ep)
 	}
-	return cfg, nil
+	return eps, mode, nil
 }
 
 func orDefault(v, def time.Duration) time.Duration {

@@ -3,6 +3,7 @@ package imds
 import (
 	"context"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -121,18 +122,17 @@ func TestAutoModeFallsBackToIPv6AndRemembers(t *testing.T) {
 	refused := refusedEndpoint(t)
 	var mu sync.Mutex
 	dials := map[string]int{}
-	c := newTestClient(t, srv, func(o *Options) {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials[addr]++
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	c := newHookedClient(t, srv, hooks{auto: []string{refused, srv.URL()}, dial: dial}, func(o *Options) {
 		relaxed(o)
 		o.Endpoint = ""
 		o.EndpointMode = EndpointModeAuto
-		o.auto = []string{refused, srv.URL()}
-		o.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			mu.Lock()
-			dials[addr]++
-			mu.Unlock()
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}
 	})
 	ctx := context.Background()
 	for range 3 {
@@ -151,7 +151,7 @@ func TestAutoModeFallsBackToIPv6AndRemembers(t *testing.T) {
 
 func TestAutoModeBothRefused(t *testing.T) {
 	a, b := refusedEndpoint(t), refusedEndpoint(t)
-	c, err := New(Options{EndpointMode: EndpointModeAuto, auto: []string{a, b}, Getenv: noEnv})
+	c, err := newClient(Options{EndpointMode: EndpointModeAuto, Getenv: noEnv}, hooks{auto: []string{a, b}})
 	require.NoError(t, err)
 	_, err = c.InstanceID(context.Background())
 	require.ErrorIs(t, err, ErrUnreachable)
@@ -184,5 +184,14 @@ func TestTreePath(t *testing.T) {
 	for _, bad := range []string{"..", "a/../b", "./a", "a?b", "a#b", "a%2e", "a\nb", "a\\b", "/a/.", "/.."} {
 		_, err := treePath(treeMetaData, bad)
 		assert.ErrorIs(t, err, ErrInvalidArgument, bad)
+	}
+}
+
+// TestOptionsAllExported: Options holds what callers set and nothing else; test seams go in
+// hooks (newClient).
+func TestOptionsAllExported(t *testing.T) {
+	typ := reflect.TypeFor[Options]()
+	for i := range typ.NumField() {
+		assert.True(t, typ.Field(i).IsExported(), "Options.%s is unexported", typ.Field(i).Name)
 	}
 }

@@ -148,13 +148,12 @@ func TestRedirectEveryPath(t *testing.T) {
 			}
 			srv.InjectFault(imdstest.Fault{Method: tc.method, PathPrefix: tc.prefix, Kind: imdstest.FaultRedirect,
 				Status: http.StatusFound, Location: rt.location()})
-			c := newTestClient(t, srv, func(o *Options) {
+			// Auto mode's endpoints: the emulator first (only Auto mode reads them).
+			auto := hooks{auto: []string{srv.URL(), refusedEndpoint(t)}}
+			c := newHookedClient(t, srv, auto, func(o *Options) {
 				relaxed(o)
 				if tc.edit != nil {
 					tc.edit(o)
-				}
-				if o.EndpointMode == EndpointModeAuto {
-					o.auto = []string{srv.URL(), refusedEndpoint(t)}
 				}
 			})
 			for range 2 { // the second call must not have learnt anything from the first

@@ -23,10 +23,9 @@ import (
 func TestTokenReusedUntilRefresh(t *testing.T) {
 	clock := newFakeClock()
 	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
-	c := newTestClient(t, srv, func(o *Options) {
+	c := newHookedClient(t, srv, hooks{now: clock.Now}, func(o *Options) {
 		relaxed(o)
 		o.TokenTTL = 100 * time.Second // renewed 10 s before expiry
-		o.now = clock.Now
 	})
 	ctx := context.Background()
 	for range 5 {
@@ -52,10 +51,7 @@ func TestTokenReusedUntilRefresh(t *testing.T) {
 func TestTokenOnePutForConcurrentCallers(t *testing.T) {
 	clock := newFakeClock()
 	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
-	c := newTestClient(t, srv, func(o *Options) {
-		relaxed(o)
-		o.now = clock.Now
-	})
+	c := newHookedClient(t, srv, hooks{now: clock.Now}, relaxed)
 	ctx := context.Background()
 	_, err := c.InstanceID(ctx)
 	require.NoError(t, err)
@@ -113,7 +109,7 @@ func TestTokenUsesShorterEchoedTTL(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	clock := newFakeClock()
-	c, err := New(Options{Endpoint: srv.URL, Getenv: noEnv, now: clock.Now, TokenTTL: 3600 * time.Second})
+	c, err := newClient(Options{Endpoint: srv.URL, Getenv: noEnv, TokenTTL: 3600 * time.Second}, hooks{now: clock.Now})
 	require.NoError(t, err)
 	t.Cleanup(func() { closeIdle(c) })
 	_, err = c.InstanceID(context.Background())
@@ -128,10 +124,7 @@ func TestTokenUsesShorterEchoedTTL(t *testing.T) {
 func TestTokenRenewalFailureKeepsUsableToken(t *testing.T) {
 	clock := newFakeClock()
 	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
-	c := newTestClient(t, srv, func(o *Options) {
-		relaxed(o)
-		o.now = clock.Now
-	})
+	c := newHookedClient(t, srv, hooks{now: clock.Now}, relaxed)
 	ctx := context.Background()
 	_, err := c.InstanceID(ctx)
 	require.NoError(t, err)
