@@ -309,56 +309,77 @@ func (c *Client) fetch(ctx context.Context, p string, deadline time.Time, tok *t
 		idx = tok.endpoint
 		hdr[headerToken] = tok.hdr
 	}
-	ep := &c.cfg.endpoints[idx]
-	var last *Error // the last retryable failure
-	timeouts := 0
-	for attempt := 1; ; attempt++ {
+	t := getTries{ep: &c.cfg.endpoints[idx], p: p}
+	for t.attempt = 1; ; t.attempt++ {
 		limit := min(c.cfg.reqTimeout, time.Until(deadline))
 		if limit <= 0 {
-			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt-1)
+			return nil, false, c.giveUp(ctx, t.last, t.ep, p, t.timeouts, t.attempt-1)
 		}
-		b, status, err := c.getOnce(ctx, ep, p, hdr, limit, deadline)
-		var redirect *Error
-		switch {
-		case err == nil && status == http.StatusOK:
+		b, status, err := c.getOnce(ctx, t.ep, p, hdr, limit, deadline)
+		switch o, e := c.classifyGet(ctx, &t, status, err, limit); o {
+		case outOK:
 			return b, false, nil
-		case isRedirect(status) && errors.As(err, &redirect):
-			return nil, false, redirect
-		case err == nil && status == http.StatusUnauthorized:
+		case outUnauthorized:
 			return nil, true, nil
-		case err == nil && (status == http.StatusTooManyRequests || status >= 500):
-			last = statusError(http.MethodGet, p, ep.base, status, attempt)
-		case err == nil:
-			e := statusError(http.MethodGet, p, ep.base, status, attempt)
+		case outFinal:
 			return nil, false, e
-		case err == errTooLarge:
-			return nil, false, newError(KindTooLarge, http.MethodGet, p, ep.base, http.StatusOK, nil,
-				"the answer is larger than "+strconv.FormatInt(c.cfg.maxBody, 10)+
-					" bytes (Options.MaxBodyBytes); raise the limit if this answer is expected")
-		case ctx.Err() != nil:
-			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt)
-		case isDialError(err):
-			return nil, false, c.transportError(http.MethodGet, p, ep, netCause(err), false, isTimeout(err), "")
-		case err == errAttemptTimeout || isTimeout(err):
-			timeouts++
-			last = newError(KindTimeout, http.MethodGet, p, ep.base, 0, context.DeadlineExceeded,
-				"no answer within "+limit.Round(time.Millisecond).String()+" ("+strconv.Itoa(timeouts)+
-					" of "+strconv.Itoa(attempt)+" attempts timed out): "+adviceTimedOut)
-		default:
-			last = c.transportError(http.MethodGet, p, ep, netCause(err), true, false,
-				"the answer ("+strconv.Itoa(attempt)+" attempts)")
 		}
-		if attempt >= c.cfg.maxAttempts {
-			return nil, false, last
+		if t.attempt >= c.cfg.maxAttempts {
+			return nil, false, t.last
 		}
-		d := backoff(attempt)
+		d := backoff(t.attempt)
 		if time.Until(deadline) <= d {
-			return nil, false, last
+			return nil, false, t.last
 		}
 		if !sleep(ctx, d) {
-			return nil, false, c.giveUp(ctx, last, ep, p, timeouts, attempt)
+			return nil, false, c.giveUp(ctx, t.last, t.ep, p, t.timeouts, t.attempt)
 		}
 	}
+}
+
+// getTries is the state of one fetch's attempts.
+type getTries struct {
+	ep       *endpoint
+	p        string
+	attempt  int    // the attempt in progress, from 1
+	timeouts int    // how many attempts timed out
+	last     *Error // the last retryable failure
+}
+
+// classifyGet says what one GET attempt's result (getOnce's status and error, the attempt
+// having had limit) means: outOK, outUnauthorized (401: the caller renews the token), outFinal
+// with the error, or outRetry, with the failure recorded in t.last.
+func (c *Client) classifyGet(ctx context.Context, t *getTries, status int, err error, limit time.Duration) (outcome, *Error) {
+	var redirect *Error
+	switch {
+	case err == nil && status == http.StatusOK:
+		return outOK, nil
+	case isRedirect(status) && errors.As(err, &redirect):
+		return outFinal, redirect
+	case err == nil && status == http.StatusUnauthorized:
+		return outUnauthorized, nil
+	case err == nil && (status == http.StatusTooManyRequests || status >= 500):
+		t.last = statusError(http.MethodGet, t.p, t.ep.base, status, t.attempt)
+	case err == nil:
+		return outFinal, statusError(http.MethodGet, t.p, t.ep.base, status, t.attempt)
+	case err == errTooLarge:
+		return outFinal, newError(KindTooLarge, http.MethodGet, t.p, t.ep.base, http.StatusOK, nil,
+			"the answer is larger than "+strconv.FormatInt(c.cfg.maxBody, 10)+
+				" bytes (Options.MaxBodyBytes); raise the limit if this answer is expected")
+	case ctx.Err() != nil:
+		return outFinal, c.giveUp(ctx, t.last, t.ep, t.p, t.timeouts, t.attempt)
+	case isDialError(err):
+		return outFinal, c.transportError(http.MethodGet, t.p, t.ep, netCause(err), false, isTimeout(err), "")
+	case err == errAttemptTimeout || isTimeout(err):
+		t.timeouts++
+		t.last = newError(KindTimeout, http.MethodGet, t.p, t.ep.base, 0, context.DeadlineExceeded,
+			"no answer within "+limit.Round(time.Millisecond).String()+" ("+strconv.Itoa(t.timeouts)+
+				" of "+strconv.Itoa(t.attempt)+" attempts timed out): "+adviceTimedOut)
+	default:
+		t.last = c.transportError(http.MethodGet, t.p, t.ep, netCause(err), true, false,
+			"the answer ("+strconv.Itoa(t.attempt)+" attempts)")
+	}
+	return outRetry, t.last
 }
 
 // transportError reports a request that got no answer because of its connection: none was made

@@ -48,9 +48,11 @@
 //     retried, since the answer would not come on a retry either.
 //   - Options.RequestTimeout (500 ms): one GET attempt. Time-outs, 429 and 5xx answers and broken
 //     connections are retried, at most Options.MaxAttempts (3) times in all, with jittered
-//     exponential back-off.
-//   - Options.Timeout (1.5 s): the whole call, token included, when ctx has no deadline. With a
-//     deadline on ctx, the deadline governs instead.
+//     exponential back-off. Attempts that all time out are ErrTimeout (IMDS drops requests over
+//     its rate limit, so often throttling, but not reported as ErrThrottled, which is for 429).
+//   - Options.Timeout (1.5 s): the whole call, token included, when ctx has no deadline (running
+//     out of it before any answer is ErrTimeout too). With a deadline on ctx, the deadline
+//     governs instead.
 //
 // So with default options and no deadline on ctx, every failure is reported within 1.5 s. The
 // time-outs count time the process could run: a timer that fires late because the process was

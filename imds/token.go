@@ -205,6 +205,7 @@ const (
 	outRetry                // transient: try again after a back-off
 	outFinal                // give up with this error
 	outNextEndpoint         // the connection was refused or unroutable: try another endpoint
+	outUnauthorized         // a GET was answered 401: renew the token and try again
 )
 
 // putOnce sends one token request and classifies what happened, using what the connection saw
