@@ -52,7 +52,10 @@ type Summary struct {
 	Reassembly ReassemblyStats `json:"reassembly"`
 	// Coverage says what was watched, when, and from where; absent (zero)
 	// in state files of schema 1.
-	Coverage   Coverage   `json:"coverage"`
+	Coverage Coverage `json:"coverage"`
+	// Instance is the instance's identity as the agent read it; nil when it
+	// did not (older agents, sources that are not an agent).
+	Instance   *Instance  `json:"instance,omitempty"`
 	Callers    []Caller   `json:"callers"`
 	ReadyHints ReadyHints `json:"ready_hints"`
 }
@@ -163,6 +166,7 @@ type aggregate struct {
 	droppedBase    uint64
 	callers        map[callerKey]*Caller
 	cov            coverage
+	instance       *Instance
 }
 
 func newAggregate(maxCallers, maxPaths int, now time.Time) *aggregate {
@@ -367,6 +371,10 @@ func (g *aggregate) summary(now time.Time, st ReassemblyStats, dropped uint64) S
 	slices.SortFunc(s.Callers, compareCallers)
 	g.cov.touch(now)
 	s.Coverage = g.cov.summary()
+	if g.instance != nil {
+		in := *g.instance
+		s.Instance = &in
+	}
 	s.ReadyHints = readyHints(&s)
 	return s
 }
@@ -402,6 +410,10 @@ func (g *aggregate) restore(s *Summary) {
 		}
 	}
 	g.cov.restore(&s.Coverage)
+	if s.Instance != nil {
+		in := *s.Instance
+		g.instance = &in
+	}
 	g.reasmBase = s.Reassembly
 	g.droppedBase = s.DroppedRecords
 	for i := range s.Callers {

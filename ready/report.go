@@ -2,6 +2,8 @@ package ready
 
 import (
 	"time"
+
+	"github.com/imdsv2/imdsv2/audit"
 )
 
 // Schema is the version of the Report JSON layout. It changes when a field changes
@@ -81,13 +83,9 @@ func (r *Report) ExitCode() int {
 // Summarised reports whether the report rests on an audit (and so has hop-limit advice).
 func (r *Report) Summarised() bool { return r.Coverage != nil }
 
-// Identity is what IMDS says about the instance.
-type Identity struct {
-	InstanceID       string `json:"instance_id"`
-	Region           string `json:"region,omitempty"`
-	AvailabilityZone string `json:"availability_zone,omitempty"`
-	InstanceType     string `json:"instance_type,omitempty"`
-}
+// Identity is what IMDS says about the instance: read by ready itself (live), or by the
+// agent that wrote the state file (audit.Instance).
+type Identity = audit.Instance
 
 // AuditInfo says what the verdict's audit covered.
 type AuditInfo struct {

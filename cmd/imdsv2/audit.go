@@ -159,6 +159,10 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		return fail(exitUsage, "attaching to the cgroup: %v\n(--cgroup takes a directory of the cgroup v2 hierarchy; without it the agent watches the hierarchy's root)", err)
 	}
 	fmt.Fprintf(stderr, "imdsv2 audit: attached\n%s", indent(agent.Features().String()+describeHost(hostFacts)))
+	// The instance's identity goes into the state file, so that ready --state needs no IMDS
+	// request of its own. Read in the background, from this process's network namespace: a
+	// failed read (hop limit 1 in a pod, not on EC2) is recorded and never stops the audit.
+	go recordInstance(ctx, auditor)
 
 	var metricsErr chan error
 	if f.metricsAddr != "" {

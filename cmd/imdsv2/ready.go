@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -40,8 +41,9 @@ It combines:
 It prints READY or NOT READY with every reason, each naming the process or file and the
 fix, then the next steps with this instance's id filled in (aws ec2
 modify-instance-metadata-options, or the AWSSupport-ConfigureEC2Metadata runbook) and
-what to watch afterwards. ready itself uses IMDSv2 only (it reads the instance's identity
-with a session token), so it adds nothing to MetadataNoToken.
+what to watch afterwards. Live, ready reads the instance's identity itself, with IMDSv2 only,
+so it adds nothing to MetadataNoToken; with --state it sends nothing to IMDS: the agent
+recorded the identity when it started.
 
 Ctrl-C ends the audit early and reports what was seen so far.
 
@@ -91,6 +93,29 @@ func readIdentity(ctx context.Context, c *imds.Client) (*ready.Identity, error) 
 	return ident, nil
 }
 
+// identityFromState returns the instance's identity as the agent that wrote the state read
+// it, or why it could not: the error of its read (as the imds sentinel it was), or that it
+// recorded none (an older agent).
+func identityFromState(s *audit.Summary) (*ready.Identity, error) {
+	if s == nil {
+		return nil, nil // the audit error says why
+	}
+	in := s.Instance
+	switch {
+	case in != nil && in.InstanceID != "":
+		return in, nil
+	case in == nil:
+		return nil, errors.New("the agent that wrote the state recorded no instance identity (an older agent, " +
+			"or it has not read it yet); run the current imdsv2 audit")
+	}
+	sentinel := map[string]error{"disabled": imds.ErrDisabled, "unreachable": imds.ErrUnreachable,
+		"hop limit": imds.ErrHopLimit}[in.ErrorKind]
+	if sentinel == nil {
+		return nil, fmt.Errorf("the agent could not read this instance's identity: %s", in.Error)
+	}
+	return nil, fmt.Errorf("%w: the agent could not read this instance's identity: %s", sentinel, in.Error)
+}
+
 func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("ready", readyDoc+hostDoc, stderr)
 	duration := fs.Duration("duration", 5*time.Minute, "how long to audit IMDS requests (ignored with --state)")
@@ -125,13 +150,23 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		in.Scope = sc
 	}
-	client, err := probeClient("", *timeout)
-	if err != nil {
-		fmt.Fprintf(stderr, "imdsv2 ready: %v\n", err)
-		return exitUsage
+	// With --state, everything comes from the agent's file, the instance's identity
+	// included: ready sends no request to IMDS. Live, ready reads the identity itself first.
+	var client *imds.Client
+	if *state == "" {
+		var err error
+		if client, err = probeClient("", *timeout); err != nil {
+			fmt.Fprintf(stderr, "imdsv2 ready: %v\n", err)
+			return exitUsage
+		}
+		in.Identity, in.ProbeErr = readIdentity(ctx, client)
+	} else {
+		in.Source = "state"
+		in.Summary, in.AuditErr = ready.ReadState(*state)
+		in.Identity, in.ProbeErr = identityFromState(in.Summary)
 	}
-	in.Identity, in.ProbeErr = readIdentity(ctx, client)
-	if in.ProbeErr == nil {
+	if in.ProbeErr == nil || *state != "" {
+		var err error
 		in.Host, err = ready.InspectHost("", *cniDir)
 		if err != nil {
 			fmt.Fprintf(stderr, "imdsv2 ready: warning: %v\n", err)
@@ -145,19 +180,19 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				in.Scan, in.ScanErr = scan.Run(ctx, scan.Options{Roots: scanPaths, Timeout: *scanTimeout})
 			}()
 		}
-		if *state != "" {
-			in.Source = "state"
-			in.Summary, in.AuditErr = ready.ReadState(*state)
-		} else if facts, err := host.facts(*cgroupPath == ""); err != nil {
-			in.AuditErr = err
-		} else {
-			in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, &host, facts, *duration, *live, in.Host, stderr)
+		if *state == "" {
+			if facts, err := host.facts(*cgroupPath == ""); err != nil {
+				in.AuditErr = err
+			} else {
+				in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, &host, facts, *duration, *live, in.Host, stderr)
+			}
 		}
 		if scanDone != nil {
 			<-scanDone
 		}
 	}
 	rep := ready.Evaluate(in)
+	var err error
 	if output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

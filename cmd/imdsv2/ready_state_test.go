@@ -27,7 +27,9 @@ func writeState(t *testing.T, v1 ...audit.Process) string {
 		Coverage: audit.Coverage{Spans: []audit.Span{{From: since, To: since.Add(24 * time.Hour),
 			Watch: audit.Watch{Path: "/", CgroupID: 1, HostRoot: true, ExecTracing: true},
 			Agent: &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}}},
-			Gaps: []audit.Gap{}, WatchedSeconds: 86400, WholeHost: true, ExecTracing: true, Scope: "/"}}
+			Gaps: []audit.Gap{}, WatchedSeconds: 86400, WholeHost: true, ExecTracing: true, Scope: "/"},
+		Instance: &audit.Instance{InstanceID: "i-0a1b2c3d4e5f60001", Region: "us-east-2", AvailabilityZone: "us-east-2a",
+			InstanceType: "t3.micro", ReadAt: since}}
 	s.ReadyHints = audit.ReadyHints{Complete: true, IMDSv1Callers: []audit.Hint{}, UnansweredTokenPUTs: []audit.Hint{},
 		FailedTokenPUTs: []audit.Hint{}, ObservedHopLimits: []audit.HopLimit{}}
 	curl := sdk.Identify("curl/8.5.0")
@@ -37,6 +39,20 @@ func writeState(t *testing.T, v1 ...audit.Process) string {
 		s.ReadyHints.IMDSv1Callers = append(s.ReadyHints.IMDSv1Callers, audit.Hint{Class: audit.ClassIMDSv1, Process: p,
 			Count: 1, LastSeen: since, Answers: audit.Answers{200: 1}, SDK: &curl, Advice: curl.Advice})
 	}
+	path := filepath.Join(t.TempDir(), "audit.json")
+	require.NoError(t, audit.SaveState(path, s))
+	return path
+}
+
+func readState(t *testing.T, path string) audit.Summary {
+	t.Helper()
+	s, err := audit.ReadState(path)
+	require.NoError(t, err)
+	return *s
+}
+
+func saveState(t *testing.T, s audit.Summary) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.json")
 	require.NoError(t, audit.SaveState(path, s))
 	return path
@@ -86,9 +102,8 @@ func TestReadyFromState(t *testing.T) {
 		"botocore-1.12.0.dist-info  [old-sdk]", "AWSSupport-ConfigureEC2Metadata", "MetadataNoTokenRejected"} {
 		assert.Contains(t, text, want)
 	}
-	for _, r := range srv.Requests() {
-		assert.True(t, r.Method == "PUT" || r.TokenSent, "ready sent IMDSv1: %s %s", r.Method, r.Path)
-	}
+	// ready --state takes the identity the agent recorded: it sends nothing to IMDS.
+	assert.Empty(t, srv.Requests(), "ready --state sent requests to IMDS")
 
 	// The agent's state file is never renamed, even when it is unreadable.
 	bad := filepath.Join(t.TempDir(), "audit.json")
@@ -98,11 +113,19 @@ func TestReadyFromState(t *testing.T) {
 	assert.Contains(t, out, "state file unreadable or corrupt")
 	assert.FileExists(t, bad)
 
-	// IMDS disabled: no verdict.
-	srv.Update(func(c *imdstest.Config) { c.EndpointDisabled = true })
-	code, out, _ = cli(t, append(base, "--state="+clean)...)
+	// The agent found IMDS disabled: no verdict.
+	disabled := readState(t, clean)
+	disabled.Instance = &audit.Instance{Error: "imds: PUT /latest/api/token: 403 Forbidden", ErrorKind: "disabled"}
+	code, out, _ = cli(t, append(base, "--state="+saveState(t, disabled))...)
 	assert.Equal(t, ready.ExitUndecided, code)
 	assert.Contains(t, out, "UNDECIDED about this instance: IMDS is disabled")
+	// A state file of an agent that recorded no identity (older ones): no verdict either.
+	older := readState(t, clean)
+	older.Instance = nil
+	code, out, _ = cli(t, append(base, "--state="+saveState(t, older))...)
+	assert.Equal(t, ready.ExitUndecided, code)
+	assert.Contains(t, out, "recorded no instance identity")
+	assert.Empty(t, srv.Requests(), "ready --state sent requests to IMDS")
 }
 
 func TestReadyUsage(t *testing.T) {

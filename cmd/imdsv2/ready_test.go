@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 	"github.com/imdsv2/imdsv2/internal/cgroup"
 	"github.com/imdsv2/imdsv2/internal/netguard"
@@ -187,6 +188,27 @@ func TestDoctorAndReadyInBed(t *testing.T) {
 		assert.Equal(t, ready.Ready, r.Verdict)
 		assert.Equal(t, 1, r.HopLimit.Observed)
 		goldenJSON(t, "ready-clean.golden.json", out, readyNormalise)
+	})
+
+	t.Run("agent-records-identity", func(t *testing.T) {
+		// The agent reads the instance's identity at start (in its own network namespace:
+		// the instance's here) and keeps it in the state, so ready --state asks IMDS nothing.
+		state := filepath.Join(t.TempDir(), "audit.json")
+		cmd := exec.Command(b.bin, "audit", "--cgroup="+b.cg.Path(), "--duration=3s", "--state="+state)
+		cmd.Env = childEnv
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		require.NoError(t, b.bed.Run(testbed.Instance, cmd), out.String())
+		s, err := audit.ReadState(state)
+		require.NoError(t, err)
+		require.NotNil(t, s.Instance, out.String())
+		assert.Equal(t, "i-0bed0000000000001", s.Instance.InstanceID)
+		assert.Empty(t, s.Instance.Error)
+		before := len(b.srv.Requests())
+		code, txt, _ := cli(t, "ready", "--state="+state, "--scan=false", "--cni-dir="+b.empty)
+		assert.Equal(t, ready.ExitUndecided, code, txt) // 3 s is less than the default --min-watch
+		assert.Contains(t, txt, "Instance:  i-0bed0000000000001")
+		assert.Len(t, b.srv.Requests(), before, "ready --state sent requests to IMDS")
 	})
 
 	t.Run("short-audit", func(t *testing.T) {
