@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,8 +145,9 @@ func parseCapEff(f io.Reader) (uint64, error) {
 
 // InTestVM reports whether this process runs inside the VM of `make test-vm`, whose whole
 // machine (root cgroup included) belongs to the tests: the VM's /init sets IMDSV2_VM=1 and
-// IMDSV2_VM_KERNEL to the release it booted, and runs as PID 1. All three must hold, so that
-// a variable set by mistake on a real machine cannot let a test attach at its root cgroup.
+// IMDSV2_VM_KERNEL to the release it booted, and runs as PID 1 (a busybox script: PID 1's
+// command line is "/bin/busybox sh /init"). All three must hold, so that a variable set by
+// mistake on a real machine cannot let a test attach at its root cgroup.
 func InTestVM() bool {
 	if os.Getenv("IMDSV2_VM") != "1" {
 		return false
@@ -155,5 +157,5 @@ func InTestVM() bool {
 		return false
 	}
 	init, err := os.ReadFile("/proc/1/cmdline")
-	return err == nil && strings.TrimRight(string(init), "\x00") == "/init"
+	return err == nil && slices.Contains(strings.Split(strings.TrimRight(string(init), "\x00"), "\x00"), "/init")
 }
