@@ -11,7 +11,9 @@
 //     an IPv4-mapped IPv6 address) remembers the socket cookie with the caller's pid, tid,
 //     uid, gid, comm and cgroup id, and reports EventConnect;
 //   - cgroup_skb/egress: every TCP segment with payload on such a socket is reported with its
-//     sequence number and up to Options.SendCapture payload bytes (EventSend);
+//     sequence number and up to Options.SendCapture payload bytes (EventSend), a GSO/TSO
+//     packet of up to 64 KiB as several events of at most 2 KiB, each with the sequence
+//     number of its first byte, which the auditor's reassembler stitches together;
 //   - cgroup_skb/ingress: every answer segment with payload is reported with its first
 //     Options.RecvCapture bytes (the status line) and the IP TTL / IPv6 hop limit (EventRecv);
 //   - cgroup/sock_release: a remembered socket is released (EventClose);

@@ -33,9 +33,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ALLOW 1
 
 /* Capture limits. The reservation sizes are compile-time constants (the
- * ring buffer needs them); the load-time variables below only lower them. */
+ * ring buffer needs them); the load-time variables below only lower them.
+ *
+ * An outgoing packet is reported as up to SEND_CHUNKS records of at most
+ * SEND_CHUNK bytes each, every record with the TCP sequence number of its first
+ * byte, so that user space stitches them like any other segments. A header
+ * block written at once reaches the program as one packet of up to 64 KiB (GSO
+ * and TSO on loopback or a veth): SEND_MAX covers the largest such packet. */
 #define SEND_SMALL 512
-#define SEND_MAX 2048
+#define SEND_CHUNK 2048
+#define SEND_CHUNKS 32
+#define SEND_MAX (SEND_CHUNK * SEND_CHUNKS)
 #define RECV_SMALL 64
 #define RECV_MAX 256
 #define EXE_MAX 256
@@ -71,7 +79,9 @@ enum event_flag {
  * bytes), ports in host order.
  *
  * data by kind:
- *   EVENT_SEND  TCP payload of one outgoing packet (at most send_capture)
+ *   EVENT_SEND  TCP payload of one outgoing packet from sequence number seq
+ *               on, at most SEND_CHUNK bytes; a packet longer than that is
+ *               reported as several records (at most send_capture bytes in all)
  *   EVENT_RECV  first TCP payload bytes of one incoming packet
  *   EVENT_EXEC  executable path with its NUL (aux_len bytes), then argv as
  *               the process has it: NUL-separated strings
@@ -87,7 +97,8 @@ struct event {
 	__u32 uid;
 	__u32 gid;
 	__u32 seq;      /* send/recv: TCP sequence number of data[0] */
-	__u32 data_len; /* send/recv: payload bytes in the packet; exec: argv bytes */
+	__u32 data_len; /* send/recv: payload bytes from seq on that this record stands
+			 * for (the last record of a packet: to its end); exec: argv bytes */
 	__u16 cap_len;  /* bytes of data after this header */
 	__u16 aux_len;  /* exec: bytes of data holding the executable path */
 	__u16 local_port;
@@ -496,23 +507,25 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, bool egre
 	return 0;
 }
 
-/* Reports one segment with the first n payload bytes; size is the constant
- * data capacity of the record reserved for it (n is clamped to it). */
-static __always_inline void emit_segment(struct __sk_buff *skb, const struct pkt *p, __u8 kind,
-					 __u32 n, const __u32 size)
+/* Reports payload bytes [off, off+n) of a segment in one record that stands for
+ * wire bytes from off on (wire >= n; more when the capture stops short of the
+ * packet's end). size is the constant data capacity reserved (n is clamped to
+ * it). si is the socket's remembered caller, 0 when its connect was not seen.
+ * Returns 0 when all n bytes were reported. */
+static __always_inline int emit_segment(struct __sk_buff *skb, const struct pkt *p, __u64 cookie,
+					const struct sock_info *si, __u8 kind, __u32 off, __u32 n,
+					__u32 wire, const __u32 size)
 {
-	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct sock_info *si = bpf_map_lookup_elem(&sockets, &cookie);
 	struct event *e = reserve(sizeof(*e) + size);
 
 	if (!e)
-		return;
+		return -1;
 	e->kind = kind;
 	e->cookie = cookie;
 	e->family = p->family;
 	e->ttl = p->ttl;
-	e->seq = p->seq;
-	e->data_len = p->len;
+	e->seq = p->seq + off;
+	e->data_len = wire;
 	e->local_port = p->local_port;
 	e->remote_port = p->remote_port;
 	__builtin_memcpy(e->local_addr, p->local, 16);
@@ -538,13 +551,14 @@ static __always_inline void emit_segment(struct __sk_buff *skb, const struct pkt
 		opaque(m);
 		if (m > size - 1)
 			m = size - 1;
-		if (bpf_skb_load_bytes(skb, p->off, (void *)(e + 1), m + 1) == 0)
+		if (bpf_skb_load_bytes(skb, p->off + off, (void *)(e + 1), m + 1) == 0)
 			len = m + 1;
 	}
-	if (len < p->len)
+	if (len < wire)
 		e->flags |= FLAG_TRUNCATED;
 	e->cap_len = len;
 	bpf_ringbuf_submit(e, 0);
+	return len == n ? 0 : -1;
 }
 
 SEC("cgroup_skb/egress")
@@ -554,13 +568,44 @@ int imds_egress(struct __sk_buff *skb)
 
 	if (parse(skb, &p, true) < 0)
 		return ALLOW;
-	__u32 n = send_capture;
-	if (n > p.len)
-		n = p.len;
-	if (n <= SEND_SMALL)
-		emit_segment(skb, &p, EVENT_SEND, n, SEND_SMALL);
-	else
-		emit_segment(skb, &p, EVENT_SEND, n, SEND_MAX);
+	/* Only IMDS segments get here: the loop costs other sockets nothing. */
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct sock_info *found = bpf_map_lookup_elem(&sockets, &cookie);
+	/* One copy of the caller for every record of the packet: a map value
+	 * pointer held across the loop lets the compiler hoist address arithmetic
+	 * above its null check, which the verifier refuses. */
+	struct sock_info caller = {};
+	const struct sock_info *si = 0;
+	if (found) {
+		caller = *found;
+		si = &caller;
+	}
+	__u32 limit = send_capture;
+	if (limit > p.len)
+		limit = p.len;
+	/* A bounded loop (kernel 5.3 on), kept rolled so that the program stays
+	 * small. Only whole chunks go round again: the verifier then walks one
+	 * path per iteration. Any failure ends it, and user space sees the bytes
+	 * that were not reported as missing. */
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < SEND_CHUNKS; i++) {
+		__u32 off = i * SEND_CHUNK;
+		if (off >= limit)
+			break;
+		__u32 n = limit - off;
+		/* The last record stands for the rest of the packet, so that bytes
+		 * beyond the capture limit count as missing. */
+		if (n <= SEND_SMALL) {
+			emit_segment(skb, &p, cookie, si, EVENT_SEND, off, n, p.len - off, SEND_SMALL);
+			break;
+		}
+		if (n <= SEND_CHUNK) {
+			emit_segment(skb, &p, cookie, si, EVENT_SEND, off, n, p.len - off, SEND_CHUNK);
+			break;
+		}
+		if (emit_segment(skb, &p, cookie, si, EVENT_SEND, off, SEND_CHUNK, SEND_CHUNK, SEND_CHUNK) < 0)
+			break;
+	}
 	return ALLOW;
 }
 
@@ -571,13 +616,15 @@ int imds_ingress(struct __sk_buff *skb)
 
 	if (parse(skb, &p, false) < 0)
 		return ALLOW;
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct sock_info *si = bpf_map_lookup_elem(&sockets, &cookie);
 	__u32 n = recv_capture;
 	if (n > p.len)
 		n = p.len;
 	if (n <= RECV_SMALL)
-		emit_segment(skb, &p, EVENT_RECV, n, RECV_SMALL);
+		emit_segment(skb, &p, cookie, si, EVENT_RECV, 0, n, p.len, RECV_SMALL);
 	else
-		emit_segment(skb, &p, EVENT_RECV, n, RECV_MAX);
+		emit_segment(skb, &p, cookie, si, EVENT_RECV, 0, n, p.len, RECV_MAX);
 	return ALLOW;
 }
 

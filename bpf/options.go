@@ -12,8 +12,10 @@ import (
 
 // Limits of the kernel programs (see imds.c); Options are checked against them.
 const (
-	// MaxSendCapture is the largest Options.SendCapture: payload bytes kept per outgoing segment.
-	MaxSendCapture = 2048
+	// MaxSendCapture is the largest Options.SendCapture: payload bytes kept per outgoing packet,
+	// 64 KiB, enough for the largest GSO/TSO packet a single write of a header block becomes.
+	// The kernel reports a packet as records of at most 2 KiB each (see imds.c, SEND_MAX).
+	MaxSendCapture = 64 << 10
 	// MaxRecvCapture is the largest Options.RecvCapture: payload bytes kept per answer segment.
 	MaxRecvCapture = 256
 	// DefaultRingBufferSize is the ring buffer size used when Options.RingBufferSize is 0.
@@ -45,10 +47,11 @@ type Options struct {
 
 	// RingBufferSize is the size in bytes of the ring buffer that carries records to user
 	// space: a power of two and a multiple of the page size. Default 4 MiB. A send record
-	// takes up to 2.2 KiB of it until it is read.
+	// takes up to 2.2 KiB of it until it is read; a 64 KiB packet takes 32 of them.
 	RingBufferSize int
-	// SendCapture is how many payload bytes of each outgoing segment are kept, 1 to
-	// MaxSendCapture. Default MaxSendCapture (enough for any request's header block).
+	// SendCapture is how many payload bytes of each outgoing packet are kept, 1 to
+	// MaxSendCapture. Default MaxSendCapture (a header block of up to 64 KiB however it is
+	// written; the bytes of a packet beyond it are reported as missing).
 	SendCapture int
 	// RecvCapture is how many payload bytes of each incoming segment are kept, 1 to
 	// MaxRecvCapture. Default 64 (the status line and a little more; answers carry tokens

@@ -27,7 +27,7 @@ func TestOptionsErrors(t *testing.T) {
 		{Options{IPv6: netip.MustParseAddr("::ffff:10.0.0.1")}, "is not a plain IPv6 address"},
 		{Options{RingBufferSize: 3 << 20}, "RingBufferSize 3145728 is not a power of two"},
 		{Options{RingBufferSize: 1024}, "RingBufferSize 1024"},
-		{Options{SendCapture: MaxSendCapture + 1}, "SendCapture 2049 is outside 1..2048"},
+		{Options{SendCapture: MaxSendCapture + 1}, "SendCapture 65537 is outside 1..65536"},
 		{Options{SendCapture: -1}, "SendCapture -1"},
 		{Options{RecvCapture: 257}, "RecvCapture 257 is outside 1..256"},
 		{Options{MaxSockets: -5}, "MaxSockets -5"},
