@@ -7,15 +7,12 @@ import (
 	"strings"
 )
 
-// Limits of what the parser accepts. Real IMDS requests are a few hundred bytes.
-const (
-	// MaxLineBytes is the longest request, status or header line accepted.
-	MaxLineBytes = 8 << 10
-	// MaxHeadBytes is the largest header block accepted.
-	MaxHeadBytes = 32 << 10
-	// MaxHeaders is the largest number of header fields accepted.
-	MaxHeaders = 128
-)
+// MaxHeadBytes is the largest header block accepted. Most IMDS requests are a few hundred
+// bytes, but tracing headers (baggage, tracestate) can take a block past several KiB, and a
+// block must be read whole to know that no token header is in it. Within the block, lines and
+// header fields are not counted or bounded: nothing is kept per field, and a limit below the
+// block's would turn a tokenless request into an unclassified one.
+const MaxHeadBytes = 64 << 10
 
 // Errors returned by the parsers; test with errors.Is.
 var (
@@ -23,7 +20,7 @@ var (
 	ErrIncomplete = errors.New("httpreq: first line incomplete")
 	// ErrMalformed: the bytes are not an HTTP/1.x header block.
 	ErrMalformed = errors.New("httpreq: malformed header block")
-	// ErrTooLarge: a line or the block exceeds MaxLineBytes, MaxHeadBytes or MaxHeaders.
+	// ErrTooLarge: the block exceeds MaxHeadBytes.
 	ErrTooLarge = errors.New("httpreq: header block too large")
 )
 
@@ -85,23 +82,17 @@ type lines struct {
 }
 
 // next returns the next complete line without its terminator, or ok=false.
-func (l *lines) next() (line []byte, ok bool, err error) {
+func (l *lines) next() (line []byte, ok bool) {
 	i := bytes.IndexByte(l.b, '\n')
 	if i < 0 {
-		if len(l.b) > MaxLineBytes {
-			return nil, false, ErrTooLarge
-		}
 		l.rest = l.b
 		l.b = nil
-		return nil, false, nil
-	}
-	if i > MaxLineBytes {
-		return nil, false, ErrTooLarge
+		return nil, false
 	}
 	line = l.b[:i]
 	l.b = l.b[i+1:]
 	line = bytes.TrimSuffix(line, []byte{'\r'})
-	return line, true, nil
+	return line, true
 }
 
 // headerFunc receives each header field; value is borrowed.
@@ -110,12 +101,8 @@ type headerFunc func(name, value []byte)
 // parseHeaders reads header lines until the empty line. It returns whether the
 // block was complete.
 func parseHeaders(l *lines, fn headerFunc) (complete bool, err error) {
-	n := 0
 	for {
-		line, ok, err := l.next()
-		if err != nil {
-			return false, err
-		}
+		line, ok := l.next()
 		if !ok {
 			return false, nil
 		}
@@ -129,10 +116,6 @@ func parseHeaders(l *lines, fn headerFunc) (complete bool, err error) {
 				return false, ErrMalformed
 			}
 			continue
-		}
-		n++
-		if n > MaxHeaders {
-			return false, ErrTooLarge
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isToken(line[:colon]) {
@@ -156,20 +139,18 @@ func ParseRequest(head []byte) (Request, error) {
 		return r, ErrTooLarge
 	}
 	l := lines{b: head}
-	line, ok, err := l.next()
-	if err != nil {
-		return r, err
-	}
+	line, ok := l.next()
 	if !ok {
 		return r, ErrIncomplete
 	}
 	if err := r.parseRequestLine(line); err != nil {
 		return r, err
 	}
-	r.Complete, err = parseHeaders(&l, r.header)
+	complete, err := parseHeaders(&l, r.header)
 	if err != nil {
 		return r, err
 	}
+	r.Complete = complete
 	if !r.Complete {
 		// A cut-off last line still proves the token header was sent
 		// once its name and colon are there.
@@ -238,10 +219,7 @@ func ParseResponse(head []byte) (Response, error) {
 		return r, ErrTooLarge
 	}
 	l := lines{b: head}
-	line, ok, err := l.next()
-	if err != nil {
-		return r, err
-	}
+	line, ok := l.next()
 	if !ok {
 		// The status line alone is enough when a capture cut the block short.
 		line = l.rest
@@ -249,6 +227,7 @@ func ParseResponse(head []byte) (Response, error) {
 			return r, ErrIncomplete
 		}
 	}
+	var err error
 	r.Proto, r.Status, err = ParseStatusLine(line)
 	if err != nil {
 		return r, err

@@ -3,6 +3,7 @@ package httpreq
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -65,10 +66,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "nul in header", in: "GET / HTTP/1.1\r\nA: b\x00c\r\n\r\n", err: ErrMalformed},
 		{name: "space before colon", in: "GET / HTTP/1.1\r\nHost : x\r\n\r\n", err: ErrMalformed},
 		{name: "no colon", in: "GET / HTTP/1.1\r\nHost\r\n\r\n", err: ErrMalformed},
-		{name: "huge line", in: "GET /" + strings.Repeat("a", MaxLineBytes) + " HTTP/1.1\r\n\r\n", err: ErrTooLarge},
-		{name: "huge unterminated", in: "GET /" + strings.Repeat("a", MaxLineBytes+1), err: ErrTooLarge},
 		{name: "huge block", in: "GET / HTTP/1.1\r\n" + strings.Repeat("A: b\r\n", MaxHeadBytes/6+1), err: ErrTooLarge},
-		{name: "too many headers", in: "GET / HTTP/1.1\r\n" + strings.Repeat("A: b\r\n", MaxHeaders+1) + "\r\n", err: ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,5 +199,96 @@ func TestCutTokenHeaderStillCounts(t *testing.T) {
 	r, _ = ParseRequest([]byte("GET / HTTP/1.1\r\nX-aws-ec2-metadata-tok"))
 	if r.HasToken {
 		t.Fatal("a cut header name counted as the token header")
+	}
+}
+
+// bigHead returns a request head of exactly size bytes: the request line, filler header fields
+// (tracing headers, in lines of about line bytes each) and, when extra is not empty, that field
+// last, or first when first is set.
+func bigHead(size, line int, extra string, first bool) []byte {
+	const start = "GET /latest/meta-data/iam/security-credentials/role HTTP/1.1\r\nHost: 169.254.169.254\r\n"
+	var b strings.Builder
+	b.WriteString(start)
+	if extra != "" && first {
+		b.WriteString(extra + "\r\n")
+	}
+	end := len("\r\n")
+	if extra != "" && !first {
+		end += len(extra) + 2
+	}
+	for i := 0; b.Len() < size-end; i++ {
+		// "baggage-N: " + value + CRLF, the last line cut to fit.
+		name := fmt.Sprintf("baggage-%d: ", i)
+		n := min(line, size-end-b.Len()-len(name)-2)
+		if n < 1 {
+			// Too little room for another field: pad the previous value.
+			s := b.String()
+			b.Reset()
+			b.WriteString(s[:len(s)-2] + strings.Repeat("x", size-end-len(s)) + "\r\n")
+			break
+		}
+		b.WriteString(name + strings.Repeat("v", n) + "\r\n")
+	}
+	if extra != "" && !first {
+		b.WriteString(extra + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return []byte(b.String())
+}
+
+// TestLargeHeadBlocks: blocks up to MaxHeadBytes are parsed whole, whatever their lines look
+// like (one 60 KiB field, hundreds of short ones), so that the token header is found wherever
+// it is, and a tokenless block is IMDSv1, not incomplete.
+func TestLargeHeadBlocks(t *testing.T) {
+	const token = "X-aws-ec2-metadata-token: AQAEAtoken"
+	for _, size := range []int{3 << 10, 20 << 10, 60 << 10, MaxHeadBytes} {
+		for _, line := range []int{40, 1000, 70 << 10} {
+			for _, tt := range []struct {
+				extra string
+				first bool
+				class Class
+			}{
+				{"", false, ClassIMDSv1},
+				{token, false, ClassIMDSv2},
+				{token, true, ClassIMDSv2},
+				{"User-Agent: python-requests/2.31", false, ClassIMDSv1},
+			} {
+				head := bigHead(size, line, tt.extra, tt.first)
+				if len(head) != size {
+					t.Fatalf("bigHead made %d bytes, want %d", len(head), size)
+				}
+				r, err := ParseRequest(head)
+				if c := Classify(&r); err != nil || !r.Complete || c.Class != tt.class {
+					t.Errorf("%d bytes in lines of %d, %q first=%v: %v, complete %v, class %s; want %s",
+						size, line, tt.extra, tt.first, err, r.Complete, c.Class, tt.class)
+				}
+			}
+		}
+	}
+}
+
+// TestOverLargeHeadBlock: beyond MaxHeadBytes the parser refuses the block, and what the
+// reassembler hands over instead (the first MaxHeadBytes bytes, no empty line) is classified
+// imdsv2 when a token header is in it, incomplete otherwise, never imdsv1.
+func TestOverLargeHeadBlock(t *testing.T) {
+	const token = "X-aws-ec2-metadata-token: AQAEAtoken"
+	if _, err := ParseRequest(bigHead(MaxHeadBytes+1, 100, "", false)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a block of MaxHeadBytes+1: %v, want ErrTooLarge", err)
+	}
+	for _, tt := range []struct {
+		extra string
+		first bool
+		class Class
+	}{
+		{"", false, ClassIncomplete},
+		{token, true, ClassIMDSv2},
+		{token, false, ClassIncomplete}, // the token header is in the part not kept
+	} {
+		head := bigHead(100<<10, 100, tt.extra, tt.first)[:MaxHeadBytes]
+		r, err := ParseRequest(head)
+		if c := Classify(&r); err != nil || r.Complete || c.Class != tt.class {
+			t.Errorf("first 64 KiB of a 100 KiB block, %q first=%v: %v, complete %v, class %s; want %s",
+				tt.extra, tt.first, err, r.Complete, c.Class, tt.class)
+		}
 	}
 }
