@@ -6,7 +6,9 @@
 // Heads written in several pieces and several requests on one connection
 // (keep-alive, pipelining) are handled; bodies are skipped by sequence
 // arithmetic and never stored. Memory is bounded per stream and in total: the
-// least recently used streams are evicted first, and evictions are counted.
+// least recently used streams are evicted first, and evictions are counted. An
+// evicted stream's partial head is emitted as Truncated, so that a request cut
+// short by the bounds is reported as unclassifiable, never lost.
 package reasm
 
 import (
@@ -70,11 +72,13 @@ type Config struct {
 	// before a gap is declared; default 16.
 	MaxPending int
 	// MaxStreamBytes bounds the bytes buffered per stream (head and
-	// out-of-order segments); default 2*MaxHeadBytes.
+	// out-of-order segments); default 2*MaxHeadBytes (128 KiB).
 	MaxStreamBytes int
 	// MaxStreams bounds the number of streams; default 8192.
 	MaxStreams int
-	// MaxTotalBytes bounds the bytes buffered over all streams; default 8 MiB.
+	// MaxTotalBytes bounds the bytes buffered over all streams; default 8 MiB
+	// (64 streams at MaxStreamBytes, or 128 heads of 64 KiB at once), and
+	// never less than MaxStreamBytes.
 	MaxTotalBytes int
 }
 
@@ -185,6 +189,7 @@ func (a *Assembler) Expire(before time.Time, emit func(Head)) {
 }
 
 // enforce evicts least recently used streams (never cur) until the bounds hold.
+// An evicted stream's partial head is emitted as Truncated.
 func (a *Assembler) enforce(cur *stream) {
 	for len(a.streams) > a.cfg.MaxStreams || a.bytes > a.cfg.MaxTotalBytes {
 		e := a.lru.Back()
@@ -196,7 +201,7 @@ func (a *Assembler) enforce(cur *stream) {
 			s = e.Prev().Value.(*stream)
 		}
 		a.stats.Evictions++
-		a.drop(s)
+		a.Close(s.key, s.emit)
 	}
 }
 

@@ -2,6 +2,7 @@ package reasm
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,118 @@ func TestGarbageIsSkipped(t *testing.T) {
 	run(t, Config{MaxPending: 1}, Send, []Segment{
 		seg(1, "\x16\x03\x01 tls hello"), seg(16, "more"), seg(20, "x"), seg(21, get1),
 	}, get1)
+}
+
+// largeHead returns a tokenless request head of exactly size bytes (size >= 100): the
+// request line, then tracing header fields of up to 1000 bytes.
+func largeHead(size int) string {
+	var b strings.Builder
+	b.WriteString("GET /latest/meta-data/iam/security-credentials/role HTTP/1.1\r\n")
+	for b.Len() < size-2 {
+		n := min(1000, size-2-b.Len()-len("baggage: \r\n"))
+		if n < 1 {
+			// No room for another field: the block's size is off by a few bytes.
+			panic("largeHead: size does not fit")
+		}
+		b.WriteString("baggage: " + strings.Repeat("v", n) + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// records splits payload [from, to) of a stream starting at seq 1 the way the kernel reports
+// a packet: records of at most 2 KiB, each with the sequence number of its first byte.
+func records(s string, from, to int) []Segment {
+	var out []Segment
+	for off := from; off < to; off += 2048 {
+		end := min(off+2048, to)
+		out = append(out, seg(uint32(1+off), s[off:end]))
+	}
+	return out
+}
+
+// TestLargeHeadStitched: header blocks up to 64 KiB come out whole, however they were cut:
+// one GSO packet in 2 KiB records, two packets, many small writes, small writes out of order
+// and retransmitted.
+func TestLargeHeadStitched(t *testing.T) {
+	for _, size := range []int{3 << 10, 20 << 10, 60 << 10, 64 << 10} {
+		h := largeHead(size)
+		if len(h) != size {
+			t.Fatalf("largeHead(%d) made %d bytes", size, len(h))
+		}
+		cuts := map[string][]Segment{
+			"one packet":  records(h, 0, len(h)),
+			"two packets": append(records(h, 0, len(h)/3), records(h, len(h)/3, len(h))...),
+		}
+		var small, shuffled []Segment
+		for off := 0; off < len(h); off += 100 {
+			small = append(small, seg(uint32(1+off), h[off:min(off+100, len(h))]))
+		}
+		// Pairs swapped, and every tenth segment sent twice (a retransmit).
+		for i := 0; i < len(small); i += 2 {
+			if i+1 < len(small) {
+				shuffled = append(shuffled, small[i+1])
+			}
+			shuffled = append(shuffled, small[i])
+			if i%10 == 0 {
+				shuffled = append(shuffled, small[i])
+			}
+		}
+		cuts["small writes"], cuts["small writes out of order"] = small, shuffled
+		for name, segs := range cuts {
+			t.Run(fmt.Sprintf("%d %s", size, name), func(t *testing.T) {
+				a := run(t, Config{}, Send, append(segs, seg(uint32(1+len(h)), get1)), h, get1)
+				if st := a.Stats(); st.Gaps != 0 || st.TooLarge != 0 || st.Evictions != 0 {
+					t.Fatalf("stats %+v", st)
+				}
+			})
+		}
+	}
+}
+
+// TestLargeHeadOverLimit: a block over MaxHeadBytes (100 KiB) is handed over as its first
+// MaxHeadBytes bytes, TooLarge; the next request on the connection is found again.
+func TestLargeHeadOverLimit(t *testing.T) {
+	h := largeHead(100 << 10)
+	segs := append(records(h, 0, 64<<10), records(h, 64<<10, len(h))...)
+	a := run(t, Config{}, Send, append(segs, seg(uint32(1+len(h)), get1)), h[:64<<10]+"<too large>", get1)
+	if a.Stats().TooLarge != 1 {
+		t.Fatalf("stats %+v", a.Stats())
+	}
+}
+
+// TestLargeHeadCaptureShort: when the kernel kept fewer bytes than the packet had (the last
+// record of a packet stands for the rest of it), the head is Truncated at the first missing byte.
+func TestLargeHeadCaptureShort(t *testing.T) {
+	h := largeHead(20 << 10)
+	segs := records(h, 0, 4096)
+	last := seg(4097, h[4096:4200])
+	last.WireLen = uint32(len(h) - 4096)
+	run(t, Config{}, Send, append(segs, last, seg(uint32(1+len(h)), get1)), h[:4200]+"<truncated>", get1)
+}
+
+// TestEvictionReportsPartialHead: a stream evicted to keep within the bounds hands over its
+// partial head as Truncated, so the request is reported (as unclassifiable) and not lost.
+func TestEvictionReportsPartialHead(t *testing.T) {
+	a := New(Config{MaxStreams: 1})
+	var c collector
+	a.Add(Key{Cookie: 1}, seg(1, get1[:20]), c.emit)
+	a.Add(Key{Cookie: 2}, seg(1, get2), c.emit)
+	// Stream 2's head completes first; stream 1 is evicted after it, to make room.
+	if got := c.strings(); len(got) != 2 || got[0] != get2 || got[1] != get1[:20]+"<truncated>" {
+		t.Fatalf("heads %q", got)
+	}
+	if st := a.Stats(); st.Evictions != 1 || st.Streams != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestDefaultBounds: the defaults let a 64 KiB head and a stream's worth of out-of-order
+// segments through, and stay bounded.
+func TestDefaultBounds(t *testing.T) {
+	c := Config{}.withDefaults()
+	if c.MaxHeadBytes < 64<<10 || c.MaxStreamBytes < 2*c.MaxHeadBytes || c.MaxTotalBytes < 64*c.MaxStreamBytes ||
+		c.MaxTotalBytes > 64<<20 {
+		t.Fatalf("defaults %+v", c)
+	}
 }
