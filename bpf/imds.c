@@ -327,8 +327,6 @@ int imds_release(struct bpf_sock *sk)
 
 /* One TCP segment to or from IMDS, as parsed from a cgroup_skb packet. */
 struct pkt {
-	__u32 local[4];
-	__u32 remote[4];
 	__u32 seq;
 	__u32 off; /* payload offset from the network header */
 	__u32 len; /* payload bytes */
@@ -425,8 +423,6 @@ static __always_inline int parse_ip4(struct __sk_buff *skb, struct pkt *p, bool 
 		return -1;
 	p->family = AF_INET;
 	p->ttl = ip.ttl;
-	p->remote[0] = remote;
-	p->local[0] = egress ? ip.saddr : ip.daddr;
 	return parse_tcp(skb, p, ihl, end, egress);
 }
 
@@ -478,15 +474,6 @@ static __always_inline int parse_ip6(struct __sk_buff *skb, struct pkt *p, bool 
 
 	p->family = AF_INET6;
 	p->ttl = ip.hop_limit;
-	__u32 *local = egress ? ip.saddr : ip.daddr;
-	p->remote[0] = remote[0];
-	p->remote[1] = remote[1];
-	p->remote[2] = remote[2];
-	p->remote[3] = remote[3];
-	p->local[0] = local[0];
-	p->local[1] = local[1];
-	p->local[2] = local[2];
-	p->local[3] = local[3];
 	return parse_tcp(skb, p, off, end, egress);
 }
 
@@ -509,37 +496,23 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, bool egre
 
 /* Reports payload bytes [off, off+n) of a segment in one record that stands for
  * wire bytes from off on (wire >= n; more when the capture stops short of the
- * packet's end). size is the constant data capacity reserved (n is clamped to
- * it). si is the socket's remembered caller, 0 when its connect was not seen.
- * Returns 0 when all n bytes were reported. */
-static __always_inline int emit_segment(struct __sk_buff *skb, const struct pkt *p, __u64 cookie,
-					const struct sock_info *si, __u8 kind, __u32 off, __u32 n,
-					__u32 wire, const __u32 size)
+ * packet's end). tmpl is the record's header, filled once per packet; size is
+ * the constant data capacity reserved (n is clamped to it). Returns 0 when all
+ * n bytes were reported. */
+static __always_inline int emit_record(struct __sk_buff *skb, const struct event *tmpl, __u32 payload,
+				       __u32 off, __u32 n, __u32 wire, const __u32 size)
 {
-	struct event *e = reserve(sizeof(*e) + size);
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + size, 0);
 
-	if (!e)
+	if (!e) {
+		count_lost();
 		return -1;
-	e->kind = kind;
-	e->cookie = cookie;
-	e->family = p->family;
-	e->ttl = p->ttl;
-	e->seq = p->seq + off;
-	e->data_len = wire;
-	e->local_port = p->local_port;
-	e->remote_port = p->remote_port;
-	__builtin_memcpy(e->local_addr, p->local, 16);
-	__builtin_memcpy(e->remote_addr, p->remote, 16);
-	if (si) {
-		e->pid = si->pid;
-		e->tid = si->tid;
-		e->uid = si->uid;
-		e->gid = si->gid;
-		e->cgroup_id = si->cgroup_id;
-		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
-	} else {
-		e->flags |= FLAG_NO_CONNECT;
 	}
+	/* The whole header is written: ring memory is not zeroed. */
+	__builtin_memcpy(e, tmpl, sizeof(*e));
+	e->time_ns = bpf_ktime_get_boot_ns();
+	e->seq = tmpl->seq + off;
+	e->data_len = wire;
 
 	/* The size handed to bpf_skb_load_bytes must be provably in [1, size]. Kernels
 	 * before about 6.3 learn no lower bound from a "len != 0" branch, so the bound
@@ -551,7 +524,7 @@ static __always_inline int emit_segment(struct __sk_buff *skb, const struct pkt 
 		opaque(m);
 		if (m > size - 1)
 			m = size - 1;
-		if (bpf_skb_load_bytes(skb, p->off + off, (void *)(e + 1), m + 1) == 0)
+		if (bpf_skb_load_bytes(skb, payload + off, (void *)(e + 1), m + 1) == 0)
 			len = m + 1;
 	}
 	if (len < wire)
@@ -561,6 +534,105 @@ static __always_inline int emit_segment(struct __sk_buff *skb, const struct pkt 
 	return len == n ? 0 : -1;
 }
 
+/*
+ * Reports the payload of one TCP segment to or from IMDS that parse() accepted:
+ * up to send_capture (egress) or recv_capture (ingress) bytes, as records of at
+ * most SEND_CHUNK bytes each, every record with the sequence number of its
+ * first byte. The last record stands for the rest of the segment, so that bytes
+ * beyond the capture limit count as missing in user space.
+ *
+ * A global function: the verifier checks it once, for any arguments, instead
+ * of once for every path through parse() that reaches it (inlined, the loop
+ * below took Debian 6.1's verifier past its million instructions). Its
+ * arguments are scalars besides the context, all that 5.10 accepts:
+ *   where  payload offset from the network header (bits 0-31), payload bytes
+ *          in the segment (32-63)
+ *   tcp    sequence number of the first payload byte (0-31), local port
+ *          (32-47), remote port (48-63)
+ *   meta   enum event_kind (0-7), address family (8-15), IP TTL (16-23)
+ * Returns 0; the caller allows the packet whatever happens here.
+ */
+__attribute__((noinline)) int emit_payload(struct __sk_buff *skb, __u64 where, __u64 tcp, __u32 meta)
+{
+	__u32 payload = where, seglen = where >> 32;
+	__u8 kind = meta, family = meta >> 8;
+	bool egress = kind == EVENT_SEND;
+	struct event tmpl = {};
+
+	tmpl.kind = kind;
+	tmpl.family = family;
+	tmpl.ttl = meta >> 16;
+	tmpl.seq = tcp;
+	tmpl.local_port = tcp >> 32;
+	tmpl.remote_port = tcp >> 48;
+	/* parse() matched the remote address against the configured endpoint;
+	 * the local one is read from the packet again. */
+	if (family == AF_INET) {
+		__u32 a = imds_ip4; /* read as volatile: set at load time */
+		__builtin_memcpy(tmpl.remote_addr, &a, 4);
+		bpf_skb_load_bytes(skb, egress ? 12 : 16, tmpl.local_addr, 4);
+	} else {
+		__u32 a[4] = {imds_ip6[0], imds_ip6[1], imds_ip6[2], imds_ip6[3]};
+		__builtin_memcpy(tmpl.remote_addr, a, 16);
+		bpf_skb_load_bytes(skb, egress ? 8 : 24, tmpl.local_addr, 16);
+	}
+	tmpl.cookie = bpf_get_socket_cookie(skb);
+	struct sock_info *si = bpf_map_lookup_elem(&sockets, &tmpl.cookie);
+	if (si) {
+		tmpl.pid = si->pid;
+		tmpl.tid = si->tid;
+		tmpl.uid = si->uid;
+		tmpl.gid = si->gid;
+		tmpl.cgroup_id = si->cgroup_id;
+		__builtin_memcpy(tmpl.comm, si->comm, sizeof(tmpl.comm));
+	} else {
+		tmpl.flags = FLAG_NO_CONNECT;
+	}
+
+	__u32 limit = egress ? send_capture : recv_capture;
+	if (limit > seglen)
+		limit = seglen;
+	/* A bounded loop (kernel 5.3 on), kept rolled. Only whole chunks go round
+	 * again, so the verifier walks one path per iteration; any failure ends
+	 * it, and user space sees the bytes not reported as missing. The record
+	 * sizes come in four classes so that short segments take little room. */
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < SEND_CHUNKS; i++) {
+		__u32 off = i * SEND_CHUNK;
+		if (off >= limit)
+			break;
+		__u32 n = limit - off, wire = seglen - off;
+		if (n <= RECV_SMALL) {
+			emit_record(skb, &tmpl, payload, off, n, wire, RECV_SMALL);
+			break;
+		}
+		if (n <= RECV_MAX) {
+			emit_record(skb, &tmpl, payload, off, n, wire, RECV_MAX);
+			break;
+		}
+		if (n <= SEND_SMALL) {
+			emit_record(skb, &tmpl, payload, off, n, wire, SEND_SMALL);
+			break;
+		}
+		if (n <= SEND_CHUNK) {
+			emit_record(skb, &tmpl, payload, off, n, wire, SEND_CHUNK);
+			break;
+		}
+		if (emit_record(skb, &tmpl, payload, off, SEND_CHUNK, SEND_CHUNK, SEND_CHUNK) < 0)
+			break;
+	}
+	return 0;
+}
+
+/* The arguments of emit_payload for a parsed segment. */
+static __always_inline void report(struct __sk_buff *skb, const struct pkt *p, __u8 kind)
+{
+	__u64 where = (__u64)p->len << 32 | p->off;
+	__u64 tcp = (__u64)p->remote_port << 48 | (__u64)p->local_port << 32 | p->seq;
+
+	emit_payload(skb, where, tcp, kind | (__u32)p->family << 8 | (__u32)p->ttl << 16);
+}
+
 SEC("cgroup_skb/egress")
 int imds_egress(struct __sk_buff *skb)
 {
@@ -568,44 +640,7 @@ int imds_egress(struct __sk_buff *skb)
 
 	if (parse(skb, &p, true) < 0)
 		return ALLOW;
-	/* Only IMDS segments get here: the loop costs other sockets nothing. */
-	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct sock_info *found = bpf_map_lookup_elem(&sockets, &cookie);
-	/* One copy of the caller for every record of the packet: a map value
-	 * pointer held across the loop lets the compiler hoist address arithmetic
-	 * above its null check, which the verifier refuses. */
-	struct sock_info caller = {};
-	const struct sock_info *si = 0;
-	if (found) {
-		caller = *found;
-		si = &caller;
-	}
-	__u32 limit = send_capture;
-	if (limit > p.len)
-		limit = p.len;
-	/* A bounded loop (kernel 5.3 on), kept rolled so that the program stays
-	 * small. Only whole chunks go round again: the verifier then walks one
-	 * path per iteration. Any failure ends it, and user space sees the bytes
-	 * that were not reported as missing. */
-#pragma clang loop unroll(disable)
-	for (__u32 i = 0; i < SEND_CHUNKS; i++) {
-		__u32 off = i * SEND_CHUNK;
-		if (off >= limit)
-			break;
-		__u32 n = limit - off;
-		/* The last record stands for the rest of the packet, so that bytes
-		 * beyond the capture limit count as missing. */
-		if (n <= SEND_SMALL) {
-			emit_segment(skb, &p, cookie, si, EVENT_SEND, off, n, p.len - off, SEND_SMALL);
-			break;
-		}
-		if (n <= SEND_CHUNK) {
-			emit_segment(skb, &p, cookie, si, EVENT_SEND, off, n, p.len - off, SEND_CHUNK);
-			break;
-		}
-		if (emit_segment(skb, &p, cookie, si, EVENT_SEND, off, SEND_CHUNK, SEND_CHUNK, SEND_CHUNK) < 0)
-			break;
-	}
+	report(skb, &p, EVENT_SEND);
 	return ALLOW;
 }
 
@@ -616,15 +651,7 @@ int imds_ingress(struct __sk_buff *skb)
 
 	if (parse(skb, &p, false) < 0)
 		return ALLOW;
-	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct sock_info *si = bpf_map_lookup_elem(&sockets, &cookie);
-	__u32 n = recv_capture;
-	if (n > p.len)
-		n = p.len;
-	if (n <= RECV_SMALL)
-		emit_segment(skb, &p, cookie, si, EVENT_RECV, 0, n, p.len, RECV_SMALL);
-	else
-		emit_segment(skb, &p, cookie, si, EVENT_RECV, 0, n, p.len, RECV_MAX);
+	report(skb, &p, EVENT_RECV);
 	return ALLOW;
 }
 
