@@ -30,6 +30,10 @@ func TestHeaderMatchesC(t *testing.T) {
 	if int(ev.Size) != headerSize || headerSize != 112 {
 		t.Fatalf("struct event is %d bytes in BTF, the Go header %d, want both 112", ev.Size, headerSize)
 	}
+	if MaxSendCapture != imdsCaptureLimitCAPTURE_SEND_MAX || MaxRecvCapture != imdsCaptureLimitCAPTURE_RECV_MAX {
+		t.Errorf("MaxSendCapture %d, MaxRecvCapture %d; imds.c's limits are %d and %d",
+			MaxSendCapture, MaxRecvCapture, imdsCaptureLimitCAPTURE_SEND_MAX, imdsCaptureLimitCAPTURE_RECV_MAX)
+	}
 	for name, want := range map[string]uint32{imdsVarSendCapture: MaxSendCapture, imdsVarRecvCapture: 64} {
 		var got uint32
 		if err := spec.Variables[name].Get(&got); err != nil || got != want {

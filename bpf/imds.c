@@ -51,6 +51,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ARGV_MAX 2048
 #define COMM_LEN 16
 
+/* The limits Go checks Options against (bpf2go generates them). */
+enum capture_limit {
+	CAPTURE_SEND_MAX = SEND_MAX,     /* Options.SendCapture */
+	CAPTURE_RECV_MAX = RECV_MAX,     /* Options.RecvCapture */
+	CAPTURE_RECORD_MAX = SEND_CHUNK, /* data bytes of one record */
+};
+
 enum event_kind {
 	EVENT_CONNECT = 1,
 	EVENT_SEND = 2,
@@ -169,6 +176,7 @@ struct {
 const struct event *unused_event __attribute__((unused));
 const enum event_kind unused_event_kind __attribute__((unused));
 const enum event_flag unused_event_flag __attribute__((unused));
+const enum capture_limit unused_capture_limit __attribute__((unused));
 
 /* Hides what the compiler knows about v, so that a bounds check written after
  * it is emitted as written, on the register later passed to a helper, where

@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type imdsCaptureLimit uint32
+
+const (
+	imdsCaptureLimitCAPTURE_SEND_MAX   imdsCaptureLimit = 65536
+	imdsCaptureLimitCAPTURE_RECV_MAX   imdsCaptureLimit = 256
+	imdsCaptureLimitCAPTURE_RECORD_MAX imdsCaptureLimit = 2048
+)
+
 type imdsEvent struct {
 	_          structs.HostLayout
 	TimeNs     uint64
@@ -73,26 +81,27 @@ type imdsSockInfo struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	imdsMapEvents          = "events"
-	imdsMapExecCgroup      = "exec_cgroup"
-	imdsMapLost            = "lost"
-	imdsMapSockets         = "sockets"
-	imdsProgImdsConnect4   = "imds_connect4"
-	imdsProgImdsConnect6   = "imds_connect6"
-	imdsProgImdsEgress     = "imds_egress"
-	imdsProgImdsExec       = "imds_exec"
-	imdsProgImdsExit       = "imds_exit"
-	imdsProgImdsIngress    = "imds_ingress"
-	imdsProgImdsRelease    = "imds_release"
-	imdsVarExecEvents      = "exec_events"
-	imdsVarImdsIp4         = "imds_ip4"
-	imdsVarImdsIp6         = "imds_ip6"
-	imdsVarImdsPort        = "imds_port"
-	imdsVarRecvCapture     = "recv_capture"
-	imdsVarSendCapture     = "send_capture"
-	imdsVarUnusedEvent     = "unused_event"
-	imdsVarUnusedEventFlag = "unused_event_flag"
-	imdsVarUnusedEventKind = "unused_event_kind"
+	imdsMapEvents             = "events"
+	imdsMapExecCgroup         = "exec_cgroup"
+	imdsMapLost               = "lost"
+	imdsMapSockets            = "sockets"
+	imdsProgImdsConnect4      = "imds_connect4"
+	imdsProgImdsConnect6      = "imds_connect6"
+	imdsProgImdsEgress        = "imds_egress"
+	imdsProgImdsExec          = "imds_exec"
+	imdsProgImdsExit          = "imds_exit"
+	imdsProgImdsIngress       = "imds_ingress"
+	imdsProgImdsRelease       = "imds_release"
+	imdsVarExecEvents         = "exec_events"
+	imdsVarImdsIp4            = "imds_ip4"
+	imdsVarImdsIp6            = "imds_ip6"
+	imdsVarImdsPort           = "imds_port"
+	imdsVarRecvCapture        = "recv_capture"
+	imdsVarSendCapture        = "send_capture"
+	imdsVarUnusedCaptureLimit = "unused_capture_limit"
+	imdsVarUnusedEvent        = "unused_event"
+	imdsVarUnusedEventFlag    = "unused_event_flag"
+	imdsVarUnusedEventKind    = "unused_event_kind"
 )
 
 // loadImds returns the embedded CollectionSpec for imds.
@@ -160,15 +169,16 @@ type imdsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type imdsVariableSpecs struct {
-	ExecEvents      *ebpf.VariableSpec `ebpf:"exec_events"`
-	ImdsIp4         *ebpf.VariableSpec `ebpf:"imds_ip4"`
-	ImdsIp6         *ebpf.VariableSpec `ebpf:"imds_ip6"`
-	ImdsPort        *ebpf.VariableSpec `ebpf:"imds_port"`
-	RecvCapture     *ebpf.VariableSpec `ebpf:"recv_capture"`
-	SendCapture     *ebpf.VariableSpec `ebpf:"send_capture"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventFlag *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedEventKind *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	ExecEvents         *ebpf.VariableSpec `ebpf:"exec_events"`
+	ImdsIp4            *ebpf.VariableSpec `ebpf:"imds_ip4"`
+	ImdsIp6            *ebpf.VariableSpec `ebpf:"imds_ip6"`
+	ImdsPort           *ebpf.VariableSpec `ebpf:"imds_port"`
+	RecvCapture        *ebpf.VariableSpec `ebpf:"recv_capture"`
+	SendCapture        *ebpf.VariableSpec `ebpf:"send_capture"`
+	UnusedCaptureLimit *ebpf.VariableSpec `ebpf:"unused_capture_limit"`
+	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag    *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventKind    *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 }
 
 // imdsObjects contains all objects after they have been loaded into the kernel.
@@ -210,15 +220,16 @@ func (m *imdsMaps) Close() error {
 //
 // It can be passed to loadImdsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type imdsVariables struct {
-	ExecEvents      *ebpf.Variable `ebpf:"exec_events"`
-	ImdsIp4         *ebpf.Variable `ebpf:"imds_ip4"`
-	ImdsIp6         *ebpf.Variable `ebpf:"imds_ip6"`
-	ImdsPort        *ebpf.Variable `ebpf:"imds_port"`
-	RecvCapture     *ebpf.Variable `ebpf:"recv_capture"`
-	SendCapture     *ebpf.Variable `ebpf:"send_capture"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventFlag *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedEventKind *ebpf.Variable `ebpf:"unused_event_kind"`
+	ExecEvents         *ebpf.Variable `ebpf:"exec_events"`
+	ImdsIp4            *ebpf.Variable `ebpf:"imds_ip4"`
+	ImdsIp6            *ebpf.Variable `ebpf:"imds_ip6"`
+	ImdsPort           *ebpf.Variable `ebpf:"imds_port"`
+	RecvCapture        *ebpf.Variable `ebpf:"recv_capture"`
+	SendCapture        *ebpf.Variable `ebpf:"send_capture"`
+	UnusedCaptureLimit *ebpf.Variable `ebpf:"unused_capture_limit"`
+	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag    *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventKind    *ebpf.Variable `ebpf:"unused_event_kind"`
 }
 
 // imdsPrograms contains all programs after they have been loaded into the kernel.
