@@ -85,7 +85,10 @@ type Event struct {
 	// Seq is the TCP sequence number of the first Data byte (EventSend, EventRecv).
 	Seq uint32
 	// Data holds the captured payload bytes; it may be shorter than DataLen,
-	// the length of the payload on the wire.
+	// the payload bytes on the wire from Seq on that the event stands for. A
+	// packet over a record's capacity (2 KiB from the bpf agent) comes as
+	// several events, each with its own Seq; the last one's DataLen runs to
+	// the end of the packet.
 	Data    []byte
 	DataLen uint32
 
