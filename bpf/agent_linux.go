@@ -113,12 +113,21 @@ func Load(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("bpf: exec tracing needs kernel BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux): %w", btfErr)
 	}
 
-	coll, err := loadCollection(opts, wantExec, kernelTypes)
+	// A global function's context argument is checked against the kernel's own BTF: without
+	// it, the packet programs are the ones that report one record per packet.
+	single := btfErr != nil || opts.singleRecord
+	f.SendCapture = opts.SendCapture
+	if single {
+		f.SendCapture = min(opts.SendCapture, singleRecordCapture)
+		f.SendCaptureLimited = "no kernel BTF: header blocks over 2 KiB written at once are classed incomplete"
+	}
+
+	coll, err := loadCollection(opts, wantExec, single, kernelTypes)
 	if err != nil && wantExec && !opts.RequireExec {
 		// Lockdown in confidentiality mode refuses bpf_probe_read_kernel; carry on without
 		// exec tracing rather than without an auditor, and say so.
 		var retryErr error
-		if coll, retryErr = loadCollection(opts, false, kernelTypes); retryErr == nil {
+		if coll, retryErr = loadCollection(opts, false, single, kernelTypes); retryErr == nil {
 			wantExec = false
 			f.ExecSkipped = "the kernel refused the exec/exit programs: " + firstLine(err)
 			err = nil
@@ -137,9 +146,15 @@ func Load(opts Options) (*Agent, error) {
 	return &Agent{opts: opts, coll: coll, reader: reader, boot: bootOffset(), features: f}, nil
 }
 
+// singleRecordCapture is what the packet programs for kernels without BTF keep of a packet: one
+// record's worth (imds.c, CAPTURE_RECORD_MAX).
+const singleRecordCapture = 2048
+
 // loadCollection sets the load-time variables and map sizes and loads the collection;
-// kernelTypes, when not nil, is the kernel's BTF for CO-RE relocations, already parsed.
-func loadCollection(opts Options, exec bool, kernelTypes *btf.Spec) (*ebpf.Collection, error) {
+// kernelTypes, when not nil, is the kernel's BTF for CO-RE relocations, already parsed. single
+// loads the packet programs that need no kernel BTF (one record per packet) under the names
+// of the others.
+func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*ebpf.Collection, error) {
 	spec, err := loadImds()
 	if err != nil {
 		return nil, fmt.Errorf("bpf: read the embedded BPF object: %w", err)
@@ -152,6 +167,14 @@ func loadCollection(opts Options, exec bool, kernelTypes *btf.Spec) (*ebpf.Colle
 	} else {
 		delete(spec.Programs, imdsProgImdsExec)
 		delete(spec.Programs, imdsProgImdsExit)
+	}
+	// Only one pair of packet programs is loaded: each is verified at every start.
+	packets := map[string]string{imdsProgImdsEgress: imdsProgImdsEgressNobtf, imdsProgImdsIngress: imdsProgImdsIngressNobtf}
+	for name, nobtf := range packets {
+		if single {
+			spec.Programs[name] = spec.Programs[nobtf]
+		}
+		delete(spec.Programs, nobtf)
 	}
 	vars := []struct {
 		name  string

@@ -59,7 +59,10 @@
 // Linux 5.9 or later (ring buffer and bpf_ktime_get_boot_ns 5.8, the cgroup sock_release hook
 // 5.9), cgroup v2 (mounted by Attach when
 // absent), and for argv capture BTF at /sys/kernel/btf/vmlinux; without BTF, or under lockdown
-// in confidentiality mode, the exec/exit programs are left out and Features says why. Needs
+// in confidentiality mode, the exec/exit programs are left out and Features says why. Without
+// BTF the packet programs also keep only the first 2 KiB of each packet (the 64 KiB capture is
+// a global BPF function, whose context argument the verifier checks against the kernel's BTF),
+// so a header block over 2 KiB written at once is classed incomplete; Features says so too. Needs
 // root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (plus CAP_SYS_RESOURCE before Linux 5.11,
 // which charge BPF maps to the locked-memory limit).
 package bpf

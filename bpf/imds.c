@@ -544,23 +544,15 @@ static __always_inline int emit_record(struct __sk_buff *skb, const struct event
 
 /*
  * Reports the payload of one TCP segment to or from IMDS that parse() accepted:
- * up to send_capture (egress) or recv_capture (ingress) bytes, as records of at
- * most SEND_CHUNK bytes each, every record with the sequence number of its
- * first byte. The last record stands for the rest of the segment, so that bytes
- * beyond the capture limit count as missing in user space.
- *
- * A global function: the verifier checks it once, for any arguments, instead
- * of once for every path through parse() that reaches it (inlined, the loop
- * below took Debian 6.1's verifier past its million instructions). Its
- * arguments are scalars besides the context, all that 5.10 accepts:
- *   where  payload offset from the network header (bits 0-31), payload bytes
- *          in the segment (32-63)
- *   tcp    sequence number of the first payload byte (0-31), local port
- *          (32-47), remote port (48-63)
- *   meta   enum event_kind (0-7), address family (8-15), IP TTL (16-23)
- * Returns 0; the caller allows the packet whatever happens here.
+ * up to send_capture (egress) or recv_capture (ingress) bytes, and at most
+ * chunks records of at most SEND_CHUNK bytes each, every record with the
+ * sequence number of its first byte. The last record stands for the rest of the
+ * segment, so that bytes beyond the capture count as missing in user space.
+ * Its arguments are what pack_where, pack_tcp and pack_meta make of the parsed
+ * segment (see emit_payload).
  */
-__attribute__((noinline)) int emit_payload(struct __sk_buff *skb, __u64 where, __u64 tcp, __u32 meta)
+static __always_inline void emit_segment(struct __sk_buff *skb, __u64 where, __u64 tcp, __u32 meta,
+					 const __u32 chunks)
 {
 	__u32 payload = where, seglen = where >> 32;
 	__u8 kind = meta, family = meta >> 8;
@@ -600,12 +592,14 @@ __attribute__((noinline)) int emit_payload(struct __sk_buff *skb, __u64 where, _
 	__u32 limit = egress ? send_capture : recv_capture;
 	if (limit > seglen)
 		limit = seglen;
+	if (limit > chunks * SEND_CHUNK)
+		limit = chunks * SEND_CHUNK;
 	/* A bounded loop (kernel 5.3 on), kept rolled. Only whole chunks go round
 	 * again, so the verifier walks one path per iteration; any failure ends
 	 * it, and user space sees the bytes not reported as missing. The record
 	 * sizes come in four classes so that short segments take little room. */
 #pragma clang loop unroll(disable)
-	for (__u32 i = 0; i < SEND_CHUNKS; i++) {
+	for (__u32 i = 0; i < chunks; i++) {
 		__u32 off = i * SEND_CHUNK;
 		if (off >= limit)
 			break;
@@ -629,38 +623,86 @@ __attribute__((noinline)) int emit_payload(struct __sk_buff *skb, __u64 where, _
 		if (emit_record(skb, &tmpl, payload, off, SEND_CHUNK, SEND_CHUNK, SEND_CHUNK) < 0)
 			break;
 	}
+}
+
+/*
+ * emit_segment with up to SEND_CHUNKS records, as a global function: the
+ * verifier checks it once, for any arguments, instead of once for every path
+ * through parse() that reaches it (inlined, the loop took Debian 6.1's verifier
+ * past its million instructions). Its arguments are scalars besides the
+ * context, all that 5.10 accepts:
+ *   where  payload offset from the network header (bits 0-31), payload bytes
+ *          in the segment (32-63)
+ *   tcp    sequence number of the first payload byte (0-31), local port
+ *          (32-47), remote port (48-63)
+ *   meta   enum event_kind (0-7), address family (8-15), IP TTL (16-23)
+ * The verifier needs the kernel's own BTF to check the context argument of a
+ * global function: kernels without it get the *_nobtf programs below.
+ * Returns 0; the caller allows the packet whatever happens here.
+ */
+__attribute__((noinline)) int emit_payload(struct __sk_buff *skb, __u64 where, __u64 tcp, __u32 meta)
+{
+	emit_segment(skb, where, tcp, meta, SEND_CHUNKS);
 	return 0;
 }
 
-/* The arguments of emit_payload for a parsed segment. */
-static __always_inline void report(struct __sk_buff *skb, const struct pkt *p, __u8 kind)
+static __always_inline __u64 pack_where(const struct pkt *p)
 {
-	__u64 where = (__u64)p->len << 32 | p->off;
-	__u64 tcp = (__u64)p->remote_port << 48 | (__u64)p->local_port << 32 | p->seq;
+	return (__u64)p->len << 32 | p->off;
+}
 
-	emit_payload(skb, where, tcp, kind | (__u32)p->family << 8 | (__u32)p->ttl << 16);
+static __always_inline __u64 pack_tcp(const struct pkt *p)
+{
+	return (__u64)p->remote_port << 48 | (__u64)p->local_port << 32 | p->seq;
+}
+
+static __always_inline __u32 pack_meta(const struct pkt *p, __u8 kind)
+{
+	return kind | (__u32)p->family << 8 | (__u32)p->ttl << 16;
+}
+
+/* Reports an IMDS segment with emit_payload (kernel BTF) or, nobtf, with one
+ * inlined record; allows the packet whatever it is. */
+static __always_inline int on_packet(struct __sk_buff *skb, bool egress, bool nobtf)
+{
+	struct pkt p = {};
+
+	if (parse(skb, &p, egress) < 0)
+		return ALLOW;
+	__u32 meta = pack_meta(&p, egress ? EVENT_SEND : EVENT_RECV);
+	if (nobtf)
+		emit_segment(skb, pack_where(&p), pack_tcp(&p), meta, 1);
+	else
+		emit_payload(skb, pack_where(&p), pack_tcp(&p), meta);
+	return ALLOW;
 }
 
 SEC("cgroup_skb/egress")
 int imds_egress(struct __sk_buff *skb)
 {
-	struct pkt p = {};
-
-	if (parse(skb, &p, true) < 0)
-		return ALLOW;
-	report(skb, &p, EVENT_SEND);
-	return ALLOW;
+	return on_packet(skb, true, false);
 }
 
 SEC("cgroup_skb/ingress")
 int imds_ingress(struct __sk_buff *skb)
 {
-	struct pkt p = {};
+	return on_packet(skb, false, false);
+}
 
-	if (parse(skb, &p, false) < 0)
-		return ALLOW;
-	report(skb, &p, EVENT_RECV);
-	return ALLOW;
+/* The packet programs for kernels without BTF of their own (no
+ * CONFIG_DEBUG_INFO_BTF): emit_segment inlined, one record per segment, so at
+ * most SEND_CHUNK bytes of it. A header block over 2 KiB written at once is
+ * then classed incomplete; the loader says so (Features.SendCapture). */
+SEC("cgroup_skb/egress")
+int imds_egress_nobtf(struct __sk_buff *skb)
+{
+	return on_packet(skb, true, true);
+}
+
+SEC("cgroup_skb/ingress")
+int imds_ingress_nobtf(struct __sk_buff *skb)
+{
+	return on_packet(skb, false, true);
 }
 
 /* ---- processes -------------------------------------------------------- */

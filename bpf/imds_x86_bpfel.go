@@ -88,9 +88,11 @@ const (
 	imdsProgImdsConnect4      = "imds_connect4"
 	imdsProgImdsConnect6      = "imds_connect6"
 	imdsProgImdsEgress        = "imds_egress"
+	imdsProgImdsEgressNobtf   = "imds_egress_nobtf"
 	imdsProgImdsExec          = "imds_exec"
 	imdsProgImdsExit          = "imds_exit"
 	imdsProgImdsIngress       = "imds_ingress"
+	imdsProgImdsIngressNobtf  = "imds_ingress_nobtf"
 	imdsProgImdsRelease       = "imds_release"
 	imdsVarExecEvents         = "exec_events"
 	imdsVarImdsIp4            = "imds_ip4"
@@ -146,13 +148,15 @@ type imdsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type imdsProgramSpecs struct {
-	ImdsConnect4 *ebpf.ProgramSpec `ebpf:"imds_connect4"`
-	ImdsConnect6 *ebpf.ProgramSpec `ebpf:"imds_connect6"`
-	ImdsEgress   *ebpf.ProgramSpec `ebpf:"imds_egress"`
-	ImdsExec     *ebpf.ProgramSpec `ebpf:"imds_exec"`
-	ImdsExit     *ebpf.ProgramSpec `ebpf:"imds_exit"`
-	ImdsIngress  *ebpf.ProgramSpec `ebpf:"imds_ingress"`
-	ImdsRelease  *ebpf.ProgramSpec `ebpf:"imds_release"`
+	ImdsConnect4     *ebpf.ProgramSpec `ebpf:"imds_connect4"`
+	ImdsConnect6     *ebpf.ProgramSpec `ebpf:"imds_connect6"`
+	ImdsEgress       *ebpf.ProgramSpec `ebpf:"imds_egress"`
+	ImdsEgressNobtf  *ebpf.ProgramSpec `ebpf:"imds_egress_nobtf"`
+	ImdsExec         *ebpf.ProgramSpec `ebpf:"imds_exec"`
+	ImdsExit         *ebpf.ProgramSpec `ebpf:"imds_exit"`
+	ImdsIngress      *ebpf.ProgramSpec `ebpf:"imds_ingress"`
+	ImdsIngressNobtf *ebpf.ProgramSpec `ebpf:"imds_ingress_nobtf"`
+	ImdsRelease      *ebpf.ProgramSpec `ebpf:"imds_release"`
 }
 
 // imdsMapSpecs contains maps before they are loaded into the kernel.
@@ -236,13 +240,15 @@ type imdsVariables struct {
 //
 // It can be passed to loadImdsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type imdsPrograms struct {
-	ImdsConnect4 *ebpf.Program `ebpf:"imds_connect4"`
-	ImdsConnect6 *ebpf.Program `ebpf:"imds_connect6"`
-	ImdsEgress   *ebpf.Program `ebpf:"imds_egress"`
-	ImdsExec     *ebpf.Program `ebpf:"imds_exec"`
-	ImdsExit     *ebpf.Program `ebpf:"imds_exit"`
-	ImdsIngress  *ebpf.Program `ebpf:"imds_ingress"`
-	ImdsRelease  *ebpf.Program `ebpf:"imds_release"`
+	ImdsConnect4     *ebpf.Program `ebpf:"imds_connect4"`
+	ImdsConnect6     *ebpf.Program `ebpf:"imds_connect6"`
+	ImdsEgress       *ebpf.Program `ebpf:"imds_egress"`
+	ImdsEgressNobtf  *ebpf.Program `ebpf:"imds_egress_nobtf"`
+	ImdsExec         *ebpf.Program `ebpf:"imds_exec"`
+	ImdsExit         *ebpf.Program `ebpf:"imds_exit"`
+	ImdsIngress      *ebpf.Program `ebpf:"imds_ingress"`
+	ImdsIngressNobtf *ebpf.Program `ebpf:"imds_ingress_nobtf"`
+	ImdsRelease      *ebpf.Program `ebpf:"imds_release"`
 }
 
 func (p *imdsPrograms) Close() error {
@@ -250,9 +256,11 @@ func (p *imdsPrograms) Close() error {
 		p.ImdsConnect4,
 		p.ImdsConnect6,
 		p.ImdsEgress,
+		p.ImdsEgressNobtf,
 		p.ImdsExec,
 		p.ImdsExit,
 		p.ImdsIngress,
+		p.ImdsIngressNobtf,
 		p.ImdsRelease,
 	)
 }

@@ -69,6 +69,10 @@ type Options struct {
 	// IMDSV2_HOST_CGROUP.
 	HostCgroup string
 
+	// singleRecord loads the packet programs of kernels without BTF (one record of at most
+	// 2 KiB per packet) on any kernel, for tests.
+	singleRecord bool
+
 	// NoExec leaves out the exec/exit tracepoints (no argv capture in the kernel).
 	NoExec bool
 	// RequireExec makes Load fail, instead of carrying on without them, when the exec/exit
@@ -151,6 +155,11 @@ type Features struct {
 	Programs []string
 	// RingBufferSize is the ring buffer's size in bytes.
 	RingBufferSize int
+	// SendCapture is how many payload bytes of each outgoing packet are kept: Options.SendCapture,
+	// or at most 2 KiB on a kernel without BTF of its own (SendCaptureLimited says so), where a
+	// header block over 2 KiB written at once is classed incomplete.
+	SendCapture        int
+	SendCaptureLimited string
 	// Endpoint lists the audited addresses, e.g. "169.254.169.254:80 [fd00:ec2::254]:80".
 	Endpoint string
 }
@@ -177,6 +186,11 @@ func (f Features) String() string {
 	line("attach mode", f.AttachMode)
 	line("programs", strings.Join(f.Programs, ", "))
 	line("ring buffer", fmt.Sprintf("%d KiB", f.RingBufferSize>>10))
+	send := fmt.Sprintf("%d bytes per packet", f.SendCapture)
+	if f.SendCaptureLimited != "" {
+		send += " (" + f.SendCaptureLimited + ")"
+	}
+	line("send capture", send)
 	return b.String()
 }
 

@@ -44,7 +44,8 @@ func TestOptionsErrors(t *testing.T) {
 func TestFeaturesString(t *testing.T) {
 	f := Features{Kernel: "6.1.0", Exec: false, ExecSkipped: "no kernel BTF", AttachMode: "bpf_link",
 		Programs: []string{"cgroup/connect4", "cgroup/connect6"}, RingBufferSize: 4 << 20,
-		Cgroup: "/run/imdsv2/cgroup2", CgroupMounted: true, Endpoint: "169.254.169.254:80"}
+		Cgroup: "/run/imdsv2/cgroup2", CgroupMounted: true, Endpoint: "169.254.169.254:80",
+		SendCapture: 2048, SendCaptureLimited: "no kernel BTF"}
 	want := `kernel:          6.1.0
 endpoint:        169.254.169.254:80
 btf:             no
@@ -53,6 +54,7 @@ cgroup:          /run/imdsv2/cgroup2 (cgroup2 mounted by the agent)
 attach mode:     bpf_link
 programs:        cgroup/connect4, cgroup/connect6
 ring buffer:     4096 KiB
+send capture:    2048 bytes per packet (no kernel BTF)
 `
 	if got := f.String(); got != want {
 		t.Errorf("String() =\n%s\nwant\n%s", got, want)

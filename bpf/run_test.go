@@ -269,3 +269,30 @@ func runBoth(t *testing.T, a *Agent, egress, ingress *ebpf.Program, pkt []byte) 
 	}
 	return evs
 }
+
+// TestProgramsWithoutKernelBTF: the packet programs loaded on kernels without BTF of their own
+// report one record of at most 2 KiB per packet (its DataLen the whole payload, so the rest
+// counts as missing) and allow every packet too.
+func TestProgramsWithoutKernelBTF(t *testing.T) {
+	privtest.Require(t)
+	agent, err := Load(Options{singleRecord: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	if f := agent.Features(); f.SendCapture != 2048 || f.SendCaptureLimited == "" {
+		t.Errorf("features: send capture %d %q, want 2048 and why", f.SendCapture, f.SendCaptureLimited)
+	}
+	egress, ingress := agent.coll.Programs[imdsProgImdsEgress], agent.coll.Programs[imdsProgImdsIngress]
+	big := bytes.Repeat([]byte("x"), 3000)
+	checkRecords(t, runBoth(t, agent, egress, ingress, v4req(big)), []audit.Event{{Seq: 1000, Data: big[:2048], DataLen: 3000}})
+	checkRecords(t, runBoth(t, agent, egress, ingress, v4req(httpReq)), []audit.Event{{Seq: 1000, Data: httpReq, DataLen: uint32(len(httpReq))}})
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 500 {
+		pkt := v4req(httpReq)
+		for range 1 + rng.IntN(4) {
+			pkt[14+rng.IntN(60)] = byte(rng.Uint32())
+		}
+		runBoth(t, agent, egress, ingress, pkt) // fails the test unless both verdicts are "allow"
+	}
+}
