@@ -14,7 +14,7 @@ import (
 type execRecord struct {
 	pid, ppid, uid uint32
 	comm, exe      string
-	cmdline        string // joined, redacted
+	cmdline        string // joined, redacted by structure and the tokens known at exec time
 	cgroupID       uint64
 	at             time.Time // exec time
 	exited         time.Time // zero while running
@@ -152,7 +152,7 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 	cgroupID := id.cgroupID
 	var cgroups []string
 	if r := a.execs.lookup(id.pid, t); r != nil {
-		p.Exe, p.Cmdline, p.Source = r.exe, r.cmdline, SourceExec
+		p.Exe, p.Cmdline, p.Source = r.exe, a.known.scrub(r.cmdline), SourceExec
 		if p.PPID == 0 {
 			p.PPID = r.ppid
 		}
@@ -165,7 +165,7 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 	}
 	if pr, ok := a.liveProcess(id.pid, t); ok {
 		if p.Source == SourceKernel {
-			p.Exe, p.Cmdline, p.Source = clean(pr.Exe, maxPathBytes), joinArgs(pr.Cmdline), SourceProc
+			p.Exe, p.Cmdline, p.Source = clean(pr.Exe, maxPathBytes), joinArgs(pr.Cmdline, a.known), SourceProc
 			if p.Comm == "" {
 				p.Comm = clean(pr.Comm, maxNameBytes)
 			}
@@ -227,11 +227,11 @@ func (a *Auditor) parents(pid, ppid uint32, t time.Time) []Ancestor {
 		anc := Ancestor{PID: ppid}
 		next := uint32(0)
 		if r := a.execs.lookup(ppid, t); r != nil {
-			anc.Comm, anc.Exe, anc.Cmdline, next = r.comm, r.exe, r.cmdline, r.ppid
+			anc.Comm, anc.Exe, anc.Cmdline, next = r.comm, r.exe, a.known.scrub(r.cmdline), r.ppid
 		}
 		if pr, ok := a.liveProcess(ppid, t); ok {
 			if anc.Exe == "" && anc.Cmdline == "" {
-				anc.Comm, anc.Exe, anc.Cmdline = clean(pr.Comm, maxNameBytes), clean(pr.Exe, maxPathBytes), joinArgs(pr.Cmdline)
+				anc.Comm, anc.Exe, anc.Cmdline = clean(pr.Comm, maxNameBytes), clean(pr.Exe, maxPathBytes), joinArgs(pr.Cmdline, a.known)
 			}
 			if next == 0 {
 				next = pr.PPID
@@ -248,7 +248,7 @@ func (a *Auditor) onExec(ev Event, t time.Time) {
 	args := ev.Args
 	a.execs.add(&execRecord{
 		pid: ev.PID, ppid: ev.PPID, uid: ev.UID,
-		comm: clean(ev.Comm, maxNameBytes), exe: clean(ev.Exe, maxPathBytes), cmdline: joinArgs(args),
+		comm: clean(ev.Comm, maxNameBytes), exe: clean(ev.Exe, maxPathBytes), cmdline: joinArgs(args, a.known),
 		cgroupID: ev.CgroupID, at: t,
 	})
 }

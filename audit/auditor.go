@@ -34,6 +34,7 @@ type Auditor struct {
 	lastEvent    time.Time // latest event time handled
 
 	hostAddrs map[netip.Addr]bool
+	known     *knownTokens // token values seen on the wire, for redaction
 
 	emitMu         sync.Mutex // keeps deliveries in order
 	droppedRecords atomic.Uint64
@@ -54,6 +55,7 @@ func New(opts Options) (*Auditor, error) {
 
 		unansweredAt: make(map[uint32]time.Time),
 		hostAddrs:    make(map[netip.Addr]bool),
+		known:        newKnownTokens(),
 	}
 	for _, ip := range opts.HostAddrs {
 		a.hostAddrs[ip.Unmap()] = true

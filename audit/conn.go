@@ -94,7 +94,7 @@ func (a *Auditor) onHead(c *conn, h reasm.Head) {
 // onRequest parses, classifies and attributes a request head and queues it
 // for its answer. The head bytes are not kept: they may hold a token.
 func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
-	req, err := httpreq.ParseRequest(h.Data)
+	req, err := httpreq.ParseRequestToken(h.Data, a.known.learn)
 	cl := httpreq.Classify(&req)
 	if err != nil && req.Method == "" {
 		cl = httpreq.Classification{Class: ClassIncomplete}
@@ -103,8 +103,8 @@ func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
 		}
 	}
 	r := &Record{Type: RecordRequest, Time: t, Class: cl.Class, Cloud: cl.Cloud,
-		Method: clean(req.Method, 16), Path: clean(req.Path, maxPathBytes), Remote: remoteString(c.remote),
-		UserAgent: clean(req.UserAgent, maxUABytes), Forwarded: req.Forwarded,
+		Method: clean(req.Method, 16), Path: clean(redactText(req.Path, a.known), maxPathBytes), Remote: remoteString(c.remote),
+		UserAgent: clean(redactText(req.UserAgent, a.known), maxUABytes), Forwarded: req.Forwarded,
 		Incomplete: h.Truncated || h.TooLarge || (err == nil && !req.Complete), Cookie: c.cookie}
 	if req.TokenTTL > 0 {
 		r.TokenTTL = req.TokenTTL
@@ -213,6 +213,7 @@ func (a *Auditor) resolve(c *conn, r *Record, unanswered bool) {
 			a.unansweredAt[c.id.pid] = r.Time
 		}
 	}
+	a.scrubKnown(r)
 	a.agg.add(r)
 	a.out = append(a.out, *r)
 }

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -82,69 +81,49 @@ func EscapeText(s string) string {
 	return b.String()
 }
 
-var (
-	// A literal token value after the token header name; "$TOKEN" is kept
-	// because a variable name is not a secret and helps find the script.
-	tokenHeaderRe = regexp.MustCompile(`(?i)(x-aws-ec2-metadata-token\s*:\s*)([^\s$"'][^\s"']*)`)
-	// IMDSv2 tokens are base64 and start with "AQAE".
-	tokenValueRe = regexp.MustCompile(`AQAE[A-Za-z0-9+/_=-]{36,}`)
-	// key=value and key: value forms of AWS credentials, whatever the separators: environment
-	// variables (AWS_SECRET_ACCESS_KEY=), flags (--session-token=), Java properties
-	// (-Daws.secretKey=).
-	credentialRe = regexp.MustCompile(`(?i)((?:aws[-_.])?(?:secret[-_]?access[-_]?key|secret[-_]?key|session[-_]?token|security[-_]?token)\s*[=:]\s*)(\S+)`)
-)
-
-// secretFlags take a secret as their next argument.
-var secretFlags = map[string]bool{
-	"--aws-secret-access-key": true, "--secret-access-key": true, "--session-token": true,
-	"--aws-session-token": true, "aws_secret_access_key": true, "aws_session_token": true,
+// redactText redacts one text taken from the wire or /proc (a request path,
+// a User-Agent): remembered tokens first, then structure. known may be nil.
+func redactText(s string, known *knownTokens) string {
+	return redactStructure(known.scrub(s))
 }
 
-// redactArg replaces secrets in one argument: token values (in a header
-// argument or bare), credential assignments, and the whole argument when
-// prev is a flag that takes a credential.
-func redactArg(prev, a string) string {
-	if secretFlags[strings.ToLower(prev)] {
-		return Redacted
-	}
-	// The regular expressions are case-insensitive, which Go cannot speed
-	// up with a literal prefix: run them only where they can match.
-	lower := strings.ToLower(a)
-	if strings.Contains(lower, "x-aws-ec2-metadata-token") {
-		a = tokenHeaderRe.ReplaceAllString(a, "${1}"+Redacted)
-	}
-	if strings.Contains(a, "AQAE") {
-		a = tokenValueRe.ReplaceAllString(a, Redacted)
-	}
-	if strings.Contains(lower, "secret") || strings.Contains(lower, "token") {
-		a = credentialRe.ReplaceAllString(a, "${1}"+Redacted)
-	}
-	return a
+// redactArgs redacts argv as one text, so that a key in one argument finds
+// its value in the next (--token T); the arguments keep their boundaries.
+func redactArgs(args []string, known *knownTokens) []string {
+	text := redactText(strings.Join(args, string(argSep)), known)
+	return strings.Split(text, string(argSep))
 }
 
 // redactSlack is how far past maxArgBytes an argument is read before
 // redaction, so that a token starting before the display bound is matched
-// whole (IMDS tokens are about 60 to 100 bytes).
-const redactSlack = 256
+// whole.
+const redactSlack = maxKnownTokenLen
 
 // joinArgs turns argv into one display string: secrets redacted, arguments
 // quoted in shell style where needed, each and the whole bounded. Work is
 // bounded too: arguments past the bound are not looked at.
-func joinArgs(args []string) string {
-	var b strings.Builder
-	for i, a := range args {
-		if b.Len() > maxCmdlineBytes {
+func joinArgs(args []string, known *knownTokens) string {
+	var bounded []string
+	total := 0
+	for _, a := range args {
+		if total > maxCmdlineBytes {
 			break
-		}
-		prev := ""
-		if i > 0 {
-			prev = args[i-1]
-			b.WriteByte(' ')
 		}
 		if len(a) > maxArgBytes+redactSlack {
 			a = a[:maxArgBytes+redactSlack]
 		}
-		b.WriteString(shellQuote(clean(redactArg(prev, a), maxArgBytes)))
+		bounded = append(bounded, a)
+		total += len(a) + 1
+	}
+	var b strings.Builder
+	for i, a := range redactArgs(bounded, known) {
+		if b.Len() > maxCmdlineBytes {
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(shellQuote(clean(a, maxArgBytes)))
 	}
 	return clean(b.String(), maxCmdlineBytes)
 }

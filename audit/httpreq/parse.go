@@ -134,6 +134,14 @@ func parseHeaders(l *lines, fn headerFunc) (complete bool, err error) {
 // complete lines go and returned with Complete false; err is then nil unless
 // the request line itself is incomplete or something is malformed.
 func ParseRequest(head []byte) (Request, error) {
+	return ParseRequestToken(head, nil)
+}
+
+// ParseRequestToken is ParseRequest that also hands the value of each complete
+// X-aws-ec2-metadata-token header to token (when not nil), for a redactor
+// that scrubs the value wherever it reappears. The value is not kept, and
+// valid only during the call.
+func ParseRequestToken(head []byte, token func(value []byte)) (Request, error) {
 	r := Request{TokenTTL: -1, ContentLength: -1}
 	if len(head) > MaxHeadBytes {
 		return r, ErrTooLarge
@@ -146,7 +154,16 @@ func ParseRequest(head []byte) (Request, error) {
 	if err := r.parseRequestLine(line); err != nil {
 		return r, err
 	}
-	complete, err := parseHeaders(&l, r.header)
+	header := r.header
+	if token != nil {
+		header = func(name, value []byte) {
+			if equalFold(name, HeaderToken) {
+				token(value)
+			}
+			r.header(name, value)
+		}
+	}
+	complete, err := parseHeaders(&l, header)
 	if err != nil {
 		return r, err
 	}
