@@ -49,7 +49,6 @@ type knownTokens struct {
 	byRoll  map[uint64][]*list.Element // rolling hash -> entries
 	lru     *list.List                 // of *knownToken, most recently seen first
 	lengths map[int]int                // distinct lengths -> how many entries
-	gen     uint64                     // counts additions
 }
 
 func newKnownTokens() *knownTokens {
@@ -123,7 +122,6 @@ func (k *knownTokens) add(s string) {
 	e := k.lru.PushFront(&t)
 	k.byRoll[t.roll] = append(k.byRoll[t.roll], e)
 	k.lengths[t.n]++
-	k.gen++
 }
 
 func (k *knownTokens) remove(e *list.Element) {
@@ -169,14 +167,6 @@ func (k *knownTokens) rollHash(s string) uint64 {
 		h = h*k.base + uint64(s[i])
 	}
 	return h
-}
-
-// generation changes whenever a token is added: text scrubbed at one
-// generation needs no second look until it changes.
-func (k *knownTokens) generation() uint64 {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.gen
 }
 
 // scrub replaces every remembered token in s with Redacted, at any position.

@@ -1,6 +1,9 @@
 package audit
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+)
 
 // Redaction by structure: secrets are recognised by where they stand or by
 // what they look like, never by a list of known spellings.
@@ -113,8 +116,34 @@ func keyWords(name string) []string {
 	return words
 }
 
+// secretHints are in every secret-named key (lower case): a name without
+// any of them is not split into words at all.
+var secretHints = [][]byte{[]byte("tok"), []byte("secret"), []byte("pass"), []byte("cred"), []byte("signature"),
+	[]byte("auth"), []byte("key")}
+
 // secretKey reports whether name is a secret-named key, and its last word.
 func secretKey(name string) (string, bool) {
+	var buf [64]byte
+	if len(name) <= len(buf) {
+		lower := buf[:len(name)]
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lower[i] = c
+		}
+		hinted := false
+		for _, h := range secretHints {
+			if bytes.Contains(lower, h) {
+				hinted = true
+				break
+			}
+		}
+		if !hinted {
+			return "", false
+		}
+	}
 	words := keyWords(name)
 	if len(words) == 0 {
 		return "", false
