@@ -16,7 +16,8 @@ const (
 	maxNameBytes    = 256
 )
 
-// Redacted replaces secrets found in command lines.
+// Redacted replaces secrets found in command lines, request paths and
+// User-Agents (see redact_structure.go and redact_known.go).
 const Redacted = "[REDACTED]"
 
 // clean makes s valid UTF-8 of at most max bytes: invalid bytes become the

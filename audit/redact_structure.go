@@ -76,7 +76,7 @@ var (
 	qualifiedLastWords = map[string]bool{"key": true, "value": true}
 	secretQualifiers   = map[string]bool{"secret": true, "private": true, "api": true, "session": true, "signing": true}
 	// secretSuffixes catch keys written as one lower-case word.
-	secretSuffixes = []string{"token", "secret", "password", "passwd", "secretkey", "accesskey", "apikey", "privatekey"}
+	secretSuffixes = []string{"token", "secret", "password", "passwd", "secretkey", "secretaccesskey", "apikey", "privatekey"}
 	// authSchemes precede the credential in an Authorization value.
 	authSchemes = map[string]bool{"bearer": true, "basic": true, "digest": true, "negotiate": true, "token": true,
 		"aws4-hmac-sha256": true, "ntlm": true, "oauth": true}

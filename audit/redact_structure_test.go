@@ -82,6 +82,9 @@ func TestRedactKeeps(t *testing.T) {
 		"aws-sdk-go-v2/1.30.0 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64 api/imds#1.5.1",
 		"Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux#6.1.0 md/arch#x86_64 lang/python#3.11.2",
 		"aws-cli/2.15.0 Python/3.11.6 Linux/6.1.0 exe/x86_64.amzn.2023 prompt/off command/sts.get-caller-identity",
+		"aws-sdk-java/2.20.0 Linux/5.10.0-1234-aws OpenJDK_64-Bit_Server_VM/17.0.8+7-LTS Java/17.0.8 vendor/Amazon.com_Inc. io/sync http/Apache cfg/retry-mode/legacy",
+		"aws-sdk-js/3.400.0 ua/2.0 os/linux#5.10.0 lang/js md/nodejs#18.17.1 api/imds#3.400.0",
+		"aws-sdk-go/1.44.0 (go1.20.5; linux; amd64)", "aws-sdk-ruby3/3.170.0 ruby/3.2.2 x86_64-linux aws-sdk-core/3.170.0",
 		"org.springframework.boot.loader.JarLauncher",
 		"-XX:+UseG1GC", "-Xmx2G",
 	} {
