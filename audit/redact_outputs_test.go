@@ -75,9 +75,13 @@ func TestRedactionEveryOutput(t *testing.T) {
 			"/latest/meta-data/?token=" + tok, "/latest/meta-data/" + tok + "/x"}
 		uas := []string{"tool/1.0 token=" + tok, tok, "curl/8.5.0 (" + tok + ")"}
 		var procs []replay.Proc
-		for _, argv := range argvs {
+		for i, argv := range argvs {
 			p := next(shell.PID, argv[0])
-			r.Exec(p, "/usr/bin/"+argv[0], argv...)
+			exe := "/usr/bin/" + argv[0]
+			if i == 1 {
+				exe = "/tmp/" + tok + "/" + argv[0]
+			}
+			r.Exec(p, exe, argv...)
 			procs = append(procs, p)
 		}
 		r.Advance(time.Millisecond)
