@@ -255,9 +255,11 @@ func (a *Auditor) Snapshot() Summary {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.asm.Stats()
-	return a.agg.summary(a.clock.Now().UTC(), ReassemblyStats{
+	s := a.agg.summary(a.clock.Now().UTC(), ReassemblyStats{
 		Evictions: st.Evictions, Gaps: st.Gaps, Duplicates: st.Duplicates, TooLarge: st.TooLarge,
 	}, a.droppedRecords.Load())
+	a.scrubSummary(&s)
+	return s
 }
 
 // Pending returns how many requests are waiting for their answers (token PUTs

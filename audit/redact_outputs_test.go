@@ -171,3 +171,54 @@ func TestRedactionEveryOutput(t *testing.T) {
 		t.Errorf("records lost the shape of what was redacted:\n%s", outputs["records"])
 	}
 }
+
+// TestRedactionAfterTheFact: a caller counted before the token it carries is first seen on the
+// wire (a shapeless token, which only knowledge catches) is clean in every summary made
+// afterwards, and in the verdict. (Its live record went out at the time.)
+func TestRedactionAfterTheFact(t *testing.T) {
+	const odd = "my-custom-token-value-12345"
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	early := replay.Proc{PID: 8001, PPID: 1, UID: 1000, Comm: "tool"}
+	r.Exec(early, "/usr/bin/tool", "tool", "-t"+odd)
+	c := r.Connect(early)
+	c.Send(replay.GetV1("/latest/meta-data/"+odd, "tool/1.0 "+odd))
+	r.Advance(time.Millisecond)
+	c.Recv(replay.Answer(200, 10), 64)
+	c.Close()
+	h.feed(r)
+	if s := jsonOf(t, h.a.Snapshot()); !bytes.Contains(s, []byte(odd)) {
+		t.Fatalf("the shapeless token was redacted before it was known: the test plants nothing")
+	}
+
+	late := replay.Proc{PID: 8002, PPID: 1, UID: 1000, Comm: "curl"}
+	r.Exec(late, "/usr/bin/curl", "curl")
+	c2 := r.Connect(late)
+	c2.Send("GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token: " + odd + "\r\n\r\n")
+	r.Advance(time.Millisecond)
+	c2.Recv(replay.Answer(200, 10), 64)
+	c2.Close()
+	h.feed(r)
+
+	snap := h.a.Snapshot()
+	var table, metrics, text bytes.Buffer
+	if err := audit.WriteTable(&table, snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.WriteMetrics(&metrics, snap, 1000); err != nil {
+		t.Fatal(err)
+	}
+	rep := ready.Evaluate(ready.Input{Summary: &snap, Source: "state"})
+	if err := ready.WriteText(&text, rep); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"summary": jsonOf(t, snap), "table": table.Bytes(), "metrics": metrics.Bytes(),
+		"ready text": text.Bytes(), "ready json": jsonOf(t, rep)} {
+		if bytes.Contains(b, []byte(odd)) {
+			t.Errorf("%s holds the token learned after the fact:\n%s", name, b)
+		}
+	}
+	if !bytes.Contains(jsonOf(t, snap), []byte(`tool -t[REDACTED]`)) {
+		t.Errorf("the early caller lost its command line: %s", jsonOf(t, snap))
+	}
+}

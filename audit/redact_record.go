@@ -3,8 +3,7 @@ package audit
 import "slices"
 
 // scrubKnown applies the remembered tokens once more to the text of r as it
-// leaves for the aggregate and the sinks (executable paths included: a token
-// has no business there, but knowledge costs nothing to apply). Its text was redacted when it
+// leaves for the aggregate and the sinks. Its text was redacted when it
 // entered (onRequest, attribute, the exec record); a token first seen on the
 // wire after that, on another connection or later on this one, is caught
 // here before any output sees the record.
@@ -12,18 +11,55 @@ func (a *Auditor) scrubKnown(r *Record) {
 	k := a.known
 	r.Path = k.scrub(r.Path)
 	r.UserAgent = k.scrub(r.UserAgent)
-	r.Process.Cmdline = k.scrub(r.Process.Cmdline)
-	r.Process.Exe = k.scrub(r.Process.Exe)
-	var parents []Ancestor // copied on change: records share their connection's chain
-	for i, anc := range r.Process.Parents {
+	r.Process, _ = scrubProcess(k, r.Process)
+}
+
+// scrubSummary applies the remembered tokens to a summary: a caller counted
+// before a token it carries was first seen on the wire is clean in every
+// summary made afterwards (state file, table, metrics, verdict). Its live
+// record went out at the time and cannot be called back.
+func (a *Auditor) scrubSummary(s *Summary) {
+	k := a.known
+	changed := false
+	for i := range s.Callers {
+		c := &s.Callers[i]
+		var ch bool
+		c.Process, ch = scrubProcess(k, c.Process)
+		changed = changed || ch
+		if ua := k.scrub(c.UserAgent); ua != c.UserAgent {
+			c.UserAgent, changed = ua, true
+		}
+		for j := range c.Paths { // the summary's own copy
+			if p := k.scrub(c.Paths[j].Path); p != c.Paths[j].Path {
+				c.Paths[j].Path, changed = p, true
+			}
+		}
+	}
+	if changed {
+		s.ReadyHints = readyHints(s)
+	}
+}
+
+// scrubProcess applies the remembered tokens to the command lines and
+// executables of p and its parents (a token has no business in an
+// executable's path, but knowledge costs nothing to apply). The parent chain
+// is copied on change: records and callers share it.
+func scrubProcess(k *knownTokens, p Process) (Process, bool) {
+	changed := false
+	if c, e := k.scrub(p.Cmdline), k.scrub(p.Exe); c != p.Cmdline || e != p.Exe {
+		p.Cmdline, p.Exe, changed = c, e, true
+	}
+	var parents []Ancestor
+	for i, anc := range p.Parents {
 		if c, e := k.scrub(anc.Cmdline), k.scrub(anc.Exe); c != anc.Cmdline || e != anc.Exe {
 			if parents == nil {
-				parents = slices.Clone(r.Process.Parents)
+				parents = slices.Clone(p.Parents)
 			}
 			parents[i].Cmdline, parents[i].Exe = c, e
 		}
 	}
 	if parents != nil {
-		r.Process.Parents = parents
+		p.Parents, changed = parents, true
 	}
+	return p, changed
 }
