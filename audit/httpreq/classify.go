@@ -118,6 +118,12 @@ func Classify(r *Request) Classification {
 // probeCloud returns the other cloud whose metadata path r asks for, or "". An AWS path is
 // never a probe, whatever headers it carries.
 func probeCloud(r *Request) string {
+	if r.Path == "/" || r.Path == "" {
+		if r.HasToken {
+			return "" // an AWS client: it asked for a token first
+		}
+		return rootProbeCloud(r)
+	}
 	if isAWSPath(r.Path) {
 		return ""
 	}
@@ -129,6 +135,24 @@ func probeCloud(r *Request) string {
 			continue
 		}
 		return p.cloud
+	}
+	return ""
+}
+
+// rootProbeCloud names the other cloud of a request for "/" that carries that cloud's own
+// metadata header. The root lists API versions only, no metadata; other clouds' libraries ping
+// it with their header to learn where they run (Google's client libraries ask "/" with
+// Metadata-Flavor: Google). Under HttpTokens=required such a ping gets 401, which they read as
+// "not here", as they read the version listing today: nothing breaks. Below "/" the path alone
+// decides: IMDS ignores these headers and answers with metadata.
+func rootProbeCloud(r *Request) string {
+	switch {
+	case strings.EqualFold(r.MetadataFlavor, "Google"):
+		return CloudGCP
+	case strings.EqualFold(r.MetadataFlavor, "ibm"):
+		return CloudIBM
+	case strings.EqualFold(r.Metadata, "true"):
+		return CloudAzure
 	}
 	return ""
 }

@@ -140,7 +140,7 @@ func randomCase(rng *rand.Rand) wireCase {
 			r.Headers = append(r.Headers[:at], append([][2]string{{caseOf(rng, "X-aws-ec2-metadata-token"), "@TOKEN"}}, r.Headers[at:]...)...)
 		}
 		if r.Method == "GET" && !token && !strings.HasPrefix(r.Path, "/metadata") && !strings.HasPrefix(r.Path, "/computeMetadata") &&
-			!strings.HasPrefix(r.Path, "/opc") && !strings.HasPrefix(r.Path, "/openstack") {
+			!strings.HasPrefix(r.Path, "/opc") && !strings.HasPrefix(r.Path, "/openstack") && !rootPing(r) {
 			c.V1 = true
 		}
 		c.Requests = append(c.Requests, r)
@@ -151,6 +151,20 @@ func randomCase(rng *rand.Rand) wireCase {
 		}
 	}
 	return c
+}
+
+// rootPing says r is another cloud's library asking "/" with its own header (a probe, not
+// IMDSv1: the root holds no metadata, see httpreq's rootProbeCloud).
+func rootPing(r wireRequest) bool {
+	if r.Path != "/" {
+		return false
+	}
+	for _, h := range r.Headers {
+		if h == clouds[0] || h == clouds[1] || h == clouds[2] {
+			return true
+		}
+	}
+	return false
 }
 
 func caseOf(rng *rand.Rand, h string) string {
