@@ -49,7 +49,6 @@ func New(opts Options) (*Auditor, error) {
 		opts:  opts,
 		clock: opts.Clock,
 		table: opts.ProcessTable,
-		asm:   reasm.New(opts.Reassembly),
 		conns: make(map[uint64]*conn),
 		execs: newExecCache(opts.MaxProcesses),
 
@@ -60,6 +59,11 @@ func New(opts Options) (*Auditor, error) {
 	for _, ip := range opts.HostAddrs {
 		a.hostAddrs[ip.Unmap()] = true
 	}
+	// The reassembler parses each head once; token values seen on the way are
+	// remembered (keyed hashes) to scrub them wherever they reappear.
+	cfg := opts.Reassembly
+	cfg.OnToken = a.known.learn
+	a.asm = reasm.New(cfg)
 	now := a.clock.Now().UTC()
 	a.agg = newAggregate(opts.MaxCallers, opts.MaxPathsPerCaller, now)
 	if opts.StateFile != "" {

@@ -94,8 +94,8 @@ func (a *Auditor) onHead(c *conn, h reasm.Head) {
 // onRequest parses, classifies and attributes a request head and queues it
 // for its answer. The head bytes are not kept: they may hold a token.
 func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
-	req, err := httpreq.ParseRequestToken(h.Data, a.known.learn)
-	cl := httpreq.Classify(&req)
+	req, err := &h.Request, h.ParseErr // parsed once, by the reassembler
+	cl := httpreq.Classify(req)
 	if err != nil && req.Method == "" {
 		cl = httpreq.Classification{Class: ClassIncomplete}
 		if !h.Truncated && len(h.Data) > 0 {
@@ -176,7 +176,7 @@ func isTokenPUTClass(c Class) bool { return c == ClassTokenPUT || c == ClassToke
 
 // onAnswer pairs an answer head with the oldest request awaiting one.
 func (a *Auditor) onAnswer(c *conn, h reasm.Head, t time.Time) {
-	resp, err := httpreq.ParseResponse(h.Data)
+	resp, err := &h.Response, h.ParseErr // parsed once, by the reassembler
 	if err == nil && resp.Status < 200 {
 		return // 100 Continue and friends precede the real answer
 	}

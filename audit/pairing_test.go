@@ -378,3 +378,24 @@ func TestIdleConnectionsExpire(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// A request pipelined behind one with a chunked body, in the same write, is seen and
+// paired with its answer (issue: it was lost, its answer unpaired).
+func TestPipelinedBehindChunkedRequest(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	c := r.Connect(curlProc)
+	post := "POST /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"5\r\nhello\r\n0\r\n\r\n"
+	c.Send(post + replay.GetV1("/latest/meta-data/instance-id", "curl/8.5.0"))
+	c.Recv(replay.Answer(405, 0)+replay.Answer(200, 19), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 2 || got[0].Method != "POST" || got[0].Status != 405 || got[1].Class != audit.ClassIMDSv1 ||
+		got[1].Status != 200 {
+		t.Fatalf("%+v", got)
+	}
+	if s := h.a.Snapshot(); s.UnpairedAnswers != 0 || s.Requests[audit.ClassIMDSv1] != 1 {
+		t.Fatalf("unpaired %d, requests %v", s.UnpairedAnswers, s.Requests)
+	}
+}

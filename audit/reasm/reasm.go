@@ -62,12 +62,23 @@ type Head struct {
 	// TooLarge says the block exceeded Config.MaxHeadBytes; Data holds the
 	// first MaxHeadBytes bytes.
 	TooLarge bool
+	// The block parsed once, here, for its framing and for the consumer: a
+	// Send head as Request, a Recv head as Response; ParseErr is the
+	// parser's error (the fields then hold what it read before the error).
+	Request  httpreq.Request
+	Response httpreq.Response
+	ParseErr error
 }
 
 // Config bounds the assembler. Zero fields take the documented defaults.
 type Config struct {
 	// MaxHeadBytes is the largest header block rebuilt; default httpreq.MaxHeadBytes.
 	MaxHeadBytes int
+	// OnToken, if set, receives the value of each complete
+	// X-aws-ec2-metadata-token header while a request head is parsed (for a
+	// redactor that scrubs it wherever it reappears); valid only during the
+	// call.
+	OnToken func(value []byte)
 	// MaxPending is the number of out-of-order segments held per stream
 	// before a gap is declared; default 16.
 	MaxPending int
@@ -224,28 +235,39 @@ func looksLikeStart(d Dir, b []byte) bool {
 	return httpreq.LooksLikeRequestStart(b)
 }
 
-// bodyLength returns the body length announced by a complete head, or
-// ok=false when it cannot be known from the head (chunked, until close, or
-// unparsable), in which case the stream resynchronises at the next segment
-// that starts a head.
-func bodyLength(d Dir, head []byte) (n uint64, ok bool) {
+// parse parses a head of direction d once, into h.
+func (a *Assembler) parse(d Dir, h *Head) {
 	if d == Send {
-		r, err := httpreq.ParseRequest(head)
-		if err != nil || r.Chunked {
-			return 0, false
+		h.Request, h.ParseErr = httpreq.ParseRequestToken(h.Data, a.cfg.OnToken)
+		return
+	}
+	h.Response, h.ParseErr = httpreq.ParseResponse(h.Data)
+}
+
+// framing says what follows a complete, parsed head: a body of n bytes, a chunked
+// body (followed chunk by chunk), or ok=false when it cannot be known from the head
+// (until close, or unparsable), in which case the stream resynchronises at the next
+// segment that starts a head.
+func framing(d Dir, h *Head) (n uint64, chunked, ok bool) {
+	if h.ParseErr != nil {
+		return 0, false, false
+	}
+	if d == Send {
+		if h.Request.Chunked {
+			return 0, true, true
 		}
-		return uint64(max(r.ContentLength, 0)), true
+		return uint64(max(h.Request.ContentLength, 0)), false, true
 	}
-	r, err := httpreq.ParseResponse(head)
+	r := &h.Response
 	switch {
-	case err != nil || r.Chunked:
-		return 0, false
 	case r.Status < 200 || r.Status == 204 || r.Status == 304:
-		return 0, true
+		return 0, false, true
+	case r.Chunked:
+		return 0, true, true
 	case r.ContentLength >= 0:
-		return uint64(r.ContentLength), true
+		return uint64(r.ContentLength), false, true
 	}
-	return 0, false
+	return 0, false, false
 }
 
 // terminator finds the end of a header block (an empty line, CRLF or bare

@@ -159,12 +159,32 @@ func TestExpire(t *testing.T) {
 	}
 }
 
-func TestChunkedLosesFramingThenResyncs(t *testing.T) {
+func TestChunkedBodyIsFollowed(t *testing.T) {
 	r1 := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 	r2 := "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 	body := "4\r\nabcd\r\n0\r\n\r\n"
 	next := uint32(1 + len(r1))
 	run(t, Config{}, Recv, []Segment{seg(1, r1), seg(next, body), seg(next+uint32(len(body)), r2)}, r1, r2)
+}
+
+// A request pipelined behind a request with a chunked body, in one write or split
+// anywhere, is found: the chunks are followed (sizes in hex, extensions, a trailer).
+func TestPipelinedBehindChunkedBody(t *testing.T) {
+	post := "POST /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	body := "1A;ext=1\r\n" + strings.Repeat("b", 26) + "\r\n3\r\n\r\n\n\r\n0\r\nX-Trailer: 1\r\n\r\n"
+	get := "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n"
+	all := post + body + get
+	run(t, Config{}, Send, []Segment{seg(1, all)}, post, get)
+	for split := 1; split < len(all); split++ {
+		run(t, Config{}, Send, []Segment{seg(1, all[:split]), seg(uint32(1+split), all[split:])}, post, get)
+	}
+	// A chunk whose data was not captured is skipped by arithmetic; a size line that
+	// was not captured loses the framing until the next head.
+	cut := Segment{Seq: 1, Data: []byte(post + "1A\r\nbb"), WireLen: uint32(len(post + body))}
+	run(t, Config{}, Send, []Segment{cut, seg(uint32(1+len(post+body)), get)}, post, get)
+	// Malformed chunk sizes lose the framing, never a later head that starts a segment.
+	bad := post + "zz\r\n"
+	run(t, Config{}, Send, []Segment{seg(1, bad), seg(uint32(1+len(bad)), get)}, post, get)
 }
 
 func TestTooLarge(t *testing.T) {

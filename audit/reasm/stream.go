@@ -14,10 +14,26 @@ const maxWire = 1 << 24
 type mode uint8
 
 const (
-	modeHead mode = iota // at or inside a header block
-	modeBody             // skipping bodyLeft body bytes
-	modeLost             // framing unknown: wait for a segment that starts a head
+	modeHead    mode = iota // at or inside a header block
+	modeBody                // skipping bodyLeft body bytes
+	modeChunked             // following a chunked body, chunk by chunk
+	modeLost                // framing unknown: wait for a segment that starts a head
 )
+
+// chunkState is where a chunked body is: at a chunk-size line, inside a
+// chunk's data, at the line break after it, or in the trailer.
+type chunkState uint8
+
+const (
+	chunkSize chunkState = iota
+	chunkData
+	chunkDataEnd
+	chunkTrailer
+)
+
+// maxChunkLine bounds a chunk-size or trailer line; a longer one loses the
+// framing.
+const maxChunkLine = 4096
 
 // stream is one direction of one connection.
 type stream struct {
@@ -30,8 +46,11 @@ type stream struct {
 	started bool
 	next    uint32 // sequence number of the next byte to consume
 	mode    mode
-	// bodyLeft is the number of body bytes still to skip in modeBody.
+	// bodyLeft is the number of body bytes still to skip in modeBody, or of
+	// the current chunk's data in modeChunked.
 	bodyLeft uint64
+	chunk    chunkState
+	line     []byte // a chunk-size or trailer line read so far
 
 	headActive bool // a head began at headSeq
 	head       []byte
@@ -131,6 +150,9 @@ func (s *stream) gap() {
 			s.emitHead(Head{Seq: s.next, Time: first.Time, TTL: first.TTL, Truncated: true})
 		}
 		s.mode = modeLost
+	case modeChunked:
+		// Chunk framing cannot be followed across missing bytes.
+		s.mode = modeLost
 	}
 	s.next = first.Seq
 	s.drain()
@@ -171,6 +193,8 @@ func (s *stream) consume(seg Segment) {
 				continue
 			}
 			pos = end
+		case modeChunked:
+			pos = s.consumeChunked(seg, pos, end, capEnd)
 		case modeHead:
 			pos = s.consumeHead(seg, pos, end, capEnd)
 		}
@@ -204,12 +228,13 @@ func (s *stream) consumeHead(seg Segment, pos, end, capEnd uint32) uint32 {
 	s.head = append(s.head, b[:n]...)
 	s.a.bytes += n
 	if t := terminator(s.head, old-3); t >= 0 {
-		body, known := bodyLength(s.key.Dir, s.head[:t])
-		s.finishHead(t, false, false)
+		body, chunked, known := s.finishHead(t, false, false)
 		switch {
 		case !known:
 			s.mode = modeLost
 			return end
+		case chunked:
+			s.mode, s.chunk, s.line = modeChunked, chunkSize, s.line[:0]
 		case body > 0:
 			s.mode, s.bodyLeft = modeBody, body
 		}
@@ -224,18 +249,114 @@ func (s *stream) consumeHead(seg Segment, pos, end, capEnd uint32) uint32 {
 	return pos + uint32(n)
 }
 
-// finishHead emits the first n bytes of the current head and resets it.
-func (s *stream) finishHead(n int, truncated, tooLarge bool) {
-	s.emitHead(Head{Seq: s.headSeq, Data: s.head[:n], Time: s.headTime, TTL: s.headTTL,
-		Truncated: truncated, TooLarge: tooLarge})
+// finishHead parses the first n bytes of the current head, emits them and resets
+// the head; it returns the framing of what follows (see framing).
+func (s *stream) finishHead(n int, truncated, tooLarge bool) (body uint64, chunked, known bool) {
+	h := Head{Seq: s.headSeq, Data: s.head[:n], Time: s.headTime, TTL: s.headTTL,
+		Truncated: truncated, TooLarge: tooLarge}
+	s.a.parse(s.key.Dir, &h)
+	body, chunked, known = framing(s.key.Dir, &h)
+	s.emitHead(h)
 	s.resetHead()
+	return body, chunked, known
 }
 
+// emitHead hands h to the consumer; a head not parsed yet (nothing of it was
+// seen) is parsed first, so every head reaches the consumer parsed once.
 func (s *stream) emitHead(h Head) {
 	h.Key = s.key
+	if h.Data == nil && h.ParseErr == nil {
+		s.a.parse(s.key.Dir, &h)
+	}
 	if s.emit != nil {
 		s.emit(h)
 	}
+}
+
+// consumeChunked follows a chunked body from pos: chunk-size lines and trailers
+// are read from the captured bytes, chunk data is skipped by sequence
+// arithmetic. It returns the position where processing continues; at the end
+// of the body the stream is back at a head.
+func (s *stream) consumeChunked(seg Segment, pos, end, capEnd uint32) uint32 {
+	for after(end, pos) {
+		if s.chunk == chunkData {
+			n := uint32(min(uint64(end-pos), s.bodyLeft))
+			pos += n
+			if s.bodyLeft -= uint64(n); s.bodyLeft == 0 {
+				s.chunk, s.line = chunkDataEnd, s.line[:0]
+			}
+			continue
+		}
+		// A line: it must have been captured.
+		if !after(capEnd, pos) {
+			s.mode = modeLost
+			return end
+		}
+		b := seg.Data[pos-seg.Seq : min(capEnd, end)-seg.Seq]
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			if len(s.line)+len(b) > maxChunkLine {
+				s.mode = modeLost
+				return end
+			}
+			s.line = append(s.line, b...)
+			pos += uint32(len(b))
+			continue
+		}
+		s.line = append(s.line, b[:i]...)
+		pos += uint32(i + 1)
+		line := bytes.TrimSuffix(s.line, []byte{'\r'})
+		switch s.chunk {
+		case chunkSize:
+			size, ok := chunkSizeOf(line)
+			switch {
+			case !ok:
+				s.mode = modeLost
+				return end
+			case size == 0:
+				s.chunk = chunkTrailer
+			default:
+				s.chunk, s.bodyLeft = chunkData, size
+			}
+		case chunkDataEnd:
+			if len(line) != 0 {
+				s.mode = modeLost
+				return end
+			}
+			s.chunk = chunkSize
+		case chunkTrailer:
+			if len(line) == 0 {
+				s.mode, s.headActive, s.line = modeHead, false, s.line[:0]
+				return pos
+			}
+		}
+		s.line = s.line[:0]
+	}
+	return pos
+}
+
+// chunkSizeOf parses a chunk-size line: hex digits, then optional extensions
+// after ';'.
+func chunkSizeOf(line []byte) (uint64, bool) {
+	hex, _, _ := bytes.Cut(line, []byte{';'})
+	hex = bytes.TrimRight(hex, " \t")
+	if len(hex) == 0 || len(hex) > 15 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range hex {
+		switch {
+		case '0' <= c && c <= '9':
+			n = n<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			n = n<<4 | uint64(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			n = n<<4 | uint64(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 // resetHead wipes the head buffer: a request head may hold a token.
