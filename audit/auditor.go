@@ -38,6 +38,8 @@ type Auditor struct {
 
 	emitMu         sync.Mutex // keeps deliveries in order
 	droppedRecords atomic.Uint64
+
+	durable
 }
 
 // New returns an Auditor. With Options.StateFile set it resumes the counts
@@ -77,6 +79,8 @@ func New(opts Options) (*Auditor, error) {
 	}
 	a.agg.cov.agent = opts.Agent
 	a.nextSave = now.Add(opts.StateInterval)
+	a.savedMark = a.verdictMarkLocked() // what the file holds
+	a.nextWrite = now
 	return a, nil
 }
 
@@ -108,6 +112,16 @@ func (a *Auditor) Run(ctx context.Context, src Source) error {
 	}()
 	tick := time.NewTicker(a.opts.TickInterval)
 	defer tick.Stop()
+	// A change of the verdict is written to the state file promptly (see
+	// promptSaveGap), not at the next tick.
+	var prompt <-chan time.Time
+	armPrompt := func() {
+		if prompt == nil {
+			if d, ok := a.promptSaveIn(); ok {
+				prompt = time.After(d)
+			}
+		}
+	}
 	var err error
 loop:
 	for {
@@ -118,6 +132,16 @@ loop:
 				break loop
 			}
 			a.Handle(ev)
+			armPrompt()
+		case <-prompt:
+			prompt = nil
+			a.mu.Lock()
+			due := a.promptSaveDueLocked(a.clock.Now())
+			a.mu.Unlock()
+			if due {
+				a.promptSave()
+			}
+			armPrompt()
 		case <-tick.C:
 			if len(events) > 0 {
 				// A backlog: answers may still be waiting behind the token PUTs they
@@ -127,6 +151,7 @@ loop:
 			} else {
 				a.Tick()
 			}
+			armPrompt()
 		case <-ctx.Done():
 			cancel()
 			for range events {
@@ -193,6 +218,7 @@ func (a *Auditor) Handle(ev Event) {
 			a.out = append(a.out, Record{Type: RecordLost, Time: t, Lost: ev.Lost})
 		}
 	}
+	a.noteVerdictChangeLocked(a.clock.Now())
 	a.flushLocked()
 }
 
@@ -214,15 +240,20 @@ func (a *Auditor) tick(seenUpTo time.Time) {
 		seenUpTo = now
 	}
 	a.expire(now, seenUpTo.UTC())
+	a.noteVerdictChangeLocked(now)
 	save := a.opts.StateFile != "" && !now.Before(a.nextSave)
 	if save {
 		a.nextSave = now.Add(a.opts.StateInterval)
 	}
+	prompt := !save && a.promptSaveDueLocked(now)
 	a.flushLocked()
-	if save {
+	switch {
+	case save:
 		if err := a.SaveState(); err != nil {
 			a.opts.Logf("audit: writing state: %v", err)
 		}
+	case prompt:
+		a.promptSave()
 	}
 }
 
@@ -258,6 +289,10 @@ func (a *Auditor) flushLocked() {
 func (a *Auditor) Snapshot() Summary {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.snapshotLocked()
+}
+
+func (a *Auditor) snapshotLocked() Summary {
 	st := a.asm.Stats()
 	s := a.agg.summary(a.clock.Now().UTC(), ReassemblyStats{
 		Evictions: st.Evictions, Gaps: st.Gaps, Duplicates: st.Duplicates, TooLarge: st.TooLarge,
@@ -284,5 +319,18 @@ func (a *Auditor) SaveState() error {
 	if a.opts.StateFile == "" {
 		return errors.New("audit: no state file configured")
 	}
-	return SaveState(a.opts.StateFile, a.Snapshot())
+	a.mu.Lock()
+	mark := a.verdictMarkLocked()
+	s := a.snapshotLocked()
+	a.mu.Unlock()
+	err := SaveState(a.opts.StateFile, s)
+	a.mu.Lock()
+	a.savedLocked(mark, a.clock.Now(), err)
+	a.mu.Unlock()
+	return err
 }
+
+// DropRecords counts n live records that an output could not take (a JSON
+// output whose reader went away, a full file system): Summary.DroppedRecords
+// adds them, so that a consumer of the output learns what it missed.
+func (a *Auditor) DropRecords(n uint64) { a.droppedRecords.Add(n) }
