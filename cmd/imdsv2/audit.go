@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,13 +41,19 @@ At start it prints the kernel features found and how it attached. It runs for --
 until SIGINT/SIGTERM with --duration 0; on a terminal a status line shows progress. At the end
 it prints the summary: a table per caller with what to do (--output table), or, with
 --output json, one JSON object per request as it happens ("type":"request", or "type":"lost"
-for kernel records lost) and a last line with "type":"summary"; field names are stable and the
-summary carries a "schema" version.
+for kernel records lost) and a last line with "type":"summary"; field names are stable and each
+line carries a "schema" version of the layout of its type (fields may be added; the number
+changes when one changes meaning or goes away). An output that fails (its reader exited, its
+file system is full) is reported on stderr at once and every 10s while it fails; the records
+it could not take are counted in the summary's "dropped_records", and auditing and --state go
+on.
 
 --state keeps the counts across restarts: read at start, written atomically every
---state-interval and at exit. A state file that cannot be read is renamed aside
-(FILE.corrupt-TIME), never overwritten, and the command stops with an error; the next start
-begins afresh.
+--state-interval and at exit, and within a second of anything that changes the verdict (a new
+caller, the first request of a kind, lost events, a failed token PUT), so that a crash loses at
+most counts of callers already recorded, never a caller. A state file that cannot be read is
+renamed aside (FILE.corrupt-TIME), never overwritten, and the command stops with an error; the
+next start begins afresh. A state file of a newer version is refused and left as it is.
 --metrics-addr serves the counts in the Prometheus text format at /metrics.
 
 Exit status: 0 when the audit ran to its end, 1 when it failed while running (the ring buffer
@@ -121,11 +129,21 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...) }
+	// A reader of the output that exits must not kill the agent (SIGPIPE on stdout): writes then
+	// fail with EPIPE, reported and counted, and the audit goes on.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
 	var lines *audit.JSONLines
+	var auditor *audit.Auditor
 	opts := audit.Options{StateFile: f.state, StateInterval: f.stateInterval, ProcessTable: f.host.processTable(),
-		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...) }}
+		Logf: logf}
 	if f.output == "json" {
-		lines = audit.NewJSONLines(stdout)
+		lines = audit.NewJSONLinesWith(stdout, audit.JSONLinesOptions{
+			Warn:      func(msg string) { logf("%s", msg) },
+			OnDropped: func(n uint64) { auditor.DropRecords(n) },
+		})
 		opts.OnRecord = lines.OnRecord
 	}
 	// How this process sees the host, for the coverage record the state keeps.
@@ -137,7 +155,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	}
 	// The state file is read before anything touches the kernel: a corrupt one stops here,
 	// renamed aside, and nothing is overwritten.
-	auditor, err := audit.New(opts)
+	auditor, err = audit.New(opts)
 	if err != nil {
 		if errors.Is(err, audit.ErrCorruptState) {
 			return fail(exitUsage, "%v\nThe file was kept (renamed, see above); start again to begin with fresh counts, or restore it.", err)
@@ -215,7 +233,13 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		if err == nil {
 			_, err = fmt.Fprintf(stdout, "%s\n", b)
 		}
-		runErr = errors.Join(runErr, lines.Err(), err)
+		if err != nil {
+			err = fmt.Errorf("writing the summary line: %w", err)
+		}
+		if lerr := lines.Err(); lerr != nil {
+			err = errors.Join(fmt.Errorf("%d JSON records could not be written (counted in dropped_records; first error: %w)", lines.Dropped(), lerr), err)
+		}
+		runErr = errors.Join(runErr, err)
 	} else {
 		runErr = errors.Join(runErr, audit.WriteTable(stdout, sum))
 	}

@@ -65,6 +65,24 @@ func newHarnessWith(t testing.TB, opts audit.Options, binaries ...string) *harne
 // nothing reading the agent's events yet (see consume).
 func newAgentHarness(t testing.TB, binaries ...string) *harness {
 	t.Helper()
+	h := newBedHarness(t, binaries...)
+	agent, err := bpf.Load(bpf.Options{RequireExec: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Close() })
+	if err := agent.Attach(h.cg.Path()); err != nil {
+		t.Fatal(err)
+	}
+	h.agent = agent
+	t.Logf("agent attached:\n%s", agent.Features())
+	return h
+}
+
+// newBedHarness is the bed, the emulator and the test cgroup, with no agent: for tests whose
+// agent is the imdsv2 binary.
+func newBedHarness(t testing.TB, binaries ...string) *harness {
+	t.Helper()
 	testbed.Require(t)
 	privtest.RequireCaps(t, privtest.CapNetAdmin, privtest.CapBPF, privtest.CapPerfmon)
 	for _, tool := range []string{"curl", "python3"} {
@@ -89,17 +107,6 @@ func newAgentHarness(t testing.TB, binaries ...string) *harness {
 		t.Fatal(err)
 	}
 	h.cg = cgroup.ForTest(t)
-
-	agent, err := bpf.Load(bpf.Options{RequireExec: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agent.Close() })
-	if err := agent.Attach(h.cg.Path()); err != nil {
-		t.Fatal(err)
-	}
-	h.agent = agent
-	t.Logf("agent attached:\n%s", agent.Features())
 	return h
 }
 
