@@ -146,19 +146,7 @@ func TestMockServes(t *testing.T) {
 	noEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"mock", "--listen", "127.0.0.1:0", "--tokens", "required", "--tags", "Name=web", "--log"}, &out, &errb)
-	}()
-	var url string
-	require.Eventually(t, func() bool {
-		_, rest, ok := strings.Cut(out.String(), "serving IMDS at ")
-		if ok {
-			url, _, _ = strings.Cut(rest, " ")
-		}
-		return ok
-	}, 10e9, 10e6)
+	url, _, errb, done := startMock(t, ctx, "--tokens", "required", "--tags", "Name=web", "--log")
 	code, got, errOut := cli(t, "get", "--endpoint="+url, "--timeout=1m", "meta-data/tags/instance/Name")
 	require.Equal(t, exitOK, code, errOut)
 	assert.Equal(t, "web\n", got)

@@ -7,7 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/vishvananda/netns"
 
@@ -51,7 +51,7 @@ func runMock(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rebalanceAfter := fs.Duration("rebalance-after", 0, "announce a rebalance recommendation this long after start (0: never)")
 	userData := fs.String("user-data", "", "file served as user data (default: none, 404)")
 	nsName := fs.String("netns", "", "open the listeners inside this named network namespace (/var/run/netns/NAME)")
-	logRequests := fs.Bool("log", false, "print one line per request on stderr (method, path, token or not, status, client)")
+	logFlag := fs.Bool("log", false, "print one line per request on stderr (method, path, token or not, status, client)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -93,13 +93,13 @@ func runMock(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		lns = append(lns, ln)
 	}
+	if *logFlag {
+		logRequests(ctx, srv, stderr)
+	}
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		fmt.Fprintf(stdout, "imdsv2 mock: serving IMDS at http://%s (tokens %s, hop limit %d)\n", ln.Addr(), *tokens, *hopLimit)
 		go func() { errc <- srv.Serve(ln) }()
-	}
-	if *logRequests {
-		go logLoop(ctx, srv, stderr)
 	}
 	select {
 	case <-ctx.Done():
@@ -136,27 +136,20 @@ func listenIn(nsName, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// logLoop prints the emulator's request log as it grows. The log keeps a bounded number of
-// entries; printing follows the newest ones.
-func logLoop(ctx context.Context, srv *imdstest.Server, w io.Writer) {
-	seen := 0
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+// logRequests prints each request once, when it has been answered (or left unanswered), until
+// ctx is done. Following the server rather than polling its bounded request log keeps every
+// request, once, however many come.
+func logRequests(ctx context.Context, srv *imdstest.Server, w io.Writer) {
+	var mu sync.Mutex
+	stop := srv.Follow(func(r imdstest.Request) {
+		line := formatRequest(r)
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() == nil {
+			fmt.Fprintln(w, line)
 		}
-		reqs := srv.Requests()
-		if len(reqs) < seen {
-			seen = 0
-		}
-		for _, r := range reqs[seen:] {
-			fmt.Fprintln(w, formatRequest(r))
-		}
-		seen = len(reqs)
-	}
+	})
+	context.AfterFunc(ctx, stop)
 }
 
 // formatRequest renders one request-log entry; never a token, only whether one was sent.

@@ -43,6 +43,11 @@ const DefaultReadHeaderTimeout = 10 * time.Second
 type requestLog struct {
 	mu      sync.Mutex
 	entries []*Request
+	// followers are called with each request as its handling ends (see Server.Follow); the
+	// request log drops its oldest entries, so a reader of Requests that polls can lose or
+	// repeat entries, a follower cannot.
+	followers map[int]func(Request)
+	nextID    int
 }
 
 // add appends r; at limit entries, the oldest tenth is dropped first.
@@ -74,6 +79,43 @@ func (l *requestLog) setStatus(e *Request, status int) {
 	l.mu.Lock()
 	e.Status = status
 	l.mu.Unlock()
+}
+
+// done hands e, whose handling has ended, to the followers.
+func (l *requestLog) done(e *Request) {
+	l.mu.Lock()
+	r := *e
+	fs := make([]func(Request), 0, len(l.followers))
+	for _, f := range l.followers {
+		fs = append(fs, f)
+	}
+	l.mu.Unlock()
+	for _, f := range fs {
+		f(r)
+	}
+}
+
+// Follow calls fn with every request whose handling ends from now on until stop is called:
+// exactly once per request, with its final status (0 for a request that got no answer: held,
+// dropped, reset), from the goroutine that served it, so that fn may be called concurrently and
+// must not block for long. Unlike Requests, which keeps a bounded log, nothing is lost or
+// repeated however many requests come. Requests that are being handled when Follow is called
+// are passed on too when they end.
+func (s *Server) Follow(fn func(Request)) (stop func()) {
+	l := &s.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.followers == nil {
+		l.followers = make(map[int]func(Request))
+	}
+	id := l.nextID
+	l.nextID++
+	l.followers[id] = fn
+	return func() {
+		l.mu.Lock()
+		delete(l.followers, id)
+		l.mu.Unlock()
+	}
 }
 
 // Requests returns a copy of the request log, oldest first, including requests still being held.

@@ -204,6 +204,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
 	now := st.cfg.Now()
 	sw := &statusWriter{ResponseWriter: w, log: &s.log, entry: s.log.add(r, now, st.cfg.RequestLogLimit)}
+	defer s.log.done(sw.entry)
 
 	if f, ok := s.faults.match(r); ok {
 		if done := s.applyFault(sw, r, f); done {

@@ -190,3 +190,30 @@ func TestReadHeaderTimeout(t *testing.T) {
 	require.NoError(t, err, "the server closes the connection (EOF), it does not leave it hanging")
 	assert.Empty(t, s.Requests())
 }
+
+// A follower sees every request exactly once, with its final status, long after the bounded
+// log has started dropping its oldest entries; after stop it sees none.
+func TestFollowSeesEachRequestOnce(t *testing.T) {
+	const limit, n = 100, 1050
+	s := newServer(t, imdstest.Config{RequestLogLimit: limit})
+	h := s.Handler()
+	seen := map[string]int{}
+	var statuses []int
+	stop := s.Follow(func(r imdstest.Request) {
+		seen[r.Path]++
+		statuses = append(statuses, r.Status)
+	})
+	for i := range n {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", fmt.Sprintf("/latest/meta-data/x%d", i), nil))
+	}
+	require.LessOrEqual(t, len(s.Requests()), limit)
+	require.Len(t, seen, n)
+	for p, c := range seen {
+		require.Equal(t, 1, c, p)
+	}
+	require.Len(t, statuses, n)
+	assert.Equal(t, http.StatusNotFound, statuses[0])
+	stop()
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/latest/meta-data/after-stop", nil))
+	assert.Len(t, seen, n, "followed after stop")
+}
