@@ -2,10 +2,12 @@ package proc
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +185,109 @@ func TestParseProcAddr(t *testing.T) {
 		if _, ok := parseProcAddr(in); ok {
 			t.Errorf("%q parsed", in)
 		}
+	}
+}
+
+// fakeNetProcess is a process of fakeNetProc: its network namespace, the lines of its
+// namespace's net/tcp and the socket inodes it holds.
+type fakeNetProcess struct {
+	netns   string
+	tcp     []string
+	sockets []uint64
+}
+
+// fakeNetProc builds a /proc whose reader's net/tcp has the lines own, with procs in it.
+func fakeNetProc(t *testing.T, own []string, procs map[int]fakeNetProcess) string {
+	t.Helper()
+	root := t.TempDir()
+	header := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "net", "tcp"), header+strings.Join(own, "\n")+"\n")
+	for pid, p := range procs {
+		dir := filepath.Join(root, strconv.Itoa(pid))
+		write(filepath.Join(dir, "net", "tcp"), header+strings.Join(p.tcp, "\n")+"\n")
+		if err := os.MkdirAll(filepath.Join(dir, "ns"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p.netns, filepath.Join(dir, "ns", "net")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "fd"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i, inode := range p.sockets {
+			if err := os.Symlink(fmt.Sprintf("socket:[%d]", inode), filepath.Join(dir, "fd", strconv.Itoa(i+3))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
+}
+
+// tcpLine is a net/tcp line of an established IPv4 socket from local (hex address:port) to
+// 169.254.169.254:80.
+func tcpLine(sl int, local string, inode uint64) string {
+	return fmt.Sprintf("%4d: %s FEA9FEA9:0050 01 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 20 4 30 10 -1", sl, local, inode)
+}
+
+// A connection opened before the agent, by a process in a network namespace of its own (a
+// container on a bridge): its socket is not in the reader's /proc/net/tcp but in
+// /proc/PID/net/tcp. It used to be attributed to nobody (pid 0).
+func TestSocketOwnerInAnotherNetworkNamespace(t *testing.T) {
+	// 10.200.0.2:41000 (0200C80A:A028) in namespace B, held by pid 800; pid 700 is in the
+	// reader's namespace A, which does not have it.
+	root := fakeNetProc(t, []string{tcpLine(0, "0500000A:9C41", 777)}, map[int]fakeNetProcess{
+		700: {netns: "net:[4026531840]", tcp: []string{tcpLine(0, "0500000A:9C41", 777)}, sockets: []uint64{777}},
+		800: {netns: "net:[4026532100]", tcp: []string{tcpLine(0, "0200C80A:A028", 888)}, sockets: []uint64{888}},
+		801: {netns: "net:[4026532100]", tcp: []string{tcpLine(0, "0200C80A:A028", 888)}},
+	})
+	tab := New(Config{ProcRoot: root})
+	pid, err := tab.SocketOwner(netip.MustParseAddrPort("10.200.0.2:41000"), netip.MustParseAddrPort("169.254.169.254:80"))
+	if err != nil || pid != 800 {
+		t.Fatalf("socket in another namespace: pid %d, %v", pid, err)
+	}
+	if pid, err := tab.SocketOwner(netip.MustParseAddrPort("10.0.0.5:40001"), netip.MustParseAddrPort("169.254.169.254:80")); err != nil || pid != 700 {
+		t.Fatalf("socket in the reader's namespace: pid %d, %v", pid, err)
+	}
+}
+
+// Two containers behind two bridges may have the same address: the same pair in two
+// namespaces names no owner rather than the wrong one.
+func TestSocketOwnerAmbiguousAcrossNamespaces(t *testing.T) {
+	root := fakeNetProc(t, nil, map[int]fakeNetProcess{
+		810: {netns: "net:[4026532110]", tcp: []string{tcpLine(0, "020011AC:A410", 901)}, sockets: []uint64{901}},
+		820: {netns: "net:[4026532120]", tcp: []string{tcpLine(0, "020011AC:A410", 902)}, sockets: []uint64{902}},
+	})
+	pid, err := New(Config{ProcRoot: root}).SocketOwner(netip.MustParseAddrPort("172.17.0.2:42000"), netip.MustParseAddrPort("169.254.169.254:80"))
+	if !errors.Is(err, ErrNoSocket) || !strings.Contains(fmt.Sprint(err), "more than one network namespace") {
+		t.Fatalf("pid %d, %v", pid, err)
+	}
+}
+
+// A busy host's net/tcp is longer than the 64 KiB read of other /proc files: a socket at its
+// end is found.
+func TestSocketOwnerInALongTable(t *testing.T) {
+	var lines []string
+	for i := range 2000 { // about 300 KiB
+		lines = append(lines, tcpLine(i, fmt.Sprintf("0500000A:%04X", 10000+i), uint64(5000+i)))
+	}
+	lines = append(lines, tcpLine(2000, "0500000A:9C41", 777))
+	root := fakeNetProc(t, lines, map[int]fakeNetProcess{
+		700: {netns: "net:[4026531840]", sockets: []uint64{777}},
+	})
+	if b, _ := os.ReadFile(filepath.Join(root, "net", "tcp")); len(b) <= maxFile {
+		t.Fatalf("table of %d bytes is not longer than %d", len(b), maxFile)
+	}
+	pid, err := New(Config{ProcRoot: root}).SocketOwner(netip.MustParseAddrPort("10.0.0.5:40001"), netip.MustParseAddrPort("169.254.169.254:80"))
+	if err != nil || pid != 700 {
+		t.Fatalf("pid %d, %v", pid, err)
 	}
 }

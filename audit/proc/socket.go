@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -19,11 +20,17 @@ const maxFDScan = 200000
 var ErrNoSocket = errors.New("proc: socket not found")
 
 // SocketOwner finds the process holding the TCP socket local->remote: the
-// socket's inode from ProcRoot/net/tcp and tcp6 (the network namespace of
-// ProcRoot's reader), then the process with a descriptor on that inode. It is
-// the best effort left for connections opened before the agent started: it
-// needs permission to read other processes' fd directories, and finds
-// nothing in other network namespaces.
+// socket's inode from a net/tcp or net/tcp6 table, then the process with a
+// descriptor on that inode. It is the best effort left for connections opened
+// before the agent started: it needs permission to read other processes' fd
+// directories.
+//
+// The socket is looked up in every network namespace that a process of
+// ProcRoot is in, not only in the reader's own (ProcRoot/net): callers in
+// containers on a bridge, or in a pod, hold their sockets in a namespace of
+// their own, whose table only ProcRoot/PID/net shows. An address pair found in
+// two namespaces (two containers behind two bridges with the same address) is
+// ambiguous and attributed to nobody.
 func (t *Table) SocketOwner(local, remote netip.AddrPort) (uint32, error) {
 	inode, err := t.socketInode(local, remote)
 	if err != nil {
@@ -57,17 +64,61 @@ func (t *Table) SocketOwner(local, remote netip.AddrPort) (uint32, error) {
 	return 0, fmt.Errorf("%w: no readable process holds %s", ErrNoSocket, target)
 }
 
+// socketInode finds the inode of local->remote in the reader's network
+// namespace (ProcRoot/net), else in the namespaces of the processes of
+// ProcRoot, each read once.
 func (t *Table) socketInode(local, remote netip.AddrPort) (uint64, error) {
+	if inode, ok := tcpInode(filepath.Join(t.cfg.ProcRoot, "net"), local, remote); ok {
+		return inode, nil
+	}
+	dirs, err := os.ReadDir(t.cfg.ProcRoot)
+	if err != nil {
+		return 0, err
+	}
+	seen := map[string]bool{}
+	var found uint64
+	for _, d := range dirs {
+		if _, err := strconv.ParseUint(d.Name(), 10, 32); err != nil {
+			continue
+		}
+		ns, err := os.Readlink(filepath.Join(t.cfg.ProcRoot, d.Name(), "ns", "net"))
+		if err != nil || seen[ns] {
+			continue // gone, not ours to read, or a namespace read already
+		}
+		seen[ns] = true
+		inode, ok := tcpInode(filepath.Join(t.cfg.ProcRoot, d.Name(), "net"), local, remote)
+		switch {
+		case !ok:
+		case found == 0:
+			found = inode
+		case found != inode:
+			return 0, fmt.Errorf("%w: %s -> %s is in more than one network namespace", ErrNoSocket, local, remote)
+		}
+	}
+	if found == 0 {
+		return 0, fmt.Errorf("%w: %s -> %s in no network namespace of %s", ErrNoSocket, local, remote, t.cfg.ProcRoot)
+	}
+	return found, nil
+}
+
+// tcpInode looks local->remote up in dir/tcp and dir/tcp6, read whole
+// however long they are (a busy host has tens of thousands of sockets).
+func tcpInode(dir string, local, remote netip.AddrPort) (uint64, bool) {
 	for _, name := range []string{"tcp", "tcp6"} {
-		b, err := readFile(filepath.Join(t.cfg.ProcRoot, "net", name))
+		f, err := os.Open(filepath.Join(dir, name))
 		if err != nil {
 			continue
 		}
-		if inode, ok := FindTCPInode(b, local, remote); ok {
-			return inode, nil
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if inode, ok := tcpLineInode(sc.Text(), local, remote); ok {
+				f.Close()
+				return inode, true
+			}
 		}
+		f.Close()
 	}
-	return 0, fmt.Errorf("%w: %s -> %s not in %s/net/tcp{,6}", ErrNoSocket, local, remote, t.cfg.ProcRoot)
+	return 0, false
 }
 
 // FindTCPInode looks up the socket local->remote in the content of
@@ -75,21 +126,27 @@ func (t *Table) socketInode(local, remote netip.AddrPort) (uint64, error) {
 // tcp6 as IPv4-mapped addresses.
 func FindTCPInode(b []byte, local, remote netip.AddrPort) (uint64, bool) {
 	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || !strings.HasSuffix(f[0], ":") {
-			continue
-		}
-		l, ok1 := parseProcAddr(f[1])
-		r, ok2 := parseProcAddr(f[2])
-		if !ok1 || !ok2 || !sameEndpoint(l, local) || !sameEndpoint(r, remote) {
-			continue
-		}
-		inode, err := strconv.ParseUint(f[9], 10, 64)
-		if err == nil && inode != 0 {
+		if inode, ok := tcpLineInode(line, local, remote); ok {
 			return inode, true
 		}
 	}
 	return 0, false
+}
+
+// tcpLineInode reads one line of a net/tcp table: the inode of the socket
+// local->remote, if it is that one.
+func tcpLineInode(line string, local, remote netip.AddrPort) (uint64, bool) {
+	f := strings.Fields(line)
+	if len(f) < 10 || !strings.HasSuffix(f[0], ":") {
+		return 0, false
+	}
+	l, ok1 := parseProcAddr(f[1])
+	r, ok2 := parseProcAddr(f[2])
+	if !ok1 || !ok2 || !sameEndpoint(l, local) || !sameEndpoint(r, remote) {
+		return 0, false
+	}
+	inode, err := strconv.ParseUint(f[9], 10, 64)
+	return inode, err == nil && inode != 0
 }
 
 func sameEndpoint(a, b netip.AddrPort) bool {

@@ -66,6 +66,13 @@ func newHarnessWith(t testing.TB, opts audit.Options, binaries ...string) *harne
 func newAgentHarness(t testing.TB, binaries ...string) *harness {
 	t.Helper()
 	h := newBedHarness(t, binaries...)
+	h.attach(t)
+	return h
+}
+
+// attach loads the agent and attaches it to the test cgroup.
+func (h *harness) attach(t testing.TB) {
+	t.Helper()
 	agent, err := bpf.Load(bpf.Options{RequireExec: true})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +83,6 @@ func newAgentHarness(t testing.TB, binaries ...string) *harness {
 	}
 	h.agent = agent
 	t.Logf("agent attached:\n%s", agent.Features())
-	return h
 }
 
 // newBedHarness is the bed, the emulator and the test cgroup, with no agent: for tests whose
