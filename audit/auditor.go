@@ -319,13 +319,14 @@ func (a *Auditor) SaveState() error {
 	if a.opts.StateFile == "" {
 		return errors.New("audit: no state file configured")
 	}
+	start := time.Now() // the cost of a write, on the wall clock whatever Options.Clock says
 	a.mu.Lock()
 	mark := a.verdictMarkLocked()
 	s := a.snapshotLocked()
 	a.mu.Unlock()
 	err := SaveState(a.opts.StateFile, s)
 	a.mu.Lock()
-	a.savedLocked(mark, a.clock.Now(), err)
+	a.savedLocked(mark, a.clock.Now(), time.Since(start), err)
 	a.mu.Unlock()
 	return err
 }

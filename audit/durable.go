@@ -14,7 +14,11 @@ import (
 // entry, the first request of a class, lost events, unclassified or incomplete
 // requests, token PUTs that failed, SDK fallbacks, coverage spans opening or
 // closing) makes the state file be written promptly: within promptSaveGap of the
-// change, and never twice within promptSaveGap.
+// change, and never twice within promptSaveGap, nor sooner after a write than
+// promptSaveCostFactor times what that write took (a state of MaxCallers
+// callers is about 10 MB and takes a few hundred milliseconds to write: then
+// the agent spends at most a fifth of its time writing, and a new caller is
+// durable within a second and a half).
 //
 // Why a prompt atomic write rather than an append-only log of observations
 // next to the state file: the state file stays the one record (one format, one
@@ -32,6 +36,10 @@ const promptSaveGap = 500 * time.Millisecond
 
 // promptSaveRetry is the delay before a failed prompt write is tried again.
 const promptSaveRetry = 5 * time.Second
+
+// promptSaveCostFactor bounds the time spent on prompt writes: after a write
+// that took d, the next prompt write waits at least promptSaveCostFactor*d.
+const promptSaveCostFactor = 4
 
 // durable is the Auditor's record of what the state file holds; guarded by
 // Auditor.mu.
@@ -107,13 +115,14 @@ func (a *Auditor) promptSave() {
 	}
 }
 
-// savedLocked records a state write of mark that ended at now with err.
-func (a *Auditor) savedLocked(mark verdictMark, now time.Time, err error) {
+// savedLocked records a state write of mark that ended at now, took took, and
+// failed with err.
+func (a *Auditor) savedLocked(mark verdictMark, now time.Time, took time.Duration, err error) {
 	if err != nil {
 		a.nextWrite = now.Add(promptSaveRetry)
 		return
 	}
-	a.nextWrite = now.Add(promptSaveGap)
+	a.nextWrite = now.Add(max(promptSaveGap, promptSaveCostFactor*took))
 	a.savedMark = mark
 	a.changedAt = time.Time{}
 	a.noteVerdictChangeLocked(now) // what changed while the file was written

@@ -101,7 +101,8 @@ type Options struct {
 	Records chan<- Record
 
 	// StateFile, if set, keeps the aggregate across restarts: loaded by New,
-	// written atomically every StateInterval and when Run returns.
+	// written atomically every StateInterval, when Run returns, and promptly
+	// (within about 500ms, see durable.go) after a change of the verdict.
 	StateFile string
 	// StateInterval is the time between state writes; default 1m.
 	StateInterval time.Duration
