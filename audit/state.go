@@ -89,7 +89,8 @@ func ReadState(path string) (*Summary, error) {
 	// The schema first: a file of another version is refused whatever its layout.
 	var probe struct{ Schema int }
 	if json.Unmarshal(buf.Bytes(), &probe) == nil && probe.Schema > SummarySchema {
-		return nil, fmt.Errorf("%w: %s has schema %d, this program reads up to %d: use the newer version that wrote it, or move the file away",
+		return nil, fmt.Errorf("%w: %s has schema %d, written by a newer version of this program; this one reads schemas up to %d: "+
+			"run the newer version that wrote it (upgrade this one), or move the file away to start with fresh counts (it is left as it is)",
 			ErrStateSchema, path, probe.Schema, SummarySchema)
 	}
 	var s Summary
