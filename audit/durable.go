@@ -13,7 +13,7 @@ import (
 // false READY the next day. So a change of what the verdict reads (a new caller
 // entry, the first request of a class, lost events, unclassified or incomplete
 // requests, token PUTs that failed, SDK fallbacks, coverage spans opening or
-// closing) makes the state file be written promptly: within promptSaveGap of the
+// closing, the instance's identity read or failing) makes the state file be written promptly: within promptSaveGap of the
 // change, and never twice within promptSaveGap, nor sooner after a write than
 // promptSaveCostFactor times what that write took (a state of MaxCallers
 // callers is about 10 MB and takes a few hundred milliseconds to write: then
@@ -61,6 +61,7 @@ type verdictMark struct {
 	fallbacks            uint64
 	spans                int
 	open                 bool
+	instanceID, instErr  string
 }
 
 func (a *Auditor) verdictMarkLocked() verdictMark {
@@ -78,6 +79,9 @@ func (a *Auditor) verdictMarkLocked() verdictMark {
 	}
 	if n := len(g.cov.spans); n > 0 {
 		m.open = g.cov.spans[n-1].Open
+	}
+	if g.instance != nil {
+		m.instanceID, m.instErr = g.instance.InstanceID, g.instance.ErrorKind
 	}
 	return m
 }

@@ -172,6 +172,10 @@ func TestKeptStateFilesAreReadAndKeepTheirCounts(t *testing.T) {
 			if got, want := callerCounts(after), callerCounts(before); !slices.Equal(got, want) {
 				t.Errorf("callers:\n got %v\nwant %v", got, want)
 			}
+			if (before.Instance == nil) != (after.Instance == nil) ||
+				(before.Instance != nil && *before.Instance != *after.Instance) {
+				t.Errorf("instance %+v, was %+v", after.Instance, before.Instance)
+			}
 			if len(after.Coverage.Spans) != len(before.Coverage.Spans) {
 				t.Errorf("coverage spans %d, was %d", len(after.Coverage.Spans), len(before.Coverage.Spans))
 			}
@@ -224,6 +228,8 @@ func TestWriteKeptState(t *testing.T) {
 	path := fmt.Sprintf("testdata/state-schema%d.json", audit.SummarySchema)
 	h := newHarness(t, audit.Options{StateFile: path})
 	h.a.Handle(audit.Event{Kind: audit.EventAttached, Time: t0, Watch: &audit.Watch{Path: "/", HostRoot: true, ExecTracing: true}})
+	h.a.SetInstance(audit.Instance{InstanceID: "i-0123456789abcdef0", Region: "eu-west-1", AvailabilityZone: "eu-west-1a",
+		InstanceType: "m7g.large", ReadAt: t0})
 	h.feed(hostSession(h))
 	h.tick(t0.Add(time.Hour))
 	if err := h.a.SaveState(); err != nil {
@@ -241,4 +247,18 @@ func mapsEqual(a, b map[string]uint64) bool {
 		}
 	}
 	return true
+}
+
+// The instance's identity, read in the background after the agent starts, is written at the
+// next tick: without it a verdict from the state file is undecided.
+func TestInstanceIsWrittenPromptly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	h := newHarness(t, audit.Options{StateFile: path, StateInterval: time.Hour})
+	h.tick(t0) // nothing to write yet
+	h.a.SetInstance(audit.Instance{InstanceID: "i-0123456789abcdef0", ReadAt: t0})
+	h.tick(t0.Add(time.Second))
+	s, err := audit.ReadState(path)
+	if err != nil || s.Instance == nil || s.Instance.InstanceID != "i-0123456789abcdef0" {
+		t.Fatalf("state %+v, %v", s, err)
+	}
 }
