@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/replay"
 	"github.com/imdsv2/imdsv2/internal/privtest"
@@ -187,16 +185,7 @@ func TestJSONLinesDevFull(t *testing.T) {
 // happens (not at the end), and the summary's dropped_records counts every
 // record that did not fit.
 func TestJSONOutputOnAFullFileSystem(t *testing.T) {
-	privtest.Require(t)
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=16k"); err != nil {
-		t.Fatalf("mount a 16 KiB tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
+	dir := privtest.Tmpfs(t, "16k")
 	f, err := os.Create(filepath.Join(dir, "records.jsonl"))
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/internal/privtest"
 	"github.com/imdsv2/imdsv2/internal/testbed"
 )
 
@@ -301,5 +303,47 @@ func replaceBinary(t *testing.T, path string) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// `imdsv2 audit --output json > FILE` on a file system that fills up (an 8 KiB tmpfs mounted
+// by the test on a directory of its own): the failure is reported on stderr while the agent
+// runs, the records that did not fit are counted in dropped_records, and every caller is in
+// the state file. It used to write part of the records and say nothing until the end, with
+// dropped_records 0.
+func TestAgentOnAFullFileSystem(t *testing.T) {
+	h := newBedHarness(t, "imdsv2")
+	dir := privtest.Tmpfs(t, "8k")
+	out, err := os.Create(filepath.Join(dir, "records.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	state := filepath.Join(t.TempDir(), "state.json")
+	agent := h.startAgent(t, out, "--output", "json", "--state", state)
+	paths := []string{"instance-id", "ami-id", "hostname", "instance-type", "local-ipv4", "mac",
+		"placement/region", "placement/availability-zone", "security-groups", "reservation-id", "ami-launch-index", "local-hostname"}
+	for _, p := range paths {
+		h.curlV1(t, p)
+	}
+	waitState(t, state, "every caller", func(got map[string]uint64) bool { return len(got) == len(paths) })
+	if !strings.Contains(agent.errors(), "writing the JSON output failed") {
+		t.Fatalf("the full file system was not reported while the agent runs:\n%s", agent.errors())
+	}
+	code := agent.stop(t, syscall.SIGTERM)
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if json.Valid([]byte(line)) {
+			whole++
+		}
+	}
+	_, s := curlCallers(t, state)
+	t.Logf("exit %d; %d bytes, %d whole records of %d; dropped_records %d", code, len(b), whole, len(paths), s.DroppedRecords)
+	if code != 1 || whole == 0 || whole >= len(paths) || s.DroppedRecords != uint64(len(paths)-whole) {
+		t.Fatalf("exit %d, %d whole records of %d, dropped_records %d\n%s", code, whole, len(paths), s.DroppedRecords, agent.errors())
 	}
 }
