@@ -38,7 +38,8 @@ type Summary struct {
 	LostEvents uint64 `json:"lost_events"`
 	// UnpairedAnswers counts answers seen with no request to pair them with.
 	UnpairedAnswers uint64 `json:"unpaired_answers"`
-	// DroppedRecords counts live records dropped because Options.Records was full.
+	// DroppedRecords counts live records dropped: Options.Records was full, or an
+	// output could not take them (Auditor.DropRecords: a reader gone, a full disk).
 	DroppedRecords uint64 `json:"dropped_records"`
 	// CallersDropped counts requests of callers beyond Options.MaxCallers:
 	// counted in Requests, not itemised in Callers.
