@@ -21,6 +21,8 @@ type conn struct {
 	last          time.Time
 	queue         []*Record // requests awaiting their answers, oldest first
 	proc          *Process  // attribution, made at the first request
+	// payloadSeen says, per direction (reasm.Send, reasm.Recv), that payload was seen.
+	payloadSeen [2]bool
 }
 
 // getConn returns the connection of ev, creating it. A connection first seen
@@ -75,7 +77,10 @@ func (a *Auditor) payload(ev Event, t time.Time) {
 	if ev.Kind == EventRecv {
 		dir = reasm.Recv
 	}
-	seg := reasm.Segment{Seq: ev.Seq, Data: ev.Data, WireLen: ev.DataLen, Time: t, TTL: ev.TTL}
+	// A connection seen from its connect starts each direction at a head.
+	atStart := !c.id.preexisting && !c.payloadSeen[dir]
+	c.payloadSeen[dir] = true
+	seg := reasm.Segment{Seq: ev.Seq, Data: ev.Data, WireLen: ev.DataLen, Time: t, TTL: ev.TTL, AtStart: atStart}
 	a.asm.Add(reasm.Key{Cookie: ev.Cookie, Dir: dir}, seg, func(h reasm.Head) { a.onHead(c, h) })
 }
 
@@ -105,7 +110,7 @@ func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
 	r := &Record{Type: RecordRequest, Time: t, Class: cl.Class, Cloud: cl.Cloud,
 		Method: clean(req.Method, 16), Path: clean(redactText(req.Path, a.known), maxPathBytes), Remote: remoteString(c.remote),
 		UserAgent: clean(redactText(req.UserAgent, a.known), maxUABytes), Forwarded: req.Forwarded,
-		Incomplete: h.Truncated || h.TooLarge || (err == nil && !req.Complete), Cookie: c.cookie}
+		Incomplete: h.Truncated || h.TooLarge || (req.Method != "" && !req.Complete), Cookie: c.cookie}
 	if req.TokenTTL > 0 {
 		r.TokenTTL = req.TokenTTL
 	}

@@ -399,3 +399,45 @@ func TestPipelinedBehindChunkedRequest(t *testing.T) {
 		t.Fatalf("unpaired %d, requests %v", s.UnpairedAnswers, s.Requests)
 	}
 }
+
+// Every request the agent sees is counted in exactly one class, and a class that says
+// "not seen whole" comes with the Incomplete flag: garbage where a request must begin (a
+// connection seen from its start) is "other", a lower-case method is classified like its
+// upper-case self (fail-safe), a header with a space before its colon leaves the request
+// unclassified and flagged.
+func TestEveryRequestCountedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name, send string
+		class      audit.Class
+		incomplete bool
+	}{
+		{"garbage", "\x16\x03\x01\x02\x00 not http at all\r\n\r\n", audit.ClassOther, false},
+		{"garbage-no-terminator", "hello there", audit.ClassOther, false},
+		{"lower-case-get", "get /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n", audit.ClassIMDSv1, false},
+		{"lower-case-put", "put /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n", audit.ClassTokenPUT, false},
+		{"space-before-colon", "GET /latest/meta-data/ HTTP/1.1\r\nHost : 169.254.169.254\r\n\r\n", audit.ClassIncomplete, true},
+		{"token-then-space-before-colon", "GET /latest/meta-data/ HTTP/1.1\r\nX-aws-ec2-metadata-token: " + replay.FakeToken +
+			"\r\nHost : x\r\n\r\n", audit.ClassIMDSv2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, audit.Options{})
+			r := replay.New(t0)
+			c := r.Connect(curlProc)
+			c.Send(tc.send)
+			c.Recv(replay.Answer(400, 0), 64)
+			h.feed(r)
+			got := h.requests()
+			if len(got) != 1 || got[0].Class != tc.class || got[0].Incomplete != tc.incomplete || got[0].Status != 400 {
+				t.Fatalf("%+v", got)
+			}
+			s := h.a.Snapshot()
+			var total uint64
+			for _, n := range s.Requests {
+				total += n
+			}
+			if total != 1 || s.Requests[tc.class] != 1 || s.UnpairedAnswers != 0 {
+				t.Fatalf("requests %v, unpaired %d", s.Requests, s.UnpairedAnswers)
+			}
+		})
+	}
+}

@@ -90,7 +90,9 @@ func Classify(r *Request) Classification {
 	if cloud := probeCloud(r); cloud != "" {
 		return Classification{Class: ClassProbe, Cloud: cloud}
 	}
-	switch r.Method {
+	// Methods are compared without regard to case: whether IMDS would take a lower-case
+	// "get" is not known, and a tokenless one that it answers is IMDSv1 (fail-safe).
+	switch strings.ToUpper(r.Method) {
 	case "PUT":
 		if !IsTokenPath(r.Path) {
 			return Classification{Class: ClassOther}

@@ -294,17 +294,31 @@ func ParseStatusLine(line []byte) (proto string, status int, err error) {
 }
 
 // LooksLikeRequestStart reports whether b can be the first bytes of a request
-// line: an upper-case method name followed by a space, or a prefix of one.
+// line: a method name (letters, any case) followed by a space and the start of a
+// request-target, or an upper-case prefix of one.
 func LooksLikeRequestStart(b []byte) bool {
+	upper := true
 	for i, c := range b {
 		if c == ' ' {
-			return i > 0
+			if i == 0 {
+				return false
+			}
+			// The request-target: origin form, absolute form or "*".
+			return i+1 == len(b) || strings.IndexByte("/*hH", b[i+1]) >= 0
 		}
-		if c < 'A' || c > 'Z' || i >= 16 {
+		switch {
+		case i >= 16:
+			return false
+		case 'A' <= c && c <= 'Z':
+		case 'a' <= c && c <= 'z':
+			upper = false
+		default:
 			return false
 		}
 	}
-	return len(b) > 0
+	// A bare prefix of a method (the segment ends before its space) counts only in upper
+	// case: lower-case text is far more often the middle of a body.
+	return len(b) > 0 && upper
 }
 
 // LooksLikeResponseStart reports whether b can be the first bytes of a status

@@ -72,8 +72,9 @@ func TestParseRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseRequest([]byte(tt.in))
 			if tt.name == "lower method" {
-				// Methods are case-sensitive tokens: "get" parses, and is then "other".
-				if err != nil || got.Method != "get" || Classify(&got).Class != ClassOther {
+				// "get" parses; whether IMDS would take it is not known, so a tokenless one
+				// counts as IMDSv1 (fail-safe: it blocks READY).
+				if err != nil || got.Method != "get" || Classify(&got).Class != ClassIMDSv1 {
 					t.Fatalf("got %+v, %v", got, err)
 				}
 				return
@@ -124,7 +125,8 @@ func TestParseResponse(t *testing.T) {
 
 func TestLooksLikeStart(t *testing.T) {
 	for in, want := range map[string]bool{"G": true, "GET": true, "GET /": true, "PUT /latest": true,
-		"": false, " GET": false, "get /": false, "\x00": false, "ABCDEFGHIJKLMNOPQ": false} {
+		"": false, " GET": false, "get /": true, "get": false, "more": false, "more text": false, "\x00": false,
+		"ABCDEFGHIJKLMNOPQ": false} {
 		if got := LooksLikeRequestStart([]byte(in)); got != want {
 			t.Errorf("LooksLikeRequestStart(%q) = %v", in, got)
 		}

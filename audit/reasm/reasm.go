@@ -44,6 +44,11 @@ type Segment struct {
 	WireLen uint32
 	Time    time.Time
 	TTL     uint8 // IP TTL / hop limit of the packet
+	// AtStart says this is the first segment of its direction of the
+	// connection (the connection was seen from its start): it begins at a
+	// head, so bytes that do not look like one are a request that is not
+	// HTTP, counted as such, not the middle of something unseen.
+	AtStart bool
 }
 
 // Head is one rebuilt header block, handed to the emit callback.

@@ -64,6 +64,9 @@ type stream struct {
 
 func (s *stream) add(seg Segment) {
 	seg.WireLen = min(seg.WireLen, maxWire)
+	if !s.started && seg.AtStart {
+		s.started, s.next, s.mode = true, seg.Seq, modeHead
+	}
 	if !s.started || after(seg.Seq, s.next) {
 		s.hold(seg)
 		if !s.started {
@@ -218,6 +221,15 @@ func (s *stream) consumeHead(seg Segment, pos, end, capEnd uint32) uint32 {
 	b := seg.Data[pos-seg.Seq:]
 	if !s.headActive {
 		if !looksLikeStart(s.key.Dir, b) {
+			if s.key.Dir == Send {
+				// Where a request must begin, something else was sent: a request all
+				// the same (IMDS answers it, with 400), counted as one that is not HTTP.
+				n := len(b)
+				if t := terminator(b, 0); t >= 0 {
+					n = t
+				}
+				s.emitHead(Head{Seq: pos, Data: b[:min(n, s.a.cfg.MaxHeadBytes)], Time: seg.Time, TTL: seg.TTL})
+			}
 			s.mode = modeLost
 			return end
 		}
@@ -261,11 +273,11 @@ func (s *stream) finishHead(n int, truncated, tooLarge bool) (body uint64, chunk
 	return body, chunked, known
 }
 
-// emitHead hands h to the consumer; a head not parsed yet (nothing of it was
-// seen) is parsed first, so every head reaches the consumer parsed once.
+// emitHead hands h to the consumer, parsed (heads that finishHead did not
+// parse are parsed here), so every head reaches the consumer parsed once.
 func (s *stream) emitHead(h Head) {
 	h.Key = s.key
-	if h.Data == nil && h.ParseErr == nil {
+	if h.Request.Method == "" && h.Response.Status == 0 && h.ParseErr == nil {
 		s.a.parse(s.key.Dir, &h)
 	}
 	if s.emit != nil {
