@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/imdsv2/imdsv2/internal/netguard"
 	"github.com/imdsv2/imdsv2/internal/privtest"
@@ -93,25 +94,95 @@ func TestGroupRunsChildInsideAndRemoves(t *testing.T) {
 	if err != nil || len(pids) != 1 || pids[0] != cmd.Process.Pid {
 		t.Fatalf("Procs = %v, %v; want [%d]", pids, err, cmd.Process.Pid)
 	}
-	// A child cgroup with a process of its own must go too.
+	// Where the kernel has cgroup.kill (5.14 on), Remove must be able to use it.
+	if _, err := os.Stat(filepath.Join(g.Path(), "cgroup.kill")); err == nil {
+		if err := writeKill(g.Path()); err != nil {
+			t.Fatalf("cgroup.kill is there but writing it failed: %v", err)
+		}
+		if err := <-waited; err == nil {
+			t.Fatal("sleep ended normally; want it killed through cgroup.kill")
+		}
+	} else {
+		t.Logf("no cgroup.kill on this kernel (%v): Remove kills by cgroup.procs", err)
+		_ = cmd.Process.Kill()
+		<-waited
+	}
+	checkRemoveKillsAll(t, g)
+}
+
+// TestRemoveWithoutCgroupKill takes the path of kernels before 5.14 (Amazon Linux 2's 5.10) on
+// any kernel: there a write to cgroup.kill, a file that does not exist, fails with EACCES, and
+// Remove must kill by cgroup.procs instead of giving up.
+func TestRemoveWithoutCgroupKill(t *testing.T) {
+	privtest.Require(t)
+	g := ForTest(t)
+	// Registered after ForTest, so it runs first: if this test fails, ForTest's own Remove
+	// kills what is left with the real cgroup.kill.
+	killFile = "cgroup.kill-absent"
+	t.Cleanup(func() { killFile = "cgroup.kill" })
+	err := writeKill(g.Path())
+	if err == nil {
+		t.Fatalf("writing %s succeeded; the test needs a kill file that does not exist", killFile)
+	}
+	// What 5.10 answers a plain write to cgroup.kill (os.WriteFile creates, cgroupfs refuses).
+	if err := os.WriteFile(filepath.Join(g.Path(), killFile), []byte("1"), 0); !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("writing a missing cgroup file = %v, want EACCES as 5.10 answers for cgroup.kill", err)
+	}
+	checkRemoveKillsAll(t, g)
+}
+
+// checkRemoveKillsAll starts, in g and in a child cgroup, a shell that keeps forking sleeps (so
+// that one round of kills cannot be enough) and a plain sleep, and checks that Remove kills them
+// all and removes both directories, and that a second Remove is a no-op.
+func checkRemoveKillsAll(t *testing.T, g *Group) {
+	t.Helper()
+	// The forker stops by itself after 500 rounds, should Remove fail.
+	const forker = "i=0; while [ $i -lt 500 ]; do sleep 60 & i=$((i+1)); sleep 0.01; done; wait"
+	var waits []chan error
+	start := func(in *Group, name string, args ...string) {
+		cmd := exec.Command(name, args...)
+		if err := in.Start(cmd); err != nil {
+			t.Fatal(err)
+		}
+		w := make(chan error, 1)
+		go func() { w <- cmd.Wait() }()
+		waits = append(waits, w)
+	}
 	sub, err := New(g.Path(), "sub-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd2 := exec.Command("sleep", "60")
-	if err := sub.Start(cmd2); err != nil {
-		t.Fatal(err)
+	for _, in := range []*Group{g, sub} {
+		start(in, "sleep", "60")
+		start(in, "sh", "-c", forker)
 	}
-	go func() { _ = cmd2.Wait() }()
+	// Wait until both forkers have forked at least once.
+	for i := 0; ; i++ {
+		pids, err := g.Procs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pids) >= 6 {
+			break
+		}
+		if i == 1000 {
+			t.Fatalf("Procs = %v; want the 4 started processes and forked sleeps", pids)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	if err := g.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-waited; err == nil {
-		t.Fatal("sleep ended normally; want it killed by Remove")
+	for i, w := range waits {
+		if err := <-w; err == nil {
+			t.Fatalf("process %d ended normally; want it killed by Remove", i)
+		}
 	}
-	if _, err := os.Stat(g.Path()); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("cgroup dir still there after Remove: %v", err)
+	for _, p := range []string{sub.Path(), g.Path()} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("cgroup dir %s still there after Remove: %v", p, err)
+		}
 	}
 	if err := g.Remove(); err != nil {
 		t.Fatalf("second Remove = %v, want nil", err)

@@ -148,10 +148,11 @@ func (g *Group) Remove() error {
 	if g.dir == nil {
 		return nil
 	}
-	// cgroup.kill (Linux 5.14) kills the whole subtree atomically, forks included.
-	if err := os.WriteFile(filepath.Join(g.path, "cgroup.kill"), []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("cgroup: kill processes in %s: %w", g.path, err)
-	}
+	// cgroup.kill (Linux 5.14) kills the whole subtree atomically, forks included. Older kernels
+	// (5.10: Amazon Linux 2) have no such file, and a write to a missing cgroup file fails with
+	// EACCES, not ENOENT (cgroupfs refuses to create it); whatever the write's error, the loop
+	// below kills what cgroup.procs lists, in every descendant, until nothing is left.
+	killed := writeKill(g.path) == nil
 	deadline := time.Now().Add(removeTimeout)
 	for {
 		pids, err := g.Procs()
@@ -165,7 +166,11 @@ func (g *Group) Remove() error {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cgroup: processes %v still in %s after %v", pids, g.path, removeTimeout)
+			how := "cgroup.kill"
+			if !killed {
+				how = "SIGKILL to each process in cgroup.procs (no cgroup.kill before Linux 5.14)"
+			}
+			return fmt.Errorf("cgroup: processes %v still in %s %v after %s", pids, g.path, removeTimeout, how)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -182,6 +187,24 @@ func (g *Group) Remove() error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// killFile is the file whose write kills a cgroup's whole subtree; a test names a file that does
+// not exist to take, on any kernel, the path that kernels before 5.14 take.
+var killFile = "cgroup.kill"
+
+// writeKill writes "1" to the cgroup's killFile, without O_CREAT (cgroupfs answers a create of
+// a missing file with EACCES, which would hide that the kernel simply lacks it).
+func writeKill(path string) error {
+	f, err := os.OpenFile(filepath.Join(path, killFile), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte("1"))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // removeTree removes a cgroup directory and its child cgroups, deepest first. Cgroup directories
