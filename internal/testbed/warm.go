@@ -35,11 +35,11 @@ func pinNeighbours(handles map[NS]*netlink.Handle) error {
 		{Instance, Container, linkBridge, linkPeer,
 			[]netip.Prefix{bridgev4, bridgev6}, []netip.Prefix{containerv4, containerv6}},
 	} {
-		a, err := handles[p.aNS].LinkByName(p.aLink)
+		a, err := linkByName(handles[p.aNS], p.aLink)
 		if err != nil {
 			return fmt.Errorf("neighbours: %s in %s: %w", p.aLink, p.aNS, err)
 		}
-		b, err := handles[p.bNS].LinkByName(p.bLink)
+		b, err := linkByName(handles[p.bNS], p.bLink)
 		if err != nil {
 			return fmt.Errorf("neighbours: %s in %s: %w", p.bLink, p.bNS, err)
 		}

@@ -98,7 +98,7 @@ func (b *Bed) wire() error {
 	}); err != nil {
 		return fmt.Errorf("veth instance-container: %w", err)
 	}
-	toCtr, err := inst.LinkByName(linkInstanceToCtr)
+	toCtr, err := linkByName(inst, linkInstanceToCtr)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (b *Bed) wire() error {
 	}
 	for _, s := range steps {
 		h := handles[s.ns]
-		l, err := h.LinkByName(s.link)
+		l, err := linkByName(h, s.link)
 		if err != nil {
 			return fmt.Errorf("find %s in %s: %w", s.link, s.ns, err)
 		}
@@ -140,7 +140,7 @@ func (b *Bed) wire() error {
 	// Routes: the instance reaches 169.254.169.254 through the imds link (fd00:ec2::254 is on
 	// that link's /64); the imds and container namespaces route everything back through the
 	// instance.
-	toIMDS, err := inst.LinkByName(linkInstanceToIMDS)
+	toIMDS, err := linkByName(inst, linkInstanceToIMDS)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (b *Bed) wire() error {
 		{Container, bridgev4.Addr()}, {Container, bridgev6.Addr()},
 	} {
 		h := handles[r.ns]
-		l, err := h.LinkByName(linkPeer)
+		l, err := linkByName(h, linkPeer)
 		if err != nil {
 			return err
 		}
@@ -202,7 +202,7 @@ func waitReady(handles map[NS]*netlink.Handle, timeout time.Duration) error {
 	for {
 		var notUp []string
 		for _, w := range want {
-			l, err := handles[w.ns].LinkByName(w.link)
+			l, err := linkByName(handles[w.ns], w.link)
 			if err != nil {
 				return fmt.Errorf("find %s in %s: %w", w.link, w.ns, err)
 			}
@@ -238,7 +238,7 @@ func waitReady(handles map[NS]*netlink.Handle, timeout time.Duration) error {
 // first connection to fd00:ec2::254 took more than 250 ms under load. The link-local address,
 // which neighbour discovery and routers use, is made on the same path.
 func ipv6NotReady(h *netlink.Handle, l netlink.Link) (string, error) {
-	addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+	addrs, err := addrList(h, l, netlink.FAMILY_V6)
 	if err != nil {
 		return "", err
 	}
@@ -268,7 +268,7 @@ func writeSysctls(value string, paths ...string) error {
 }
 
 func linkUp(h *netlink.Handle, name string) error {
-	l, err := h.LinkByName(name)
+	l, err := linkByName(h, name)
 	if err != nil {
 		return err
 	}
