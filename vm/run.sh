@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # vm/run.sh: run the project's privileged tests as root inside a VM that boots a real distribution
-# kernel, Debian's linux-image-cloud-amd64 (the 6.1 family Amazon Linux 2023 runs), under
-# qemu-system-x86_64 with TCG (no KVM needed). `make test-vm` calls it; so can a developer.
+# kernel, one of Debian's cloud kernels (VM_KERNEL: 6.1, the family Amazon Linux 2023 runs, by
+# default; 5.10, Amazon Linux 2's; 6.12), under qemu-system-x86_64 with TCG (no KVM needed).
+# `make test-vm` calls it; so can a developer.
 #
 # Steps:
 #   1. install what is missing (qemu-system-x86, virtiofsd, busybox-static, cpio, kmod) with apt-get;
-#   2. resolve the kernel package the metapackage depends on, `apt-get download` it once and keep
-#      vmlinuz and the modules under $VM_CACHE/kernel/<package>_<version>/ (depmod run there);
+#   2. resolve the kernel package that linux-image-cloud-amd64 of VM_KERNEL's Debian suite depends
+#      on, through a private apt configuration (its own sources list, state and cache under
+#      $VM_CACHE/apt/<family>; the machine's apt sources are read for the archive's address, never
+#      changed), print it, `apt-get download` it once and keep vmlinuz and the modules under
+#      $VM_CACHE/kernel/<package>_<version>/ (depmod run there);
 #   3. build static test binaries (CGO_ENABLED=0 go test -c) of VM_PKGS into $VM_CACHE/tests;
 #   4. pack a small initramfs: busybox, vm/init.sh as /init, the modules in VM_MODULES with their
 #      dependencies (from modules.dep), and the list of tests;
@@ -25,13 +29,19 @@
 #                  default: vmcheck, cgroup, bpf, test bed, then every other package whose tests
 #                  need root (they call internal/privtest) minus VM_EXCLUDE, then audit/proc
 #   VM_EXCLUDE     packages left out of the discovered list (default ./imds/ ./cmd/imdsv2/)
-#   VM_MODULES     kernel modules to load (dependencies are added from modules.dep)
+#   VM_MODULES     kernel modules to load (dependencies are added from modules.dep; those the kernel
+#                  has built in, modules.builtin, are left out)
 #   VM_TIMEOUT     seconds the whole VM may run before it is killed and the run fails (1200)
 #   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=10m)
 #   VM_ACCEL       QEMU accelerator (tcg; kvm works where /dev/kvm does)
 #   VM_MEM, VM_SMP memory and CPUs of the VM (2G, 2)
 #   VM_APPEND      extra kernel command line
-#   VM_KERNEL_PKG  kernel package to use instead of what linux-image-cloud-amd64 depends on
+#   VM_KERNEL      kernel family: 6.1 (default: Debian bookworm's linux-image-cloud-amd64), 5.10
+#                  (bullseye's, the family of Amazon Linux 2) or 6.12 (bookworm-backports')
+#   VM_KERNEL_PKG  kernel package to use instead of what the suite's linux-image-cloud-amd64 depends
+#                  on (looked up in VM_KERNEL's suite, e.g. an older linux-image-5.10.0-N-cloud-amd64)
+#   VM_DEBIAN_ARCHIVE, VM_DEBIAN_SECURITY  base URIs of Debian's archive and security archive
+#                  (default: those the machine's apt already uses, from `apt-cache policy`)
 #   VM_CACHE       cache directory ($repo/.cache/vm, gitignored)
 set -euo pipefail
 
@@ -51,6 +61,7 @@ VM_ACCEL=${VM_ACCEL:-tcg}
 VM_MEM=${VM_MEM:-2G}
 VM_SMP=${VM_SMP:-2}
 VM_APPEND=${VM_APPEND:-}
+VM_KERNEL=${VM_KERNEL:-6.1}
 VM_CACHE=${VM_CACHE:-$repo/.cache/vm}
 GO=${GO:-go}
 
@@ -93,37 +104,126 @@ apt_install() {
 		{ apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2; }
 }
 
-# resolve_kernel prints "<package> <version>" of the kernel to test.
-resolve_kernel() {
-	local pkg=${VM_KERNEL_PKG:-} ver
-	if [[ -z $pkg ]]; then
-		pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
-	fi
-	[[ -n $pkg ]] || return 1
-	ver=$(apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
-	[[ -n $ver && $ver != "(none)" ]] || return 1
-	echo "$pkg $ver"
+# kernel_family sets suites (the Debian suites, in sources.list form relative to the archive
+# or, for *-security, the security archive, that carry VM_KERNEL's kernel) and kernel_append
+# (what that kernel needs on its command line under QEMU).
+kernel_family() {
+	kernel_append=
+	case $VM_KERNEL in
+	6.1) suites=(bookworm bookworm-security) ;;
+	5.10) suites=(bullseye bullseye-security) ;;
+	# QEMU 7.2's TCG with -cpu max: 6.12 double-faults on cmpxchg16b early in boot; without cx16
+	# the kernel takes its fallback path.
+	6.12) suites=(bookworm-backports) kernel_append="clearcpuid=cx16" ;;
+	*) die "VM_KERNEL=$VM_KERNEL: choose 6.1 (bookworm), 5.10 (bullseye) or 6.12 (bookworm-backports)" ;;
+	esac
 }
 
-# fetch_kernel sets kdir to the cached, extracted kernel package (downloading it if needed).
+# debian_archives sets archive_uri and security_uri: VM_DEBIAN_ARCHIVE and VM_DEBIAN_SECURITY, or
+# the base URIs of the Debian archive (label Debian) and security archive (Debian-Security) that
+# the machine's apt uses, from `apt-cache policy`. Only the addresses are read from the machine.
+debian_archives() {
+	local policy
+	archive_uri=${VM_DEBIAN_ARCHIVE:-}
+	security_uri=${VM_DEBIAN_SECURITY:-}
+	[[ -n $archive_uri && -n $security_uri ]] && return 0
+	policy=$(apt-cache policy 2>/dev/null || true)
+	if ! grep -q 'o=Debian,' <<<"$policy"; then
+		log "the machine's apt knows no Debian archive yet; running apt-get update"
+		apt-get update -q >&2 || true
+		policy=$(apt-cache policy 2>/dev/null || true)
+	fi
+	# Pairs of lines: " 500 URI suite/component arch Packages", then "release ...,l=LABEL,...".
+	local uris
+	uris=$(awk '$1 ~ /^[0-9]+$/ && $2 ~ /^[a-z]+:\/\// { uri = $2; next }
+		$1 == "release" && uri != "" && /o=Debian,/ {
+			if (/l=Debian-Security,/) print "security", uri; else if (/l=Debian,/) print "archive", uri
+			uri = "" }' <<<"$policy")
+	[[ -n $archive_uri ]] || archive_uri=$(awk '$1 == "archive" { print $2; exit }' <<<"$uris")
+	[[ -n $security_uri ]] || security_uri=$(awk '$1 == "security" { print $2; exit }' <<<"$uris")
+	[[ -n $archive_uri ]] || die "the machine's apt has no Debian archive: set VM_DEBIAN_ARCHIVE (and VM_DEBIAN_SECURITY) to its base URI"
+	if [[ -z $security_uri ]]; then
+		security_uri=${archive_uri%/}-security
+		log "no Debian security archive in the machine's apt; trying $security_uri (set VM_DEBIAN_SECURITY to change it)"
+	fi
+}
+
+# papt runs apt-get or apt-cache ($1) with the private configuration in $apt_dir: its own
+# sources list, no other sources or pins, its own lists, status and package cache. The rest of
+# the machine's apt configuration (proxies, time checks) applies.
+papt() {
+	local cmd=$1
+	shift
+	"$cmd" -o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts="$apt_dir/empty" \
+		-o Dir::Etc::Preferences="$apt_dir/empty/preferences" -o Dir::Etc::PreferencesParts="$apt_dir/empty" \
+		-o Dir::State="$apt_dir/state" -o Dir::State::status="$apt_dir/status" -o Dir::Cache="$apt_dir/cache" \
+		-o APT::Sandbox::User=root -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false \
+		-o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false "$@"
+}
+
+# private_apt writes the private apt configuration of VM_KERNEL's suites in $apt_dir and updates
+# its package lists when they are missing, older than a day or for other sources. It returns
+# non-zero when the lists could not be had.
+private_apt() {
+	local want s uri
+	apt_dir="$VM_CACHE/apt/$VM_KERNEL"
+	mkdir -p "$apt_dir"/{empty,state/lists/partial,cache/archives/partial}
+	[[ -f $apt_dir/status ]] || : >"$apt_dir/status"
+	debian_archives
+	want=
+	for s in "${suites[@]}"; do
+		uri=$archive_uri
+		[[ $s == *-security ]] && uri=$security_uri
+		want+="deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $s main"$'\n'
+	done
+	if [[ $want != "$(cat "$apt_dir/sources.list" 2>/dev/null)"$'\n' ]]; then
+		printf '%s' "$want" >"$apt_dir/sources.list"
+		rm -f "$apt_dir/updated"
+	fi
+	if [[ -z $(find "$apt_dir/updated" -mmin -1440 2>/dev/null) ]]; then
+		log "updating the package lists of ${suites[*]} (private apt configuration in ${apt_dir#"$repo"/})"
+		papt apt-get update -q >&2 || return 1
+		touch "$apt_dir/updated"
+	fi
+}
+
+# resolve_kernel prints "<package> <version> <suite>" of the kernel to test.
+resolve_kernel() {
+	local pkg=${VM_KERNEL_PKG:-} ver suite
+	if [[ -z $pkg ]]; then
+		pkg=$(papt apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+	fi
+	[[ -n $pkg ]] || return 1
+	ver=$(papt apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
+	[[ -n $ver && $ver != "(none)" ]] || return 1
+	# "pkg | version | URI suite/component arch Packages"
+	suite=$(papt apt-cache madison "$pkg" 2>/dev/null | awk -F' [|] ' -v v="$ver" '$2 == v { split($3, f, " "); sub("/.*", "", f[2]); print f[2]; exit }')
+	echo "$pkg $ver ${suite:-?}"
+}
+
+# fetch_kernel sets kdir to the cached, extracted kernel package (downloading it if needed) and
+# kernel_desc to "<package> <version> (<suite>)".
 fetch_kernel() {
 	local pv
-	if ! pv=$(resolve_kernel); then
-		log "kernel package unknown to apt; running apt-get update"
-		apt-get update -q >&2 || true
-		if ! pv=$(resolve_kernel); then
-			# Offline: fall back to the newest kernel already cached, if any.
-			kdir=$(ls -d "$VM_CACHE"/kernel/*/ 2>/dev/null | sort -V | tail -1)
-			[[ -n $kdir ]] || die "cannot resolve linux-image-cloud-amd64's kernel package and nothing is cached"
-			kdir=${kdir%/}
-			log "using cached kernel $(basename "$kdir") (could not resolve the current one)"
-			return
-		fi
+	kernel_family
+	if ! private_apt || ! pv=$(resolve_kernel); then
+		# Offline: fall back to the newest kernel of the family already cached, if any.
+		local glob="linux-image-$VM_KERNEL.[0-9]*_*"
+		[[ -n ${VM_KERNEL_PKG:-} ]] && glob="${VM_KERNEL_PKG}_*"
+		kdir=$(ls -d "$VM_CACHE"/kernel/$glob/ 2>/dev/null | sort -V | tail -1)
+		[[ -n $kdir && -f $kdir/.complete ]] || die "cannot resolve the kernel package of VM_KERNEL=$VM_KERNEL (${suites[*]}) and none is cached"
+		kdir=${kdir%/}
+		kernel_desc="$(basename "$kdir" | tr _ ' ') (cached; could not resolve the current one)"
+		log "kernel for VM_KERNEL=$VM_KERNEL: $kernel_desc"
+		return
 	fi
-	local pkg=${pv% *} ver=${pv#* }
+	local pkg ver suite
+	read -r pkg ver suite <<<"$pv"
+	kernel_desc="$pkg $ver ($suite)"
+	log "kernel for VM_KERNEL=$VM_KERNEL: $kernel_desc"
 	kdir="$VM_CACHE/kernel/${pkg}_${ver}"
 	if [[ -f $kdir/.complete ]]; then
-		log "kernel $pkg $ver (cached in ${kdir#"$repo"/})"
+		log "kernel $pkg $ver cached in ${kdir#"$repo"/}"
 		return
 	fi
 	local t0 rel
@@ -131,8 +231,8 @@ fetch_kernel() {
 	mkdir -p "$VM_CACHE/kernel"
 	dl_tmp=$(mktemp -d "$VM_CACHE/dl.XXXXXX") # removed by cleanup if anything below fails
 	log "downloading $pkg $ver"
-	# The download directory belongs to root; tell apt not to drop to its _apt user for it.
-	(cd "$dl_tmp" && apt-get download -o APT::Sandbox::User=root "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
+	# The download directory belongs to root; papt tells apt not to drop to its _apt user for it.
+	(cd "$dl_tmp" && papt apt-get download "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
 	rm -rf "$kdir" && mkdir -p "$kdir"
 	dpkg-deb -x "$dl_tmp"/*.deb "$kdir"
 	rm -rf "$dl_tmp"
@@ -145,9 +245,14 @@ fetch_kernel() {
 }
 
 # module_order prints the .ko paths (relative to the modules directory) of VM_MODULES and their
-# dependencies, dependencies first, each once.
+# dependencies, dependencies first, each once. A module the kernel has built in (listed in
+# modules.builtin: 6.12 builds in virtio_pci and virtiofs) is left out.
 module_order() {
+	local builtin=/dev/null
+	[[ -f $1/modules.builtin ]] && builtin=$1/modules.builtin
 	awk -v want="$VM_MODULES" '
+		FILENAME != ARGV[ARGC - 1] { name = $1; sub(".*/", "", name); sub("\\.ko(\\.[a-z]+)?$", "", name)
+		  gsub("-", "_", name); builtin[name] = 1; next }
 		{ sub(":", "", $1); path[$1] = $0; name = $1; sub(".*/", "", name); sub("\\.ko(\\.[a-z]+)?$", "", name)
 		  gsub("-", "_", name); byname[name] = $1 }
 		function visit(p,    f, n, i) {
@@ -161,10 +266,11 @@ module_order() {
 			n = split(want, w, " ")
 			for (i = 1; i <= n; i++) {
 				m = w[i]; gsub("-", "_", m)
+				if (!(m in byname) && (m in builtin)) { print "test-vm: " w[i] " is built in" > "/dev/stderr"; continue }
 				if (!(m in byname)) { print "unknown module " w[i] > "/dev/stderr"; exit 1 }
 				visit(byname[m])
 			}
-		}' "$1/modules.dep"
+		}' "$builtin" "$1/modules.dep"
 }
 
 # discover_pkgs prints the default VM_PKGS: the base list plus every package directory whose
@@ -296,7 +402,7 @@ stop_virtiofsd() {
 # boot runs the VM, streams its console to stderr and $vmlog, and returns /init's verdict.
 boot() {
 	local kernel=$1
-	local append="console=ttyS0 panic=-1 loglevel=4 random.trust_cpu=on $VM_APPEND"
+	local append="console=ttyS0 panic=-1 loglevel=4 random.trust_cpu=on $kernel_append $VM_APPEND"
 	local qemu=(qemu-system-x86_64 -accel "$VM_ACCEL" -cpu max -m "$VM_MEM" -smp "$VM_SMP"
 		-nographic -nodefaults -no-user-config -no-reboot
 		-serial stdio -monitor none
@@ -371,7 +477,7 @@ main() {
 		log "FAIL: these packages did not build: ${build_failed[*]}"
 		rc=1
 	fi
-	log "total $(since "$t0"), kernel $rel"
+	log "total $(since "$t0"), VM_KERNEL=$VM_KERNEL: $kernel_desc, release $rel"
 	return $rc
 }
 
