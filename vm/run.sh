@@ -457,6 +457,7 @@ main() {
 	trap 'exit 143' TERM
 	t0=$(now)
 	mkdir -p "$VM_CACHE"
+	VM_CACHE=$(cd "$VM_CACHE" && pwd) # apt takes relative Dir:: paths as relative to /etc/apt
 	ensure_tools
 	fetch_kernel
 	rel=$(ls "$kdir/lib/modules")
