@@ -197,7 +197,7 @@ resolve_kernel() {
 	ver=$(papt apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
 	[[ -n $ver && $ver != "(none)" ]] || return 1
 	# "pkg | version | URI suite/component arch Packages"
-	suite=$(papt apt-cache madison "$pkg" 2>/dev/null | awk -F' [|] ' -v v="$ver" '$2 == v { split($3, f, " "); sub("/.*", "", f[2]); print f[2]; exit }')
+	suite=$(papt apt-cache madison "$pkg" 2>/dev/null | awk -F'|' -v v="$ver" '{ gsub(/^ +| +$/, "", $2) } $2 == v { split($3, f, " "); sub("/.*", "", f[2]); print f[2]; exit }')
 	echo "$pkg $ver ${suite:-?}"
 }
 
