@@ -203,6 +203,7 @@ func TestManyRequestsNoLoss(t *testing.T) {
 	if _, err := fmt.Sscanf(out.String(), "dials %d", &dials); err != nil || dials < n/10 {
 		t.Fatalf("child printed %q; want \"dials N\" with N >= %d", out.String(), n/10)
 	}
+	t.Logf("the child opened %d connections for %d requests", dials, n)
 	evs := b.ev.waitFor(t, "all requests", count(audit.EventSend, hasData(marker), n))
 	// A segment the kernel retransmits (a loaded machine) passes the egress hook again and is
 	// reported again, with the same socket and sequence number; the auditor drops such
