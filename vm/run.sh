@@ -33,7 +33,10 @@
 #                  has built in, modules.builtin, are left out)
 #   VM_TIMEOUT     seconds the whole VM may run before it is killed and the run fails (1200)
 #   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=10m)
-#   VM_ACCEL       QEMU accelerator (tcg; kvm works where /dev/kvm does)
+#   VM_ACCEL       QEMU accelerator (tcg; kvm works where /dev/kvm does). Multi-threaded TCG
+#                  (QEMU 7.2) once ran a 6.12 guest into an int3 it had already patched away
+#                  ("Oops: int3" in inet_ehashfn while a static key flipped, then a panic: no result
+#                  line); tcg,thread=single avoids that class of race, at twice the time or more
 #   VM_MEM, VM_SMP memory and CPUs of the VM (2G, 2)
 #   VM_APPEND      extra kernel command line
 #   VM_KERNEL      kernel family: 6.1 (default: Debian bookworm's linux-image-cloud-amd64), 5.10
