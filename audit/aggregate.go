@@ -33,6 +33,9 @@ type Summary struct {
 	Events map[string]uint64 `json:"events"`
 	// Requests counts requests by class; every class is present.
 	Requests map[Class]uint64 `json:"requests"`
+	// Pending counts, by class, requests seen but still waiting for their
+	// answers when the summary was made (not in Requests yet).
+	Pending map[Class]uint64 `json:"pending,omitempty"`
 	// LostEvents is the sum of EventLost reports: kernel records that never
 	// arrived, so requests may be missing from this summary.
 	LostEvents uint64 `json:"lost_events"`
@@ -397,19 +400,6 @@ func (g *aggregate) restore(s *Summary) {
 	g.tokenPUTs.Refused += s.TokenPUTs.Refused
 	g.tokenPUTs.Slow += s.TokenPUTs.Slow
 	g.fallbacks += s.Fallbacks
-	if s.Schema < 2 {
-		// Schema 1 kept no totals: rebuild them from its itemised callers.
-		// Requests of callers it did not itemise stay unknown beyond
-		// CallersDropped.
-		for i := range s.Callers {
-			c := &s.Callers[i]
-			g.tokenPUTs.Unanswered += c.Unanswered
-			g.fallbacks += c.AfterUnansweredPUT
-			if isTokenPUTClass(c.Class) {
-				g.tokenPUTs.Refused += c.Answers.Refused()
-			}
-		}
-	}
 	g.cov.restore(&s.Coverage)
 	if s.Instance != nil {
 		in := *s.Instance

@@ -154,8 +154,9 @@ loop:
 			armPrompt()
 		case <-ctx.Done():
 			cancel()
-			for range events {
-				// Drop what the reader still had: the context is over.
+			// What the reader already read was seen: count it, never drop it silently.
+			for ev := range events {
+				a.Handle(ev)
 			}
 			err = ctx.Err()
 			break loop
@@ -297,6 +298,14 @@ func (a *Auditor) snapshotLocked() Summary {
 	s := a.agg.summary(a.clock.Now().UTC(), ReassemblyStats{
 		Evictions: st.Evictions, Gaps: st.Gaps, Duplicates: st.Duplicates, TooLarge: st.TooLarge,
 	}, a.droppedRecords.Load())
+	for _, c := range a.conns {
+		for _, r := range c.queue {
+			if s.Pending == nil {
+				s.Pending = make(map[Class]uint64)
+			}
+			s.Pending[r.Class]++
+		}
+	}
 	a.scrubSummary(&s)
 	return s
 }

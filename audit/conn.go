@@ -111,6 +111,7 @@ func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
 		Method: clean(req.Method, 16), Path: clean(redactText(req.Path, a.known), maxPathBytes), Remote: remoteString(c.remote),
 		UserAgent: clean(redactText(req.UserAgent, a.known), maxUABytes), Forwarded: req.Forwarded,
 		Incomplete: h.Truncated || h.TooLarge || (req.Method != "" && !req.Complete), Cookie: c.cookie}
+	r.tokenSent = req.HasToken
 	if req.TokenTTL > 0 {
 		r.TokenTTL = req.TokenTTL
 	}
@@ -200,6 +201,12 @@ func (a *Auditor) onAnswer(c *conn, h reasm.Head, t time.Time) {
 		r.Status = resp.Status
 	}
 	r.AnsweredAt = t
+	if !r.tokenSent && r.Status >= 200 && r.Status < 300 && (r.Class == ClassOther || r.Class == ClassProbe) {
+		// IMDS served this without a token, whatever it looked like (a request line it
+		// took although the parser did not, a dot-segment path under another cloud's
+		// prefix): that is IMDSv1, by the answer.
+		r.Class, r.Cloud = ClassIMDSv1, ""
+	}
 	if isTokenPUT(r) && r.Status == 200 && h.TTL != 0 {
 		// Only a token answer is sent with the hop limit as its TTL.
 		r.HopLimit = h.TTL

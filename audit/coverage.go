@@ -87,6 +87,8 @@ type coverage struct {
 	spans   []Span
 	earlier *Folded
 	agent   *Agent
+	// restored is how many of spans came from the state file (this run's follow).
+	restored int
 }
 
 // attached opens a span at t; an open span is closed first.
@@ -116,21 +118,82 @@ func (c *coverage) touch(t time.Time) {
 	}
 }
 
-// restore takes the spans of a state file; an open span there ended when
-// that file was last written (the agent that wrote it is gone).
-func (c *coverage) restore(cv *Coverage) {
+// load takes the spans of a state file as they are, with what is derived from them
+// checked: times in order, folded sums within their own time.
+func (c *coverage) load(cv *Coverage) {
 	if cv == nil {
 		return
 	}
 	c.spans = slices.Clone(cv.Spans)
-	if cv.Earlier != nil {
-		e := *cv.Earlier
-		c.earlier = &e
+	for i := range c.spans {
+		if c.spans[i].To.Before(c.spans[i].From) {
+			c.spans[i].To = c.spans[i].From
+		}
 	}
+	c.restored = len(c.spans)
+	c.earlier = nil
+	if e := cv.Earlier; e != nil {
+		f := *e
+		span := max(f.To.Sub(f.From).Seconds(), 0)
+		f.WatchedSeconds = clampSeconds(f.WatchedSeconds, span)
+		f.GapSeconds = clampSeconds(f.GapSeconds, span-f.WatchedSeconds)
+		c.earlier = &f
+	}
+}
+
+// clampSeconds bounds v to [0, limit]; NaN counts as 0.
+func clampSeconds(v, limit float64) float64 {
+	if !(v > 0) { // NaN too
+		return 0
+	}
+	return min(v, limit)
+}
+
+// restore takes the spans of a state file for the agent that resumes it; an open span
+// there ended when that file was last written (the agent that wrote it is gone).
+func (c *coverage) restore(cv *Coverage) {
+	c.load(cv)
 	if n := len(c.spans); n > 0 && c.spans[n-1].Open {
 		c.spans[n-1].Open = false
 		c.spans[n-1].Watch.Reason = gapAgentStopped
 	}
+}
+
+// dropRestored forgets the spans a state file brought: they watched another instance.
+func (c *coverage) dropRestored() {
+	c.spans = slices.Clone(c.spans[c.restored:])
+	c.earlier, c.restored = nil, 0
+}
+
+// Recheck recomputes what a state file's own records prove, so that a hand-edited or
+// damaged file cannot claim more than it holds: the coverage from its spans (whole host,
+// exec tracing, watched time, gaps), IMDSv1 and unanswered token PUTs at least what its
+// callers counted, and the hints from its callers. ReadState applies it.
+func (s *Summary) Recheck() {
+	var c coverage
+	c.load(&s.Coverage)
+	s.Coverage = c.summary()
+	// Totals at least what the callers counted (schema 1 kept no totals at all).
+	var v1, unanswered, refused, fallbacks uint64
+	for i := range s.Callers {
+		c := &s.Callers[i]
+		if c.Class == ClassIMDSv1 {
+			v1 += c.Count
+		}
+		if isTokenPUTClass(c.Class) {
+			refused += c.Answers.Refused()
+		}
+		unanswered += c.Unanswered
+		fallbacks += c.AfterUnansweredPUT
+	}
+	if s.Requests == nil {
+		s.Requests = make(map[Class]uint64)
+	}
+	s.Requests[ClassIMDSv1] = max(s.Requests[ClassIMDSv1], v1)
+	s.TokenPUTs.Unanswered = max(s.TokenPUTs.Unanswered, unanswered)
+	s.TokenPUTs.Refused = max(s.TokenPUTs.Refused, refused)
+	s.Fallbacks = max(s.Fallbacks, fallbacks)
+	s.ReadyHints = readyHints(s)
 }
 
 func (c *coverage) fold() {

@@ -59,6 +59,7 @@ type verdictMark struct {
 	incomplete, other    uint64
 	tokenPUTs            TokenPUTCounts
 	fallbacks            uint64
+	unpaired, gaps       uint64 // answers without a request; reassembly gaps and evictions
 	spans                int
 	open                 bool
 	instanceID, instErr  string
@@ -68,7 +69,9 @@ func (a *Auditor) verdictMarkLocked() verdictMark {
 	g := a.agg
 	m := verdictMark{callers: len(g.callers), callersDropped: g.callersDropped, lost: g.lost,
 		incomplete: g.requests[ClassIncomplete], other: g.requests[ClassOther],
-		tokenPUTs: g.tokenPUTs, fallbacks: g.fallbacks, spans: len(g.cov.spans)}
+		tokenPUTs: g.tokenPUTs, fallbacks: g.fallbacks, unpaired: g.unpaired, spans: len(g.cov.spans)}
+	st := a.asm.Stats()
+	m.gaps = st.Gaps + st.Evictions
 	for i, c := range httpreq.Classes {
 		if g.requests[c] > 0 && i < 32 {
 			m.classes |= 1 << i

@@ -27,6 +27,14 @@ func (a *Auditor) SetInstance(in Instance) {
 	defer a.mu.Unlock()
 	cur := a.agg.instance
 	switch {
+	case in.InstanceID != "" && cur != nil && cur.InstanceID != "" && in.InstanceID != cur.InstanceID:
+		// The state file came from another instance (an image built with it, a copied
+		// disk): what it says was watched was watched there. Its counts stay (they can
+		// only add reasons), its coverage goes.
+		a.agg.cov.dropRestored()
+		a.opts.Logf("audit: the state file was written on %s, this is %s: its coverage does not count here",
+			cur.InstanceID, in.InstanceID)
+		a.agg.instance = &in
 	case in.InstanceID != "" || cur == nil:
 		a.agg.instance = &in
 	default:

@@ -441,3 +441,35 @@ func TestEveryRequestCountedOnce(t *testing.T) {
 		})
 	}
 }
+
+// A tokenless request that IMDS answered with 2xx is IMDSv1 by the answer, whatever it looked
+// like: a request line the parser refused, a dot-segment path under another cloud's prefix.
+func TestAnsweredWithoutATokenIsIMDSv1(t *testing.T) {
+	for _, send := range []string{
+		"GET  /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1 \r\nHost: x\r\n\r\n",
+		"GET /metadata/v1/../../latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /computeMetadata/%2e%2e/latest/user-data HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		h := newHarness(t, audit.Options{})
+		r := replay.New(t0)
+		c := r.Connect(curlProc)
+		c.Send(send)
+		c.Recv(replay.Answer(200, 9), 64)
+		h.feed(r)
+		if got := h.requests(); len(got) != 1 || got[0].Class != audit.ClassIMDSv1 {
+			t.Errorf("%q: %+v", send, got)
+		}
+	}
+}
+
+// A request still waiting for its answer when the summary is made is in Pending, by class.
+func TestPendingRequestsAreInTheSummary(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	r.Connect(curlProc).Send(replay.GetV1("/latest/meta-data/instance-id", "curl/8.5.0"))
+	h.feed(r)
+	if s := h.a.Snapshot(); s.Pending[audit.ClassIMDSv1] != 1 || s.Requests[audit.ClassIMDSv1] != 0 {
+		t.Fatalf("pending %v requests %v", s.Pending, s.Requests)
+	}
+}

@@ -76,6 +76,9 @@ type Record struct {
 	Cookie  uint64  `json:"socket_cookie,omitempty"`
 	// Lost is, for RecordLost, the number of kernel records lost.
 	Lost uint64 `json:"lost,omitempty"`
+
+	// tokenSent says the request carried the token header (never its value).
+	tokenSent bool
 }
 
 // IPv6 reports whether the request went to the IPv6 endpoint.

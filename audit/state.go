@@ -104,6 +104,7 @@ func ReadState(path string) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, err)
 	}
+	s.Recheck()
 	return &s, nil
 }
 

@@ -245,3 +245,39 @@ func TestCoverageSpansAreBounded(t *testing.T) {
 			cv.WatchedSeconds, cv.GapSeconds)
 	}
 }
+
+// A state file brought from another instance (an image built with it): once the agent reads
+// this instance's identity, the coverage the file brought no longer counts; its counts stay.
+func TestStateOfAnotherInstanceLosesItsCoverage(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	path := filepath.Join(t.TempDir(), "state.json")
+	host := &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}
+	a, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := audit.Watch{Path: "/", CgroupID: 1, HostRoot: true, ExecTracing: true}
+	a.Handle(audit.Event{Kind: audit.EventAttached, Time: t0, Watch: &root})
+	a.SetInstance(audit.Instance{InstanceID: "i-0aaaaaaaaaaaaaaaa"})
+	clock.Set(t0.Add(48 * time.Hour))
+	if err := a.SaveState(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(t0.Add(49 * time.Hour))
+	b, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(audit.Event{Kind: audit.EventAttached, Time: t0.Add(49 * time.Hour), Watch: &root})
+	b.SetInstance(audit.Instance{InstanceID: "i-0bbbbbbbbbbbbbbbb"})
+	clock.Set(t0.Add(49*time.Hour + time.Minute))
+	s := b.Snapshot()
+	if len(s.Coverage.Spans) != 1 || s.Coverage.WatchedSeconds != 60 || s.Instance.InstanceID != "i-0bbbbbbbbbbbbbbbb" {
+		t.Fatalf("coverage %+v instance %+v", s.Coverage, s.Instance)
+	}
+	// A failed read keeps the identity read before, with its error: not a confirmed one.
+	b.SetInstance(audit.Instance{Error: "hop limit", ErrorKind: "hop limit"})
+	if s := b.Snapshot(); s.Instance.InstanceID != "i-0bbbbbbbbbbbbbbbb" || s.Instance.Error == "" {
+		t.Fatalf("%+v", s.Instance)
+	}
+}

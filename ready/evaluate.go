@@ -26,12 +26,15 @@ type Input struct {
 	// Scope, when set, makes the verdict about that cgroup subtree only (the operator
 	// named it with --cgroup); nil means the whole instance.
 	Scope *Scope
-	// MinWatch is the least watched time for a verdict other than UNDECIDED; 0 means
-	// DefaultMinWatch.
+	// MinWatch is the least watched time, without a gap over MaxGap, for a verdict other
+	// than UNDECIDED; 0 means DefaultMinWatch.
 	MinWatch time.Duration
-	Host     *Host
-	Scan     *scan.Report
-	ScanErr  error
+	// Now is the time the verdict is made at (a state file older than MaxGap is stale);
+	// zero means the clock's.
+	Now     time.Time
+	Host    *Host
+	Scan    *scan.Report
+	ScanErr error
 }
 
 // Evaluate turns what was seen and found into a verdict with reasons, doubts and next

@@ -120,6 +120,9 @@ func TestEvaluateGolden(t *testing.T) {
 		{"scope-not-instance", Input{Identity: identity, Summary: scoped, Source: "state"}, Undecided},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.in.Now.IsZero() {
+				tc.in.Now = t0.Add(time.Hour) // the state's agent watched until just now
+			}
 			r := Evaluate(tc.in)
 			assert.Equal(t, tc.want, r.Verdict)
 			var js, txt bytes.Buffer
@@ -268,7 +271,9 @@ func TestVerdictInvariantProperty(t *testing.T) {
 			s.UnpairedAnswers = 1
 		}
 		if pick(6) {
-			s.Coverage.WatchedSeconds = float64(rng.IntN(300))
+			w := time.Duration(rng.IntN(300)) * time.Second
+			s.Coverage.Spans[0].From = s.Coverage.Spans[0].To.Add(-w)
+			s.Coverage.WatchedSeconds = w.Seconds()
 		}
 		if pick(6) {
 			s.Coverage.WholeHost = false
@@ -280,7 +285,7 @@ func TestVerdictInvariantProperty(t *testing.T) {
 		if pick(10) {
 			s.Coverage = audit.Coverage{}
 		}
-		in := Input{Identity: identity, Summary: s, Source: "state"}
+		in := Input{Identity: identity, Summary: s, Source: "state", Now: t0.Add(time.Hour)}
 		if pick(8) {
 			in.Identity, in.ProbeErr = nil, &imds.Error{Kind: imds.KindUnreachable, Op: "PUT", Endpoint: imds.EndpointIPv4}
 		}
@@ -320,4 +325,53 @@ func TestWriteTextEscapesEverything(t *testing.T) {
 		}
 	}
 	assert.Contains(t, txt.String(), `container machine-\x1b[2J (docker)`)
+}
+
+// Found by review: coverage that is old, gapped, or claimed by a file beyond its own records
+// never makes READY.
+func TestCoverageMustBeRecentContinuousAndProven(t *testing.T) {
+	ready := func(s *audit.Summary, now time.Time, scope *Scope) *Report {
+		return Evaluate(Input{Identity: identity, Summary: s, Source: "state", Now: now, Scope: scope})
+	}
+	// The agent stopped 60 days ago.
+	s := summary(audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 1})
+	r := ready(s, t0.Add(60*24*time.Hour), nil)
+	require.Equal(t, Undecided, r.Verdict)
+	assert.Equal(t, codeCoverageStale, r.Uncertain[0].Code)
+
+	// Two 3-minute spans 10 days apart: 6 minutes in all, but never 5 in a row.
+	s = summary(audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 1})
+	w := s.Coverage.Spans[0]
+	a, b := w, w
+	a.From, a.To = t0, t0.Add(3*time.Minute)
+	b.From, b.To = t0.Add(240*time.Hour), t0.Add(240*time.Hour+3*time.Minute)
+	s.Coverage.Spans = []audit.Span{a, b}
+	r = ready(s, b.To, nil)
+	require.Equal(t, Undecided, r.Verdict)
+	assert.Equal(t, codeWatchedTooShort, r.Uncertain[0].Code)
+
+	// A hand-edited state file: whole host claimed for a pod's cgroup, a million seconds for one,
+	// an IMDSv1 caller with no count. Read back, it proves only what its records hold.
+	s = summary(audit.Caller{Class: audit.ClassIMDSv1, Process: curl, Count: 2})
+	s.Coverage.Spans[0].To = t0.Add(time.Second)
+	s.Coverage.Spans[0].Watch = audit.Watch{Path: "/kubepods/pod1", CgroupID: 4242, ExecTracing: true}
+	s.Coverage.WholeHost, s.Coverage.WatchedSeconds = true, 1e6
+	path := filepath.Join(t.TempDir(), "state.json")
+	require.NoError(t, audit.SaveState(path, *s))
+	got, err := ReadState(path)
+	require.NoError(t, err)
+	assert.False(t, got.Coverage.WholeHost)
+	assert.Equal(t, 1.0, got.Coverage.WatchedSeconds)
+	assert.EqualValues(t, 2, got.Requests[audit.ClassIMDSv1])
+	assert.Equal(t, NotReady, ready(got, t0.Add(time.Second), nil).Verdict)
+
+	// A path watched by an agent in a pod's own cgroup namespace names the pod's cgroup, not
+	// the host's: it covers no host scope of the same name.
+	s = summary(audit.Caller{Class: audit.ClassIMDSv2, Process: agent, Count: 1})
+	s.Coverage.Spans[0].Watch = audit.Watch{Path: "/", CgroupID: 4242, ExecTracing: true}
+	s.Coverage.Spans[0].Agent = &audit.Agent{InitialPIDNS: true}
+	s.Coverage.WholeHost = false
+	r = ready(s, t0.Add(time.Hour), &Scope{Cgroup: "/sys/fs/cgroup", Rel: "/", ID: 1})
+	require.Equal(t, Undecided, r.Verdict)
+	assert.Equal(t, codeScopeNotCovered, r.Uncertain[0].Code)
 }

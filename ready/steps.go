@@ -158,6 +158,9 @@ func nextSteps(r *Report, in Input) {
 		r.NextSteps = append(r.NextSteps, Step{Title: fmt.Sprintf("Resolve the %d uncertain point(s) above, then "+
 			"check again", len(r.Uncertain)), Command: "imdsv2 ready"})
 	}
+	if r.Scope.Kind == "cgroup" && r.Verdict == NotReady {
+		return // enforcement is about the instance: never from a subtree's verdict
+	}
 	if r.Verdict == Ready && r.Scope.Kind == "cgroup" {
 		r.NextSteps = append(r.NextSteps, Step{Title: "This verdict covers cgroup " + r.Scope.Cgroup + " only: audit the " +
 			"whole host (the agent without --cgroup, for at least --min-watch) and ask again without --cgroup before " +

@@ -16,6 +16,12 @@ import (
 // fleets, watch a day or more (hourly and daily jobs, a reboot).
 const DefaultMinWatch = 5 * time.Minute
 
+// MaxGap is the longest stretch without watching that still counts as continuous watching (an
+// agent restarted, upgraded, or the host rebooted); the minimum watch time must be met since
+// the last longer gap, and a state file whose agent stopped watching longer ago than this is
+// stale: whatever started since is unseen.
+const MaxGap = 15 * time.Minute
+
 // decide applies the verdict invariant, and is the only place that sets Report.Verdict:
 //
 //   - NOT READY when anything would break under HttpTokens=required: a reason found by the
@@ -75,6 +81,7 @@ const (
 	codeScopeNotCovered  = "scope-not-covered"
 	codeExecTracingOff   = "exec-tracing-off"
 	codeWatchedTooShort  = "watched-too-short"
+	codeCoverageStale    = "coverage-stale"
 	codeEventsLost       = "events-lost"
 	codeUnclassified     = "unclassified-requests"
 	codeCaptureGaps      = "capture-gaps"
@@ -149,11 +156,20 @@ func uncertainties(in Input, r *Report) []Reason {
 		if minWatch <= 0 {
 			minWatch = DefaultMinWatch
 		}
-		if watched := time.Duration(cv.WatchedSeconds * float64(time.Second)); watched < minWatch {
-			add(codeWatchedTooShort, "auditor", fmt.Sprintf("the audit watched %s, less than the %s required "+
-				"(--min-watch): callers that run hourly, daily or at boot may not have been seen",
-				watched.Round(100*time.Millisecond), minWatch),
+		if watched := continuousWatch(cv); watched < minWatch {
+			add(codeWatchedTooShort, "auditor", fmt.Sprintf("the audit watched %s without a gap over %s, less than "+
+				"the %s required (--min-watch): callers that run hourly, daily or at boot may not have been seen",
+				watched.Round(100*time.Millisecond), MaxGap, minWatch),
 				"let the agent watch longer (a day or more for fleets: --min-watch 24h), or lower --min-watch knowingly")
+		}
+		now := in.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if last := lastWatched(cv); in.Source == "state" && now.Sub(last) > MaxGap {
+			add(codeCoverageStale, "auditor", fmt.Sprintf("the agent last watched at %s, %s ago: anything started "+
+				"since is unseen", last.UTC().Format(time.RFC3339), now.Sub(last).Round(time.Second)),
+				"make sure the agent runs (imdsv2 audit --state FILE, as a service), then ask again")
 		}
 	}
 	if s.LostEvents > 0 {
@@ -176,6 +192,31 @@ func uncertainties(in Input, r *Report) []Reason {
 	return u
 }
 
+// continuousWatch is the time watched since the last gap longer than MaxGap (the newest
+// spans; folded ones do not count).
+func continuousWatch(cv audit.Coverage) time.Duration {
+	var d time.Duration
+	for i := len(cv.Spans) - 1; i >= 0; i-- {
+		sp := cv.Spans[i]
+		d += sp.To.Sub(sp.From)
+		if i > 0 && sp.From.Sub(cv.Spans[i-1].To) > MaxGap {
+			break
+		}
+	}
+	return d
+}
+
+// lastWatched is when the last span ended (or was last known to be watching).
+func lastWatched(cv audit.Coverage) time.Time {
+	if n := len(cv.Spans); n > 0 {
+		return cv.Spans[n-1].To
+	}
+	if cv.Earlier != nil {
+		return cv.Earlier.To
+	}
+	return time.Time{}
+}
+
 func wholeHostUncertainties(cv audit.Coverage) []Reason {
 	if cv.WholeHost {
 		return nil
@@ -194,14 +235,20 @@ func wholeHostUncertainties(cv audit.Coverage) []Reason {
 		Fix: "run the agent without --cgroup; for a verdict about that subtree only, ask with ready --cgroup"}}
 }
 
-// covers reports whether every span watched the scope's cgroup or the whole host.
+// covers reports whether every span watched the scope's cgroup or the whole host. A span
+// matches by path only when its agent saw the host's cgroup hierarchy (a path in a pod's own
+// cgroup namespace names the pod's cgroup), and by id only with the same path where the path
+// is known (ids come back after a reboot).
 func covers(cv audit.Coverage, sc *Scope) bool {
-	if cv.Earlier != nil && !cv.Earlier.WholeHost && cv.Earlier.Scope != sc.Rel {
+	if cv.Earlier != nil && !cv.Earlier.WholeHost {
 		return false
 	}
 	for _, sp := range cv.Spans {
 		w := sp.Watch
-		if !(w.HostRoot || (sc.ID != 0 && w.CgroupID == sc.ID) || (sc.Rel != "" && w.Path == sc.Rel)) {
+		hostView := sp.Agent != nil && (sp.Agent.InitialCgroupNS || sp.Agent.HostCgroup)
+		samePath := sc.Rel != "" && w.Path == sc.Rel && hostView
+		sameID := sc.ID != 0 && w.CgroupID == sc.ID && (sc.Rel == "" || w.Path == sc.Rel)
+		if !(w.HostRoot && hostView || samePath || sameID) {
 			return false
 		}
 	}

@@ -405,7 +405,9 @@ stop_virtiofsd() {
 # boot runs the VM, streams its console to stderr and $vmlog, and returns /init's verdict.
 boot() {
 	local kernel=$1
-	local append="console=ttyS0 panic=-1 loglevel=4 random.trust_cpu=on $kernel_append $VM_APPEND"
+	# imdsv2.testvm=1 marks the kernel command line of this VM: tests that may attach at the
+	# root cgroup (the VM's, which belongs to them) require it (internal/privtest.InTestVM).
+	local append="console=ttyS0 panic=-1 loglevel=4 random.trust_cpu=on imdsv2.testvm=1 $kernel_append $VM_APPEND"
 	local qemu=(qemu-system-x86_64 -accel "$VM_ACCEL" -cpu max -m "$VM_MEM" -smp "$VM_SMP"
 		-nographic -nodefaults -no-user-config -no-reboot
 		-serial stdio -monitor none

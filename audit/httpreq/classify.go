@@ -126,7 +126,9 @@ func probeCloud(r *Request) string {
 		}
 		return rootProbeCloud(r)
 	}
-	if isAWSPath(r.Path) {
+	if isAWSPath(r.Path) || strings.Contains(r.Path, "..") || strings.ContainsAny(r.Path, "%\\") {
+		// Dot segments and escapes can lead anywhere once the server cleans the path
+		// (/metadata/v1/../../latest/...): never a probe.
 		return ""
 	}
 	for _, p := range probeRules {

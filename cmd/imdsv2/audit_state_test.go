@@ -19,7 +19,8 @@ func TestAuditNewerStateIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.json")
 	newer := fmt.Sprintf(`{"schema": %d, "callers": "a layout of the future"}`, audit.SummarySchema+1)
 	require.NoError(t, os.WriteFile(path, []byte(newer), 0o600))
-	code, out, errs := cli(t, "audit", "--state", path, "--duration", "1s")
+	// --cgroup names no cgroup: should the state not stop it, nothing can attach anywhere.
+	code, out, errs := cli(t, "audit", "--cgroup", "/nonexistent/imdsv2-test", "--state", path, "--duration", "1s")
 	assert.Equal(t, exitUsage, code)
 	assert.Empty(t, out)
 	for _, want := range []string{path, fmt.Sprintf("schema %d", audit.SummarySchema+1),

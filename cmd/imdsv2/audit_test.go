@@ -56,7 +56,8 @@ func TestAuditUsageErrors(t *testing.T) {
 func TestAuditCorruptState(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.json")
 	require.NoError(t, os.WriteFile(path, []byte("{not json"), 0o600))
-	code, out, errs := cli(t, "audit", "--state", path, "--duration", "1s")
+	// --cgroup names no cgroup: should the state not stop it, nothing can attach anywhere.
+	code, out, errs := cli(t, "audit", "--cgroup", "/nonexistent/imdsv2-test", "--state", path, "--duration", "1s")
 	assert.Equal(t, exitUsage, code)
 	assert.Empty(t, out)
 	assert.Contains(t, errs, "corrupt")

@@ -102,7 +102,7 @@ func identityFromState(s *audit.Summary) (*ready.Identity, error) {
 	}
 	in := s.Instance
 	switch {
-	case in != nil && in.InstanceID != "":
+	case in != nil && in.InstanceID != "" && in.Error == "":
 		return in, nil
 	case in == nil:
 		return nil, errors.New("the agent that wrote the state recorded no instance identity (an older agent, " +
@@ -142,6 +142,9 @@ func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 
 	in := ready.Input{Source: "live", MinWatch: *minWatch}
+	if *minWatch == 0 {
+		in.MinWatch = time.Nanosecond // no minimum asked for (0 in Input means the default)
+	}
 	if *cgroupPath != "" {
 		sc, err := scopeOf(*cgroupPath, host.paths.Cgroup)
 		if err != nil {

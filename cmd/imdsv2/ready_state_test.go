@@ -20,7 +20,8 @@ import (
 // writeState writes an agent's state file with the given IMDSv1 callers.
 func writeState(t *testing.T, v1 ...audit.Process) string {
 	t.Helper()
-	since := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	// The agent has watched for a day until now: a state older than ready.MaxGap is stale.
+	since := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
 	// A day of watching the whole host from its namespaces, exec tracing on.
 	s := audit.Summary{Schema: audit.SummarySchema, Since: since, Updated: since.Add(24 * time.Hour),
 		Requests: map[audit.Class]uint64{audit.ClassIMDSv1: uint64(len(v1))},
@@ -94,7 +95,8 @@ func TestReadyFromState(t *testing.T) {
 	assert.Contains(t, r.NextSteps[1].Command, "--region us-east-2 --instance-id i-0a1b2c3d4e5f60001 --http-tokens required")
 	goldenJSON(t, "ready-state-not-ready.golden.json", out, map[*regexp.Regexp]string{
 		regexp.MustCompile(regexp.QuoteMeta(tree)): "/TREE", regexp.MustCompile(`"roots": \[[^\]]*\]`): `"roots": []`,
-		regexp.MustCompile(`"(files_scanned|dirs_scanned)": \d+`): `"$1": 0`})
+		regexp.MustCompile(`"(files_scanned|dirs_scanned)": \d+`): `"$1": 0`,
+		regexp.MustCompile(`"(since|from|to|read_at)": "[^"]*"`):  `"$1": "T"`})
 
 	code, text, _ := cli(t, "ready", "--timeout=1m", "--cni-dir="+empty, "--scan-path="+tree, "--state="+state)
 	assert.Equal(t, ready.ExitNotReady, code)

@@ -144,10 +144,10 @@ func parseCapEff(f io.Reader) (uint64, error) {
 }
 
 // InTestVM reports whether this process runs inside the VM of `make test-vm`, whose whole
-// machine (root cgroup included) belongs to the tests: the VM's /init sets IMDSV2_VM=1 and
-// IMDSV2_VM_KERNEL to the release it booted, and runs as PID 1 (a busybox script: PID 1's
-// command line is "/bin/busybox sh /init"). All three must hold, so that a variable set by
-// mistake on a real machine cannot let a test attach at its root cgroup.
+// machine (root cgroup included) belongs to the tests: vm/run.sh boots its kernel with
+// imdsv2.testvm=1 on the command line, and the VM's /init sets IMDSV2_VM=1 and IMDSV2_VM_KERNEL
+// to the release it booted. All three must hold, so that a variable set by mistake on a real
+// machine cannot let a test attach at its root cgroup.
 func InTestVM() bool {
 	if os.Getenv("IMDSV2_VM") != "1" {
 		return false
@@ -156,6 +156,6 @@ func InTestVM() bool {
 	if err != nil || strings.TrimSpace(string(release)) != os.Getenv("IMDSV2_VM_KERNEL") {
 		return false
 	}
-	init, err := os.ReadFile("/proc/1/cmdline")
-	return err == nil && slices.Contains(strings.Split(strings.TrimRight(string(init), "\x00"), "\x00"), "/init")
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	return err == nil && slices.Contains(strings.Fields(string(cmdline)), "imdsv2.testvm=1")
 }
