@@ -130,7 +130,10 @@ func uncertainties(in Input, r *Report) []Reason {
 			why = "the audit of IMDS callers could not run: " + in.AuditErr.Error()
 		}
 		add(codeNoAudit, "auditor", why+". Without it ready cannot know which processes still use IMDSv1",
-			"run ready as root, or point --state at the running agent's state file")
+			"run ready as root, or point --state at the running agent's state file; where the agent cannot run "+
+				"(a kernel older than 5.9, no cgroup v2, no BPF ring buffer: Amazon Linux 2's 4.14), watch the "+
+				"instance's CloudWatch metric MetadataNoToken (AWS/EC2, per InstanceId: IMDSv1 calls, no process "+
+				"named) for a day or more, and fix what the installed-software scan below names")
 		return u
 	}
 	cv := s.Coverage
