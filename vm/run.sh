@@ -33,10 +33,11 @@
 #                  has built in, modules.builtin, are left out)
 #   VM_TIMEOUT     seconds the whole VM may run before it is killed and the run fails (1200)
 #   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=10m)
-#   VM_ACCEL       QEMU accelerator (tcg; kvm works where /dev/kvm does). Multi-threaded TCG
-#                  (QEMU 7.2) once ran a 6.12 guest into an int3 it had already patched away
-#                  ("Oops: int3" in inet_ehashfn while a static key flipped, then a panic: no result
-#                  line); tcg,thread=single avoids that class of race, at twice the time or more
+#   VM_ACCEL       QEMU accelerator (tcg, and tcg,thread=single for 6.12; kvm works where /dev/kvm
+#                  does). Multi-threaded TCG (QEMU 7.2) runs a 6.12 guest now and then into an int3
+#                  the kernel has already patched away (2 of 7 runs: "Oops: int3" in inet_ehashfn or
+#                  __alloc_pages right after a static key flipped, then a panic and no result line);
+#                  one TCG thread for all vCPUs has no such race, at up to twice the time
 #   VM_MEM, VM_SMP memory and CPUs of the VM (2G, 2)
 #   VM_APPEND      extra kernel command line
 #   VM_KERNEL      kernel family: 6.1 (default: Debian bookworm's linux-image-cloud-amd64), 5.10
@@ -60,7 +61,7 @@ VM_PKGS=${VM_PKGS:-}
 VM_MODULES=${VM_MODULES:-veth bridge virtio_pci virtiofs overlay}
 VM_TIMEOUT=${VM_TIMEOUT:-1200}
 VM_TEST_FLAGS=${VM_TEST_FLAGS:--test.v -test.count=1 -test.timeout=10m}
-VM_ACCEL=${VM_ACCEL:-tcg}
+VM_ACCEL=${VM_ACCEL:-}
 VM_MEM=${VM_MEM:-2G}
 VM_SMP=${VM_SMP:-2}
 VM_APPEND=${VM_APPEND:-}
@@ -117,7 +118,10 @@ kernel_family() {
 	5.10) suites=(bullseye bullseye-security) ;;
 	# QEMU 7.2's TCG with -cpu max: 6.12 double-faults on cmpxchg16b early in boot; without cx16
 	# the kernel takes its fallback path.
-	6.12) suites=(bookworm-backports) kernel_append="clearcpuid=cx16" ;;
+	6.12)
+		suites=(bookworm-backports) kernel_append="clearcpuid=cx16"
+		[[ -n $VM_ACCEL ]] || VM_ACCEL=tcg,thread=single # see VM_ACCEL above
+		;;
 	*) die "VM_KERNEL=$VM_KERNEL: choose 6.1 (bookworm), 5.10 (bullseye) or 6.12 (bookworm-backports)" ;;
 	esac
 }
@@ -408,7 +412,7 @@ boot() {
 	# imdsv2.testvm=1 marks the kernel command line of this VM: tests that may attach at the
 	# root cgroup (the VM's, which belongs to them) require it (internal/privtest.InTestVM).
 	local append="console=ttyS0 panic=-1 loglevel=4 random.trust_cpu=on imdsv2.testvm=1 $kernel_append $VM_APPEND"
-	local qemu=(qemu-system-x86_64 -accel "$VM_ACCEL" -cpu max -m "$VM_MEM" -smp "$VM_SMP"
+	local qemu=(qemu-system-x86_64 -accel "${VM_ACCEL:-tcg}" -cpu max -m "$VM_MEM" -smp "$VM_SMP"
 		-nographic -nodefaults -no-user-config -no-reboot
 		-serial stdio -monitor none
 		-nic none # no network device: nothing in the VM can reach any network
