@@ -218,8 +218,8 @@ func unansweredReasons(r *Report, in Input) int {
 		} else {
 			rs.Detail += "; its metadata reads fail already"
 		}
-		rs.Fix = "raise the instance's HttpPutResponseHopLimit to 2 (one more hop than the host needs; see next " +
-			"steps) so that the token answer reaches the container"
+		rs.Fix = "raise the instance's HttpPutResponseHopLimit to 2 (one more hop than the host needs; the " +
+			"enforcement command in the instance's next steps sets it) so that the token answer reaches the container"
 		r.Reasons = append(r.Reasons, rs)
 	}
 	if n := s.TokenPUTs.Unanswered; n > itemised {

@@ -333,7 +333,7 @@ func (d *demo) run() error {
 	}
 
 	d.heading("Fix the container's hop limit and require IMDSv2")
-	d.say("   On EC2 this is the command from the report:")
+	d.say("   On EC2, once ready says READY for the whole instance, its next steps give the command:")
 	d.say("   $ %s", imdsfacts.Enforce(imdsfacts.MetadataOptions{InstanceID: demoInstanceID, HopLimit: rep.HopLimit.Recommended}).CLI)
 	d.say("   (In a real move the IMDSv1 programs are fixed first; here we enforce anyway to show what breaks.)")
 	d.srv.Update(func(c *imdstest.Config) {
