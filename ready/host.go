@@ -8,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/imdsv2/imdsv2/internal/nldump"
 )
 
 // DefaultCNIDir is where CNI plugins (Kubernetes, ECS awsvpc, nerdctl) keep their network
@@ -63,7 +65,7 @@ func InspectHost(nsPath, cniDir string) (*Host, error) {
 		}
 		defer h.Close()
 	}
-	links, err := h.LinkList()
+	links, err := nldump.Retry(h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list network links: %w", err)
 	}
@@ -83,7 +85,7 @@ func InspectHost(nsPath, cniDir string) (*Host, error) {
 		}
 	}
 	sort.Slice(host.Bridges, func(i, j int) bool { return host.Bridges[i].Name < host.Bridges[j].Name })
-	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}

@@ -1,4 +1,4 @@
-package testbed
+package nldump
 
 import (
 	"errors"
@@ -19,16 +19,16 @@ func TestRetryDump(t *testing.T) {
 		{"first dump whole", []error{nil}, 1, nil, 1},
 		{"interrupted twice", []error{netlink.ErrDumpInterrupted, netlink.ErrDumpInterrupted, nil}, 3, nil, 3},
 		{"another error is not retried", []error{other}, 1, other, 1},
-		{"always interrupted", []error{netlink.ErrDumpInterrupted}, dumpTries, netlink.ErrDumpInterrupted, dumpTries},
+		{"always interrupted", []error{netlink.ErrDumpInterrupted}, Tries, netlink.ErrDumpInterrupted, Tries},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
-			v, err := retryDump(func() (int, error) {
+			v, err := Retry(func() (int, error) {
 				calls++
 				return calls, tc.answers[min(calls, len(tc.answers))-1]
 			})
 			if calls != tc.wantCalls || v != tc.wantValue || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
-				t.Fatalf("retryDump: %d calls, value %d, error %v; want %d calls, value %d, error %v",
+				t.Fatalf("Retry: %d calls, value %d, error %v; want %d calls, value %d, error %v",
 					calls, v, err, tc.wantCalls, tc.wantValue, tc.wantErr)
 			}
 		})
