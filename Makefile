@@ -34,7 +34,7 @@ build: ## build the static binary bin/imdsv2 (CGO_ENABLED=0, -trimpath, version 
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/imdsv2
 
 .PHONY: demo
-demo: build ## the main job: run the self-contained demo (root; private network namespaces, ~20 s)
+demo: build ## the main job: run the self-contained demo (root; private network namespaces, seconds)
 	./$(BIN) demo
 
 .PHONY: test
