@@ -40,8 +40,27 @@ var (
 	PowerShell   = SDK{ID: "aws-tools-powershell", Name: "AWS Tools for PowerShell", MinIMDSv2: "4.0.1.0"}
 	// Rust never sends IMDSv1 at all.
 	Rust = SDK{ID: "aws-sdk-rust", Name: "AWS SDK for Rust", MinIMDSv2: AllReleases}
+	// CloudInit is not an SDK but an agent of nearly every image: it asks for
+	// a token since 19.4 ("ec2: Add support for AWS IMDS v2", its ChangeLog),
+	// and then only when it has identified the platform as AWS (from DMI);
+	// otherwise its whole crawl is IMDSv1 (seen with 22.4.2, Debian 12).
+	CloudInit = SDK{ID: "cloud-init", Name: "cloud-init", MinIMDSv2: "19.4"}
 )
 
-// SDKs lists every SDK above.
+// SmithyIMDSV1Switch is the first release of @smithy/credential-provider-imds
+// (the IMDS client of the AWS SDK for JavaScript v3) that reads
+// AWS_EC2_METADATA_V1_DISABLED and ec2_metadata_v1_disabled; older ones, and
+// every @aws-sdk/credential-provider-imds (3.374.0 wraps @smithy 1.x), always
+// fall back to IMDSv1 after a failed token request. Read from the published
+// packages: 2.0.18 lacks the setting, 2.1.0 has it.
+const SmithyIMDSV1Switch = "2.1.0"
+
+// JavaScriptV2TokenAPI is the first aws-sdk (JavaScript v2) release whose
+// MetadataService has fetchMetadataToken (2.574.0 lacks it): the call that
+// gets the token MetadataService.request(path, {headers}) needs, since that
+// API never fetches one itself.
+const JavaScriptV2TokenAPI = "2.575.0"
+
+// SDKs lists every SDK (and cloud-init) above.
 var SDKs = []SDK{AWSCLIv1, AWSCLIv2, Botocore, Boto3, GoV1, GoV2, JavaV1, JavaV2, JavaScriptV2,
-	JavaScriptV3, DotNet, CPP, PHP, Ruby, PowerShell, Rust}
+	JavaScriptV3, DotNet, CPP, PHP, Ruby, PowerShell, Rust, CloudInit}
