@@ -148,6 +148,24 @@ func golden(t *testing.T, name string, got []byte) {
 	assert.Equal(t, string(want), string(got), "%s differs; run go test ./ready -update and review the diff", path)
 }
 
+// TestScanFindingsKeepTheirKind: a blocker of the scan that is not an old
+// release (a tokenless API call in the application's source) keeps its own
+// code, and its subject names the line.
+func TestScanFindingsKeepTheirKind(t *testing.T) {
+	in := notReadyInput()
+	in.Scan.Findings = append(in.Scan.Findings, scan.Finding{Kind: scan.KindTokenlessAPI, Severity: scan.SeverityBlocker,
+		Path: "/srv/web/lib/instance.js", Line: 4, Product: "AWS SDK for JavaScript v2", Version: "2.1693.0",
+		Evidence: "text search", Why: "MetadataService.request never sends a token", Fix: "pass a token"})
+	r := Evaluate(in)
+	codes := map[string]Reason{}
+	for _, rs := range r.Reasons {
+		codes[rs.Code] = rs
+	}
+	assert.Equal(t, "/srv/web/lib/instance.js:4", codes["tokenless-api"].Subject)
+	assert.Equal(t, "/srv/web/lib/instance.js", codes["tokenless-api"].File)
+	assert.Equal(t, "/usr/lib/python3/dist-packages/botocore-1.12.0.dist-info", codes["old-sdk"].File)
+}
+
 func TestNotReadyNamesEveryReason(t *testing.T) {
 	r := Evaluate(notReadyInput())
 	require.Equal(t, NotReady, r.Verdict)

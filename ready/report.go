@@ -132,7 +132,7 @@ type HopLimitAdvice struct {
 // Reason is one thing that breaks (or deserves a look) once IMDSv2 is required.
 type Reason struct {
 	// Code classifies the reason; its values are stable: "imdsv1-caller",
-	// "token-unanswered", "token-refused", "old-sdk", "imdsv1-fallback-setting",
+	// "token-unanswered", "token-refused", "old-sdk", "tokenless-api", "imdsv1-fallback-setting",
 	// "imds-disabled-setting", "hop-limit-containers", "ipv6-endpoint",
 	// "audit-incomplete", "no-imds-traffic", "scan-incomplete".
 	Code string `json:"code"`

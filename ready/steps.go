@@ -88,6 +88,10 @@ func scanReasons(r *Report, in Input) {
 		switch f.Severity {
 		case scan.SeverityBlocker:
 			rs.Code = "old-sdk"
+			if f.Kind == scan.KindTokenlessAPI {
+				rs.Code = "tokenless-api"
+				rs.Subject = fmt.Sprintf("%s:%d", f.Path, f.Line)
+			}
 			r.Reasons = append(r.Reasons, rs)
 		case scan.SeverityWarning:
 			rs.Code = "imdsv1-fallback-setting"

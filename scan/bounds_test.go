@@ -266,7 +266,7 @@ func TestHostilePathNames(t *testing.T) {
 func TestJSONFieldNames(t *testing.T) {
 	rep := &Report{
 		Roots:       []string{"/opt"},
-		Findings:    []Finding{{Kind: KindOldSDK, Severity: SeverityBlocker, Path: "/p", Product: "x", Package: "pkg:x", Version: "1", MinVersion: "2", Evidence: "e", Setting: "s", Line: 1, Why: "w", Fix: "f"}},
+		Findings:    []Finding{{Kind: KindOldSDK, Severity: SeverityBlocker, Path: "/p", Product: "x", Package: "pkg:x", SDK: "x", Version: "1", MinVersion: "2", Evidence: "e", Setting: "s", Line: 1, Why: "w", Fix: "f"}},
 		SkippedDirs: []SkippedDir{{Path: "/proc", Reason: "r"}},
 		Truncated:   true, TruncatedBy: TruncatedByTimeout, Duration: time.Second,
 	}
@@ -287,7 +287,7 @@ func TestJSONFieldNames(t *testing.T) {
 	if err := json.Unmarshal(top["findings"], &findings); err != nil {
 		t.Fatal(err)
 	}
-	wantFinding := []string{"evidence", "fix", "kind", "line", "min_version", "package", "path", "product", "setting", "severity", "version", "why"}
+	wantFinding := []string{"evidence", "fix", "kind", "line", "min_version", "package", "path", "product", "sdk", "setting", "severity", "version", "why"}
 	if got := sortedKeys(findings[0]); !slices.Equal(got, wantFinding) {
 		t.Errorf("finding keys %v, want %v", got, wantFinding)
 	}

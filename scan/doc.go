@@ -5,24 +5,54 @@
 //
 // # What it finds
 //
-// AWS SDKs and tools older than the first version with IMDSv2 support
-// (severity blocker):
+// The software the auditor names as IMDS callers, each installed copy one
+// finding, judged by the minimum-version table and the version order of
+// internal/imdsfacts (which the auditor uses too; Finding.SDK is the
+// auditor's product identifier):
 //
-//   - Python: botocore < 1.13.25, boto3 < 1.12.6, AWS CLI v1 (awscli) <
-//     1.16.289, from *.dist-info/METADATA, *.egg-info (PKG-INFO) and
-//     EGG-INFO/PKG-INFO;
-//   - Go: github.com/aws/aws-sdk-go < v1.25.38 and aws-sdk-go-v2 < v0.19.0,
-//     from the module list embedded in executables (debug/buildinfo);
-//   - Java: aws-java-sdk-core (and -bundle) < 1.11.678 and
-//     software.amazon.awssdk sdk-core/auth < 2.10.21, from jar file names,
-//     from META-INF/maven/.../pom.properties inside jars, wars and ears, and
-//     from jars nested in application archives;
-//   - JavaScript: aws-sdk < 2.722.0 (node_modules/aws-sdk/package.json);
-//   - Ruby: aws-sdk-core < 3.79.0 (gem specifications); PHP: aws/aws-sdk-php <
-//     3.147.7 (Composer's vendor/aws/aws-sdk-php/src/Sdk.php).
+//   - Python: botocore, boto3, the AWS CLI (awscli 1.x is v1; 2.x, as Debian
+//     packages it, is v2) and cloud-init, from *.dist-info/METADATA,
+//     *.egg-info (PKG-INFO) and EGG-INFO/PKG-INFO in site-packages and
+//     dist-packages (Debian's python3-botocore, awscli and cloud-init install
+//     an .egg-info or .dist-info there), and cloud-init's
+//     cloudinit/version.py where it has no such metadata;
+//   - Go: github.com/aws/aws-sdk-go and aws-sdk-go-v2, from the module list
+//     embedded in executables (debug/buildinfo);
+//   - Java: aws-java-sdk-core (and -bundle) and software.amazon.awssdk
+//     sdk-core/auth/bundle, from jar file names, from
+//     META-INF/maven/.../pom.properties inside jars, wars and ears (kept in
+//     fat and shaded jars), from com/amazonaws/sdk/versionInfo.properties (kept
+//     where shading drops the pom), and from jars nested in application
+//     archives;
+//   - JavaScript: aws-sdk (v2) and the IMDS client of v3,
+//     @smithy/credential-provider-imds (what @aws-sdk/credential-providers and
+//     the default credential chain call; npm installs it beside them), the
+//     older @aws-sdk/credential-provider-imds and @aws-sdk/ec2-metadata-service,
+//     from node_modules/<name>/package.json;
+//   - Ruby: aws-sdk-core (gem specifications); PHP: aws/aws-sdk-php
+//     (Composer's vendor/aws/aws-sdk-php/src/Sdk.php).
 //
-// The minimums and the order of versions (pre-releases, a leading "v", four
-// parts) are those of internal/imdsfacts, which the auditor uses too.
+// A release older than the first that can use IMDSv2 is a blocker
+// (KindOldSDK). A newer one is listed as information (KindCurrentSDK), with
+// what keeps it from falling back to IMDSv1 when its token request fails
+// (IMDS-FACTS.md section 2): for the JavaScript v3 client, whether its
+// release reads AWS_EC2_METADATA_V1_DISABLED at all; for cloud-init, that it
+// asks for a token only where it identifies the platform as AWS. Software
+// whose version cannot be read is not reported.
+//
+// MetadataService.request(path) of aws-sdk v2 never sends a token, in any
+// release. Where an application installed aws-sdk (app/node_modules/aws-sdk,
+// not a dependency's copy or a global install), the scan searches the
+// application's own source for it: the .js, .mjs, .cjs and .ts files under
+// app/, outside node_modules and dot directories, at most 300 files of at
+// most 512 KiB, 6 levels deep and 20 000 directory entries. A file that uses
+// MetadataService of aws-sdk, calls .request( and never mentions
+// fetchMetadataToken or the x-aws-ec2-metadata-token header is a blocker
+// (KindTokenlessAPI) at the line of the first call. It is a text search: a
+// MetadataService made in one file and used in another, code outside app/
+// (bundles elsewhere, other services), larger files and unusual spellings
+// are missed, and a .request( of another object in such a file is taken for
+// the call; the aws-sdk finding says what was searched.
 //
 // Settings in environment files (/etc/environment, /etc/default, shell
 // profiles, systemd units and drop-ins, .env files) and AWS shared config

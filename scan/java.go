@@ -31,6 +31,9 @@ var (
 	reJavaV2Jar = regexp.MustCompile(`^(sdk-core|auth|bundle)-(2\.[0-9A-Za-z._-]*)\.jar$`)
 )
 
+// javaV1VersionInfo is where aws-java-sdk-core keeps its version (VersionInfoUtils).
+const javaV1VersionInfo = "com/amazonaws/sdk/versionInfo.properties"
+
 // javaArtifacts maps Maven groupId/artifactId to products.
 var javaArtifacts = map[string]product{
 	"com.amazonaws/aws-java-sdk-core":   prodJavaV1,
@@ -79,29 +82,37 @@ func checkJar(w *walker, name string, info fs.FileInfo) {
 	}
 	seen := map[string]bool{}
 	report := func(p product, version, evidence string) {
-		if f, ok := checkVersion(p, displayPath(name), version, evidence); ok && !seen[p.pkg+" "+f.Version] {
-			seen[p.pkg+" "+f.Version] = true
+		if f, ok := checkVersion(p, displayPath(name), version, evidence); ok && !seen[p.sdk.ID+" "+f.Version] {
+			seen[p.sdk.ID+" "+f.Version] = true
 			w.add(f)
 		}
 	}
 	for _, zf := range zr.File {
-		if p, ok := pomArtifact(zf.Name); ok {
-			data, err := readZipEntry(zf, maxPomProperties)
-			if err != nil {
-				w.failedArchive(mf, err)
-				if mf.limitErr != nil {
-					return
-				}
-				continue
-			}
-			group, artifact, version := parsePomProperties(data)
-			if version != "" && (group == "" || artifact == "" || javaArtifacts[group+"/"+artifact].pkg == p.pkg) {
-				report(p, version, zf.Name)
+		p, isPom := pomArtifact(zf.Name)
+		// Shaded jars often drop Maven's pom.properties but keep
+		// versionInfo.properties, which the SDK reads for its User-Agent.
+		isVersionInfo := zf.Name == javaV1VersionInfo
+		if !isPom && !isVersionInfo {
+			if p, v, ok := nestedJar(zf.Name); ok {
+				report(p, v, "nested "+zf.Name)
 			}
 			continue
 		}
-		if p, v, ok := nestedJar(zf.Name); ok {
-			report(p, v, "nested "+zf.Name)
+		data, err := readZipEntry(zf, maxPomProperties)
+		if err != nil {
+			w.failedArchive(mf, err)
+			if mf.limitErr != nil {
+				return
+			}
+			continue
+		}
+		group, artifact, version := parsePomProperties(data)
+		switch {
+		case version == "":
+		case isVersionInfo:
+			report(prodJavaV1, version, zf.Name)
+		case group == "" || artifact == "" || javaArtifacts[group+"/"+artifact].pkg == p.pkg:
+			report(p, version, zf.Name)
 		}
 	}
 }

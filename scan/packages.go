@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"encoding/json"
 	"io/fs"
 	"path"
 	"regexp"
@@ -26,12 +25,14 @@ func classify(name string, info fs.FileInfo) checker {
 		return checkEnvFile
 	case strings.HasSuffix(lower, ".jar") || strings.HasSuffix(lower, ".war") || strings.HasSuffix(lower, ".ear"):
 		return checkJar
-	case base == "package.json" && dirBase == "aws-sdk" && path.Base(parentName(dir)) == "node_modules":
+	case base == "package.json" && npmPackageAt(dir) != "":
 		return checkNodePackage
 	case dirBase == "specifications" && strings.HasPrefix(base, "aws-sdk-core-") && strings.HasSuffix(base, ".gemspec"):
 		return checkGemspec
 	case strings.HasSuffix(name, "aws/aws-sdk-php/src/Sdk.php"):
 		return checkPHPSdk
+	case base == "version.py" && dirBase == "cloudinit":
+		return checkCloudInitVersion
 	case strings.HasSuffix(lower, ".egg-info"):
 		if _, _, ok := splitDistDir(base); ok {
 			return checkEggInfoFile
@@ -40,45 +41,6 @@ func classify(name string, info fs.FileInfo) checker {
 		return checkGoBinary
 	}
 	return nil
-}
-
-// maxPackageJSON bounds the package.json read (aws-sdk's is about 5 KiB).
-const maxPackageJSON = 1 << 20
-
-// checkNodePackage reads node_modules/aws-sdk/package.json: the AWS SDK for
-// JavaScript v2. (v3 is split into @aws-sdk/* packages, all with IMDSv2.)
-func checkNodePackage(w *walker, name string, info fs.FileInfo) {
-	if info.Size() > maxPackageJSON {
-		w.skipped()
-		return
-	}
-	data, ok := w.readHead(name, info.Size(), maxPackageJSON)
-	if !ok {
-		return
-	}
-	pkgName, version, err := parsePackageJSON(data)
-	if err != nil {
-		w.unreadable()
-		return
-	}
-	if pkgName != "aws-sdk" {
-		return
-	}
-	if f, ok := checkVersion(prodJSv2, displayPath(name), version, "package.json version"); ok {
-		w.add(f)
-	}
-}
-
-// parsePackageJSON returns the name and version of an npm package.json.
-func parsePackageJSON(data []byte) (name, version string, err error) {
-	var pkg struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(data, &pkg); err != nil {
-		return "", "", err
-	}
-	return pkg.Name, pkg.Version, nil
 }
 
 // checkGemspec reads the version from the name of an installed gem's

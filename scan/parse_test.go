@@ -186,6 +186,14 @@ func TestClassify(t *testing.T) {
 		{"opt/x/app.WAR", plain, true},
 		{"srv/node_modules/aws-sdk/package.json", plain, true},
 		{"srv/node_modules/other/package.json", plain, false},
+		{"srv/node_modules/@smithy/credential-provider-imds/package.json", plain, true},
+		{"srv/node_modules/@aws-sdk/credential-provider-imds/package.json", plain, true},
+		{"srv/node_modules/@aws-sdk/ec2-metadata-service/package.json", plain, true},
+		{"srv/node_modules/@aws-sdk/credential-providers/package.json", plain, false}, // its IMDS client is @smithy's
+		{"srv/node_modules/@evil/credential-provider-imds/package.json", plain, false},
+		{"srv/x/@smithy/credential-provider-imds/package.json", plain, false},
+		{"usr/lib/python3/dist-packages/cloudinit/version.py", plain, true},
+		{"usr/lib/python3/dist-packages/other/version.py", plain, false},
 		{"usr/lib/python2.7/site-packages/botocore-1.0-py2.7.egg-info", plain, true},
 		{"usr/bin/tool", exe, true},
 		{"usr/bin/small", plain, false},
@@ -211,15 +219,15 @@ func TestGoModuleFindings(t *testing.T) {
 		},
 	}
 	got := goModuleFindings("/usr/bin/agent", bi)
-	if len(got) != 2 || got[0].Version != "v1.25.37" || got[1].Version != "v0.18.0" || got[1].MinVersion != "v0.19.0" {
+	if len(got) != 2 || got[0].Kind != KindOldSDK || got[0].Version != "v1.25.37" || got[1].Version != "v0.18.0" || got[1].MinVersion != "v0.19.0" {
 		t.Fatalf("findings = %+v", got)
 	}
 	bi.Deps = []*debug.Module{
 		{Path: "github.com/aws/aws-sdk-go", Version: "v1.20.0", Replace: &debug.Module{Path: "github.com/fork/aws-sdk-go", Version: "v1.44.0"}},
 		{Path: "github.com/aws/aws-sdk-go-v2", Version: "v0.1.0", Replace: &debug.Module{Path: "../sdk"}},
 	}
-	if got := goModuleFindings("/usr/bin/agent", bi); len(got) != 0 {
-		t.Errorf("replaced modules: findings = %+v", got)
+	if got := goModuleFindings("/usr/bin/agent", bi); len(got) != 1 || got[0].Version != "v1.44.0" || got[0].Kind != KindCurrentSDK {
+		t.Errorf("replaced modules: findings = %+v, want the fork's version only (a local replacement has none)", got)
 	}
 	bi.Deps = []*debug.Module{{Path: "github.com/aws/aws-sdk-go", Version: "v1.25.38-0.20191120000000-abcdefabcdef"}}
 	if got := goModuleFindings("/usr/bin/agent", bi); len(got) != 1 {

@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"io/fs"
 	"path"
+	"regexp"
 	"strings"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
 // maxMetadataHead is how much of a METADATA or PKG-INFO file is read: the
@@ -14,9 +17,25 @@ const maxMetadataHead = 64 << 10
 
 // pythonProducts maps normalized distribution names (PEP 503) to products.
 var pythonProducts = map[string]product{
-	"botocore": prodBotocore,
-	"boto3":    prodBoto3,
-	"awscli":   prodAWSCLIv1,
+	"botocore":   prodBotocore,
+	"boto3":      prodBoto3,
+	"awscli":     prodAWSCLIv1,
+	"cloud-init": prodCloudInit,
+}
+
+// pythonProduct refines p by the version found: the awscli distribution is
+// the AWS CLI v2 from major version 2 on (Debian 12 packages awscli 2.9.19
+// as a Python distribution).
+func pythonProduct(p product, version string) product {
+	if p.pkg != prodAWSCLIv1.pkg {
+		return p
+	}
+	if v, err := imdsfacts.ParseVersion(version); err == nil {
+		if major, ok := v.Major(); ok && major >= 2 {
+			return prodAWSCLIv2
+		}
+	}
+	return p
 }
 
 // normalizePythonName applies PEP 503: lower case, runs of -_. become "-".
@@ -156,7 +175,7 @@ func (w *walker) checkPythonMetadataFile(p product, distPath, metaPath, nameVers
 		w.pythonFromName(p, distPath, nameVersion)
 		return
 	}
-	if f, ok := checkVersion(p, displayPath(distPath), version, path.Base(metaPath)+" Version"); ok {
+	if f, ok := checkVersion(pythonProduct(p, version), displayPath(distPath), version, path.Base(metaPath)+" Version"); ok {
 		w.add(f)
 	}
 }
@@ -167,7 +186,47 @@ func (w *walker) pythonFromName(p product, distPath, nameVersion string) {
 	if nameVersion == "" {
 		return
 	}
-	if f, ok := checkVersion(p, displayPath(distPath), nameVersion, "directory name (metadata unreadable)"); ok {
+	if f, ok := checkVersion(pythonProduct(p, nameVersion), displayPath(distPath), nameVersion, "directory name (metadata unreadable)"); ok {
+		w.add(f)
+	}
+}
+
+// maxCloudInitVersion bounds the read of cloudinit/version.py (1 KiB in 22.4.2).
+const maxCloudInitVersion = 64 << 10
+
+var (
+	reCloudInitVersion  = regexp.MustCompile(`(?m)^__VERSION__\s*=\s*["']([0-9A-Za-z._+-]{1,40})["']`)
+	reCloudInitPackaged = regexp.MustCompile(`(?m)^_PACKAGED_VERSION\s*=\s*["']([0-9A-Za-z._+~:-]{1,60})["']`)
+)
+
+// parseCloudInitVersion reads cloud-init's upstream version (__VERSION__) and
+// the distribution's (_PACKAGED_VERSION, "" while it is the "@@" template)
+// from cloudinit/version.py.
+func parseCloudInitVersion(data []byte) (version, packaged string) {
+	if m := reCloudInitVersion.FindSubmatch(data); m != nil {
+		version = string(m[1])
+	}
+	if m := reCloudInitPackaged.FindSubmatch(data); m != nil {
+		packaged = string(m[1])
+	}
+	return version, packaged
+}
+
+// checkCloudInitVersion judges cloud-init by the version file of its Python
+// package, for installs without a cloud_init-*.egg-info or .dist-info beside
+// it (where there is one, its finding comes first and this one is dropped as
+// the same software: see walker.add).
+func checkCloudInitVersion(w *walker, name string, info fs.FileInfo) {
+	data, ok := w.readHead(name, info.Size(), maxCloudInitVersion)
+	if !ok {
+		return
+	}
+	version, packaged := parseCloudInitVersion(data)
+	evidence := "cloudinit/version.py __VERSION__"
+	if packaged != "" {
+		evidence += " (packaged as " + packaged + ")"
+	}
+	if f, ok := checkVersion(prodCloudInit, displayPath(parentName(name)), version, evidence); ok {
 		w.add(f)
 	}
 }

@@ -40,6 +40,13 @@ type Kind string
 const (
 	// KindOldSDK: an AWS SDK or CLI older than the first version with IMDSv2.
 	KindOldSDK Kind = "old-sdk"
+	// KindCurrentSDK: an AWS SDK, CLI or cloud-init release that can use
+	// IMDSv2 (informational: where the software the auditor names is
+	// installed, and how to keep it from falling back to IMDSv1).
+	KindCurrentSDK Kind = "current-sdk"
+	// KindTokenlessAPI: an application calls an SDK API that never sends a
+	// token, whatever the SDK's release (aws-sdk v2 MetadataService.request).
+	KindTokenlessAPI Kind = "tokenless-api"
 	// KindV1FallbackAllowed: a setting explicitly lets SDKs fall back to IMDSv1
 	// (AWS_EC2_METADATA_V1_DISABLED=false, ec2_metadata_v1_disabled = false),
 	// or gives that setting a value SDKs do not read as true.
@@ -68,17 +75,23 @@ type Finding struct {
 	// "pkg:pypi/botocore" or "pkg:golang/github.com/aws/aws-sdk-go"; empty for
 	// configuration findings.
 	Package string `json:"package,omitempty"`
-	// Version is the version found; MinVersion the first version that
-	// supports IMDSv2. Both empty for configuration findings.
+	// SDK is the product's identifier in internal/imdsfacts, the one the
+	// auditor reports as a caller's product ("botocore", "aws-sdk-js-v3");
+	// empty for configuration findings.
+	SDK string `json:"sdk,omitempty"`
+	// Version is the version found; MinVersion the first version that can
+	// use IMDSv2, or "any" when every release can. Both empty for
+	// configuration findings; MinVersion empty for KindTokenlessAPI, whose API
+	// no release fixes.
 	Version    string `json:"version,omitempty"`
 	MinVersion string `json:"min_version,omitempty"`
 	// Evidence says where the version or setting was read, such as
 	// "METADATA Version", "file name", "META-INF/maven/.../pom.properties" or
 	// "systemd unit Environment=".
 	Evidence string `json:"evidence"`
-	// Setting and Line locate a configuration finding: the setting as the
-	// SDKs read it (KEY=value, never any other text of the line) and its
-	// 1-based line number.
+	// Setting is the setting of a configuration finding as the SDKs read it
+	// (KEY=value, never any other text of the line); Line is its 1-based line
+	// number, or that of the call of a KindTokenlessAPI finding.
 	Setting string `json:"setting,omitempty"`
 	Line    int    `json:"line,omitempty"`
 	// Why explains the consequence for IMDSv2; Fix says what to do.
@@ -90,11 +103,16 @@ type Finding struct {
 // for reports that show a finding as one line (ready's reasons):
 //
 //	botocore 1.12.0 is older than 1.13.25, the first version that can use IMDSv2 (METADATA Version): Its ...
+//	botocore 1.29.27 can use IMDSv2 (since 1.13.25; PKG-INFO Version): It asks ...
 //	AWS_EC2_METADATA_V1_DISABLED=false: This explicitly allows ...
 //
 // Fix and Path are not in it.
 func (f *Finding) Summary() string {
 	switch {
+	case f.Kind == KindCurrentSDK:
+		return fmt.Sprintf("%s %s can use IMDSv2 (%s; %s): %s", f.Product, f.Version, canUse(f.MinVersion), f.Evidence, f.Why)
+	case f.Kind == KindTokenlessAPI:
+		return fmt.Sprintf("%s %s, %s: %s", f.Product, f.Version, f.Evidence, f.Why)
 	case f.Version != "":
 		return fmt.Sprintf("%s %s is older than %s, the first version that can use IMDSv2 (%s): %s",
 			f.Product, f.Version, f.MinVersion, f.Evidence, f.Why)

@@ -27,7 +27,22 @@ func plantOld(t *testing.T) (string, map[string]Finding) {
 		"BOOT-INF/lib/auth-2.10.0.jar":     "nested",
 		"BOOT-INF/classes/App.class":       "x",
 	})))
+	put("opt/shaded/app-all.jar", string(zipBytes(t, map[string]string{ // shaded: no pom.properties of the SDK
+		"com/amazonaws/sdk/versionInfo.properties":  "#Tue Nov 19 00:00:00 UTC 2019\nplatform=java\nversion=1.11.300\n",
+		"com/amazonaws/util/EC2MetadataUtils.class": "x",
+	})))
 	put("srv/web/node_modules/aws-sdk/package.json", `{"name": "aws-sdk", "version": "2.500.0", "main": "lib/aws.js"}`)
+	put("srv/web/lib/instance.js", "const AWS = require('aws-sdk');\nconst meta = new AWS.MetadataService();\n\n"+
+		"meta.request('/latest/meta-data/instance-id', (err, id) => console.log(id));\n")
+	put("srv/web/lib/creds.js", "const AWS = require('aws-sdk');\nnew AWS.MetadataService().fetchMetadataToken((e, token) =>\n"+
+		"  meta.request('/latest/meta-data/iam/info', {headers: {'x-aws-ec2-metadata-token': token}}, cb));\n")
+	// Layouts of Debian 12's packages (dpkg -c): cloud-init 22.4.2 and
+	// awscli 2.9.19 as Python distributions, cloud-init's version file.
+	put("usr/lib/python3/dist-packages/cloud_init-22.4.2.egg-info/PKG-INFO", metadata("cloud-init", "22.4.2"))
+	put("usr/lib/python3/dist-packages/cloudinit/version.py", "__VERSION__ = \"22.4.2\"\n_PACKAGED_VERSION = \"@@PACKAGED_VERSION@@\"\n")
+	put("usr/lib/python3/dist-packages/awscli-2.9.19.dist-info/METADATA", metadata("awscli", "2.9.19"))
+	put("srv/v3/node_modules/@aws-sdk/credential-providers/package.json", `{"name": "@aws-sdk/credential-providers", "version": "3.400.0"}`)
+	put("srv/v3/node_modules/@smithy/credential-provider-imds/package.json", `{"name": "@smithy/credential-provider-imds", "version": "2.0.18"}`)
 	put("var/lib/gems/3.0.0/specifications/aws-sdk-core-3.78.0.gemspec", "# gemspec\n")
 	put("var/www/app/vendor/aws/aws-sdk-php/src/Sdk.php", "<?php\nnamespace Aws;\nclass Sdk\n{\n    const VERSION = '3.100.0';\n}\n")
 	put("root/.aws/config", "[default]\nregion = us-east-1\nec2_metadata_v1_disabled = false\n")
@@ -41,11 +56,21 @@ func plantOld(t *testing.T) (string, map[string]Finding) {
 		"/usr/lib/python3/dist-packages/botocore-1.12.0.dist-info":       {Product: "botocore", Version: "1.12.0", MinVersion: "1.13.25", Evidence: "METADATA Version"},
 		"/usr/lib/python3/dist-packages/boto3-1.9.0.egg-info":            {Product: "boto3", Version: "1.9.0", MinVersion: "1.12.6", Evidence: "PKG-INFO Version"},
 		"/usr/local/lib/python3.8/site-packages/awscli-1.16.0.dist-info": {Product: "AWS CLI v1", Version: "1.16.0", MinVersion: "1.16.289"},
-		"/usr/share/java/aws-java-sdk-core-1.11.500.jar":                 {Product: "AWS SDK for Java 1.x", Version: "1.11.500", MinVersion: "1.11.678", Evidence: "file name"},
-		"/opt/app/lib/aws-java-sdk-core.jar": {Product: "AWS SDK for Java 1.x", Version: "1.11.600", MinVersion: "1.11.678",
+		"/usr/share/java/aws-java-sdk-core-1.11.500.jar":                 {Product: "AWS SDK for Java v1", Version: "1.11.500", MinVersion: "1.11.678", Evidence: "file name"},
+		"/opt/app/lib/aws-java-sdk-core.jar": {Product: "AWS SDK for Java v1", Version: "1.11.600", MinVersion: "1.11.678",
 			Evidence: "META-INF/maven/com.amazonaws/aws-java-sdk-core/pom.properties"},
-		"/opt/app/service.jar":                                           {Product: "AWS SDK for Java 2.x", Version: "2.10.0", MinVersion: "2.10.21", Evidence: "nested BOOT-INF/lib/sdk-core-2.10.0.jar"},
-		"/srv/web/node_modules/aws-sdk/package.json":                     {Product: "AWS SDK for JavaScript v2", Version: "2.500.0", MinVersion: "2.722.0"},
+		"/opt/app/service.jar":                       {Product: "AWS SDK for Java v2", Version: "2.10.0", MinVersion: "2.10.21", Evidence: "nested BOOT-INF/lib/sdk-core-2.10.0.jar"},
+		"/srv/web/node_modules/aws-sdk/package.json": {Product: "AWS SDK for JavaScript v2", Version: "2.500.0", MinVersion: "2.722.0"},
+		"/opt/shaded/app-all.jar":                    {Product: "AWS SDK for Java v1", Version: "1.11.300", Evidence: "com/amazonaws/sdk/versionInfo.properties"},
+		"/srv/web/lib/instance.js:4": {Kind: KindTokenlessAPI, Severity: SeverityBlocker, Product: "AWS SDK for JavaScript v2",
+			Version: "2.500.0", SDK: "aws-sdk-js-v2"},
+		"/usr/lib/python3/dist-packages/cloud_init-22.4.2.egg-info": {Kind: KindCurrentSDK, Severity: SeverityInfo, Product: "cloud-init",
+			Version: "22.4.2", MinVersion: "19.4", SDK: "cloud-init", Evidence: "PKG-INFO Version"},
+		"/usr/lib/python3/dist-packages/awscli-2.9.19.dist-info": {Kind: KindCurrentSDK, Severity: SeverityInfo, Product: "AWS CLI v2",
+			Version: "2.9.19", MinVersion: "any", SDK: "aws-cli-v2"},
+		"/srv/v3/node_modules/@smithy/credential-provider-imds/package.json": {Kind: KindCurrentSDK, Severity: SeverityInfo,
+			Product: "AWS SDK for JavaScript v3, @smithy/credential-provider-imds", Version: "2.0.18", MinVersion: "any", SDK: "aws-sdk-js-v3",
+			Package: "pkg:npm/%40smithy/credential-provider-imds"},
 		"/var/lib/gems/3.0.0/specifications/aws-sdk-core-3.78.0.gemspec": {Product: "AWS SDK for Ruby", Version: "3.78.0", MinVersion: "3.79.0"},
 		"/var/www/app/vendor/aws/aws-sdk-php/src/Sdk.php":                {Product: "AWS SDK for PHP", Version: "3.100.0", MinVersion: "3.147.7"},
 		"/usr/local/bin/oldsdk":                                          {Product: "AWS SDK for Go v1", Version: "v1.25.0", MinVersion: "v1.25.38", Package: "pkg:golang/github.com/aws/aws-sdk-go"},
@@ -88,6 +113,7 @@ func TestRunFindsOldSDKs(t *testing.T) {
 		check("Evidence", f.Evidence, w.Evidence)
 		check("Setting", f.Setting, w.Setting)
 		check("Package", f.Package, w.Package)
+		check("SDK", f.SDK, w.SDK)
 		if f.Why == "" || f.Fix == "" {
 			t.Errorf("%s: why %q fix %q, want both", key, f.Why, f.Fix)
 		}
@@ -109,8 +135,14 @@ func TestRunFindsOldSDKs(t *testing.T) {
 	if rep.Truncated || rep.Unreadable != 0 {
 		t.Errorf("truncated=%v unreadable=%d, want a complete clean walk", rep.Truncated, rep.Unreadable)
 	}
-	if rep.Count(SeverityBlocker) != 10 || !rep.Blockers() {
-		t.Errorf("Count(blocker) = %d, want 10", rep.Count(SeverityBlocker))
+	if rep.Count(SeverityBlocker) != 12 || !rep.Blockers() {
+		t.Errorf("Count(blocker) = %d, want 12", rep.Count(SeverityBlocker))
+	}
+	if f := got["/srv/v3/node_modules/@smithy/credential-provider-imds/package.json"]; !strings.Contains(f.Fix, "2.1.0") {
+		t.Errorf("@smithy/credential-provider-imds 2.0.18 reads no %s; the fix %q does not say to upgrade first", envV1Disabled, f.Fix)
+	}
+	if f := got["/srv/web/node_modules/aws-sdk/package.json"]; !strings.Contains(f.Why, "1 call MetadataService.request without a token") {
+		t.Errorf("the aws-sdk finding does not say what the source search found: %q", f.Why)
 	}
 	if rep.Findings[0].Severity != SeverityBlocker || rep.Findings[len(rep.Findings)-1].Severity != SeverityInfo {
 		t.Errorf("findings not sorted blockers first, info last")
@@ -145,8 +177,17 @@ func TestRunCleanTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Findings) != 0 || rep.Unreadable != 0 || rep.Truncated {
-		t.Errorf("clean tree: want no findings, got:\n%s", describe(rep))
+	// Every SDK there can use IMDSv2: listed (where the audit's callers are
+	// installed), nothing to act on before enforcing.
+	products := map[string]bool{}
+	for _, f := range rep.Findings {
+		products[f.Product] = true
+		if f.Kind != KindCurrentSDK || f.Severity != SeverityInfo || f.MinVersion == "" || f.SDK == "" {
+			t.Errorf("clean tree: %s %s is %s %s", f.Path, f.Product, f.Kind, f.Severity)
+		}
+	}
+	if len(rep.Findings) != 7 || rep.Blockers() || rep.Unreadable != 0 || rep.Truncated {
+		t.Errorf("clean tree: want 7 current SDKs and nothing else, got:\n%s", describe(rep))
 	}
 	if rep.FilesRead < 10 {
 		t.Errorf("FilesRead = %d, want the planted files read", rep.FilesRead)

@@ -22,10 +22,17 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Truncated {
 		fmt.Fprintf(bw, "INCOMPLETE: the scan stopped early (%s); software not reached is not listed\n", r.TruncatedBy)
 	}
+	var current []Finding
 	for _, f := range r.Findings {
+		if f.Kind == KindCurrentSDK {
+			current = append(current, f)
+			continue
+		}
 		bw.WriteString("\n")
 		label := strings.ToUpper(string(f.Severity))
 		switch {
+		case f.Kind == KindTokenlessAPI:
+			fmt.Fprintf(bw, "%-8s %s %s (no release of this API uses IMDSv2)\n", label, f.Product, f.Version)
 		case f.Version != "":
 			fmt.Fprintf(bw, "%-8s %s %s (IMDSv2 since %s)\n", label, f.Product, f.Version, f.MinVersion)
 		case f.Setting != "":
@@ -33,14 +40,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		default:
 			fmt.Fprintf(bw, "%-8s %s\n", label, f.Product)
 		}
-		loc := quotePath(f.Path)
-		if f.Line > 0 {
-			loc += ":" + strconv.Itoa(f.Line)
-		}
-		fmt.Fprintf(bw, "         at:  %s (%s)\n", loc, f.Evidence)
+		fmt.Fprintf(bw, "         at:  %s (%s)\n", location(f), f.Evidence)
 		fmt.Fprintf(bw, "         why: %s\n", f.Why)
 		fmt.Fprintf(bw, "         fix: %s\n", f.Fix)
 	}
+	writeCurrent(bw, current)
 	if len(r.SkippedDirs) > 0 {
 		fmt.Fprintf(bw, "\nnot entered (%d):\n", r.SkippedDirCount)
 		for _, d := range r.SkippedDirs {
@@ -48,6 +52,44 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// writeCurrent lists the releases that can use IMDSv2 one line each, after
+// the findings that need action, and says what they have in common once per
+// group of the same why and fix, not once per copy.
+func writeCurrent(bw *bufio.Writer, fs []Finding) {
+	type group struct {
+		why, fix string
+		members  []Finding
+	}
+	var groups []*group
+	byText := map[[2]string]*group{}
+	for _, f := range fs {
+		g := byText[[2]string{f.Why, f.Fix}]
+		if g == nil {
+			g = &group{why: f.Why, fix: f.Fix}
+			byText[[2]string{f.Why, f.Fix}] = g
+			groups = append(groups, g)
+		}
+		g.members = append(g.members, f)
+	}
+	for _, g := range groups {
+		fmt.Fprintf(bw, "\n%-8s can use IMDSv2 (%d):\n", strings.ToUpper(string(SeverityInfo)), len(g.members))
+		for _, f := range g.members {
+			fmt.Fprintf(bw, "         %s %s (%s) at %s (%s)\n", f.Product, f.Version, canUse(f.MinVersion), location(f), f.Evidence)
+		}
+		fmt.Fprintf(bw, "         why: %s\n", g.why)
+		fmt.Fprintf(bw, "         fix: %s\n", g.fix)
+	}
+}
+
+// location is a finding's path, escaped, with its line when it has one.
+func location(f Finding) string {
+	loc := quotePath(f.Path)
+	if f.Line > 0 {
+		loc += ":" + strconv.Itoa(f.Line)
+	}
+	return loc
 }
 
 // quotePath returns p as is when it is plain printable text without spaces,

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -86,9 +87,11 @@ type walker struct {
 	stopBy string
 
 	// Touched by the walking goroutine only.
-	bytesLeft int64
-	seenDirs  map[any]bool // fileID, or the name when the source has no IDs
-	seenFiles map[any]bool
+	bytesLeft  int64
+	seenDirs   map[any]bool // fileID, or the name when the source has no IDs
+	seenFiles  map[any]bool
+	apps       map[string]*appSearch // applications whose source was searched, by fs name
+	seenPython map[string]bool       // Python findings by package, version and directory
 }
 
 func (w *walker) snapshot(d time.Duration) *Report {
@@ -145,7 +148,22 @@ func (w *walker) update(f func(r *Report)) {
 	w.mu.Unlock()
 }
 
-func (w *walker) add(f Finding) { w.update(func(r *Report) { r.Findings = append(r.Findings, f) }) }
+// add records a finding, once: a Python distribution seen twice in one
+// directory (an .egg-info and a .dist-info left by an upgrade, or cloud-init's
+// metadata and its version file) at the same version is one installed copy.
+func (w *walker) add(f Finding) {
+	if strings.HasPrefix(f.Package, "pkg:pypi/") {
+		key := f.Package + " " + f.Version + " " + parentName(fsName(f.Path))
+		if w.seenPython[key] {
+			return
+		}
+		if w.seenPython == nil {
+			w.seenPython = map[string]bool{}
+		}
+		w.seenPython[key] = true
+	}
+	w.update(func(r *Report) { r.Findings = append(r.Findings, f) })
+}
 
 func (w *walker) unreadable() { w.update(func(r *Report) { r.Unreadable++ }) }
 

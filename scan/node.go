@@ -1,0 +1,257 @@
+package scan
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/imdsv2/imdsv2/internal/imdsfacts"
+)
+
+// npmProducts are the npm packages whose installed package.json the scan
+// reads: the AWS SDK for JavaScript v2, and the packages of v3 that make IMDS
+// calls. @aws-sdk/credential-providers (fromInstanceMetadata) and
+// @aws-sdk/credential-provider-node make theirs through
+// @smithy/credential-provider-imds, which npm installs beside them (an npm
+// install of @aws-sdk/credential-providers 3.1175.0 puts
+// @smithy/credential-provider-imds 4.5.2 in the same node_modules), so that is
+// the one reported: one line for the one client, with the version that
+// decides whether the IMDSv1 fallback can be switched off.
+var npmProducts = map[string]product{
+	"aws-sdk":                           prodJSv2,
+	"@smithy/credential-provider-imds":  prodJSv3,
+	"@aws-sdk/credential-provider-imds": prodJSv3Old,
+	"@aws-sdk/ec2-metadata-service":     prodJSv3MetadataService,
+}
+
+// npmPackageAt returns the npm package installed in dir (an io/fs name such
+// as "srv/app/node_modules/@smithy/credential-provider-imds") when it is one
+// of npmProducts, or "".
+func npmPackageAt(dir string) string {
+	base, parent := path.Base(dir), parentName(dir)
+	name, nm := base, parent
+	if strings.HasPrefix(path.Base(parent), "@") {
+		name, nm = path.Base(parent)+"/"+base, parentName(parent)
+	}
+	if path.Base(nm) != "node_modules" {
+		return ""
+	}
+	if _, ok := npmProducts[name]; !ok {
+		return ""
+	}
+	return name
+}
+
+// maxPackageJSON bounds the package.json read (aws-sdk's is about 5 KiB).
+const maxPackageJSON = 1 << 20
+
+// checkNodePackage reads the package.json of an npm package of npmProducts.
+// For aws-sdk (v2) it also searches the application's own source for the
+// tokenless MetadataService.request (searchAppSource).
+func checkNodePackage(w *walker, name string, info fs.FileInfo) {
+	want := npmPackageAt(parentName(name))
+	if info.Size() > maxPackageJSON {
+		w.skipped()
+		return
+	}
+	data, ok := w.readHead(name, info.Size(), maxPackageJSON)
+	if !ok {
+		return
+	}
+	pkgName, version, err := parsePackageJSON(data)
+	if err != nil {
+		w.unreadable()
+		return
+	}
+	if pkgName != want {
+		return // a package.json that is not what its directory says
+	}
+	p := npmProducts[want]
+	if older, ok := imdsfacts.OlderThan(version, imdsfacts.SmithyIMDSV1Switch); want == "@smithy/credential-provider-imds" && ok && older {
+		p.current = prodJSv3Old.current // no setting turns its fallback off
+	}
+	f, ok := checkVersion(p, displayPath(name), version, "package.json version")
+	if !ok {
+		return
+	}
+	if want == "aws-sdk" {
+		f.Why += w.searchAppSource(name, f.Version)
+	}
+	w.add(f)
+}
+
+// parsePackageJSON returns the name and version of an npm package.json.
+func parsePackageJSON(data []byte) (name, version string, err error) {
+	var pkg struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(data, &pkg); err != nil {
+		return "", "", err
+	}
+	return pkg.Name, pkg.Version, nil
+}
+
+// Bounds of the search of an application's own source for a tokenless
+// MetadataService.request: a text search, cheap and bounded, not a parser.
+const (
+	maxSourceFiles   = 300       // source files read per application
+	maxSourceFile    = 512 << 10 // larger files (bundles) are not read
+	maxSourceEntries = 20_000    // directory entries listed per application
+	maxSourceDepth   = 6         // directory levels below the application
+)
+
+// sourceExts are the files searched.
+var sourceExts = map[string]bool{".js": true, ".mjs": true, ".cjs": true, ".ts": true, ".mts": true, ".cts": true}
+
+// appSearch is the result of one application's search.
+type appSearch struct {
+	files, tooLarge int
+	truncated       bool
+	hits            int
+}
+
+// appRoot returns the application that installed the aws-sdk whose
+// package.json is pkgJSON (the directory holding its node_modules), and false
+// when that is no application's own tree: a dependency's copy (inside another
+// node_modules), a global install (<prefix>/lib/node_modules) or "/".
+func appRoot(pkgJSON string) (string, bool) {
+	app := parentName(parentName(parentName(pkgJSON))) // .../app/node_modules/aws-sdk/package.json
+	if app == "." || path.Base(app) == "lib" || strings.Contains("/"+app+"/", "/node_modules/") {
+		return "", false
+	}
+	return app, true
+}
+
+// searchAppSource searches the own source of the application that installed
+// aws-sdk at pkgJSON for MetadataService.request calls without a token, adds
+// a KindTokenlessAPI finding for each file that has one, and returns a
+// sentence for the aws-sdk finding saying what was searched.
+func (w *walker) searchAppSource(pkgJSON, version string) string {
+	app, ok := appRoot(pkgJSON)
+	if !ok {
+		return " The scan did not search for MetadataService.request calls: this copy is a dependency's or a global install."
+	}
+	if w.apps == nil {
+		w.apps = map[string]*appSearch{}
+	}
+	s := w.apps[app]
+	if s == nil {
+		s = &appSearch{}
+		w.apps[app] = s
+		entries := 0
+		w.searchDir(app, s, version, 0, &entries)
+	}
+	where := fmt.Sprintf("%d .js/.ts files of %s", s.files, quotePath(displayPath(app)))
+	if s.hits > 0 {
+		return fmt.Sprintf(" Of %s, %d call MetadataService.request without a token (see the tokenless-api findings).", where, s.hits)
+	}
+	limits := fmt.Sprintf("files over %d KiB", maxSourceFile>>10)
+	if s.truncated {
+		limits = "what lies past the search's bounds, " + limits
+	}
+	return fmt.Sprintf(" No call of MetadataService.request without a token was found in %s (a text search; code outside "+
+		"that directory, %s, and a MetadataService made in one file and used in another are not seen).", where, limits)
+}
+
+func (w *walker) searchDir(dir string, s *appSearch, version string, depth int, entries *int) {
+	if depth > maxSourceDepth || w.stopped() {
+		s.truncated = s.truncated || depth > maxSourceDepth
+		return
+	}
+	d, err := w.src.openDir(dir)
+	if err != nil {
+		return
+	}
+	var subdirs []string
+	for *entries < maxSourceEntries && !w.stopped() {
+		batch, err := d.ReadDir(dirBatch)
+		*entries += len(batch)
+		for _, e := range batch {
+			n := e.Name()
+			child := path.Join(dir, n)
+			switch t := e.Type(); {
+			case t.IsDir(): // links to directories are not followed: no loops
+				if n != "node_modules" && !strings.HasPrefix(n, ".") && !skipNames[n] {
+					subdirs = append(subdirs, child)
+				}
+			case t.IsRegular() && sourceExts[path.Ext(n)] && !strings.HasSuffix(n, ".d.ts"):
+				w.searchFile(child, e, s, version)
+			}
+		}
+		if err != nil || len(batch) == 0 {
+			break
+		}
+	}
+	d.Close()
+	if *entries >= maxSourceEntries {
+		s.truncated = true
+	}
+	for _, sub := range subdirs {
+		w.searchDir(sub, s, version, depth+1, entries)
+	}
+}
+
+func (w *walker) searchFile(name string, e fs.DirEntry, s *appSearch, version string) {
+	if s.files >= maxSourceFiles {
+		s.truncated = true
+		return
+	}
+	info, err := e.Info()
+	if err != nil {
+		return
+	}
+	if info.Size() > maxSourceFile {
+		s.tooLarge++
+		return
+	}
+	data, ok := w.readHead(name, info.Size(), maxSourceFile)
+	if !ok {
+		return
+	}
+	s.files++
+	line, ok := findTokenlessRequest(data)
+	if !ok {
+		return
+	}
+	s.hits++
+	w.add(Finding{
+		Kind: KindTokenlessAPI, Severity: SeverityBlocker,
+		Path: displayPath(name), Line: line,
+		Product: prodJSv2.displayName(), SDK: prodJSv2.sdk.ID, Package: prodJSv2.pkg,
+		Version:  sanitize(version, imdsfacts.MaxVersionLen),
+		Evidence: "text search: MetadataService of aws-sdk, .request( on this line, no token in the file",
+		Why: "MetadataService.request(path) never fetches a token, in any aws-sdk v2 release, and " + envV1Disabled +
+			" does not change it: without a token header in its options the call is IMDSv1 and fails once the " +
+			"instance requires IMDSv2 (HttpTokens=required). This is a text search: check the line.",
+		Fix: "get a token with fetchMetadataToken (aws-sdk " + imdsfacts.JavaScriptV2TokenAPI + " or later) and pass it: " +
+			"request(path, {headers: {'x-aws-ec2-metadata-token': token}}, callback); or use MetadataService of " +
+			"@aws-sdk/ec2-metadata-service (JavaScript v3), which asks for a token itself",
+	})
+}
+
+var (
+	reAWSSDKv2 = regexp.MustCompile(`AWS\.MetadataService|['"` + "`" + `]aws-sdk(?:/[^'"` + "`" + `]*)?['"` + "`" + `]`)
+	reRequest  = regexp.MustCompile(`\.request\s*\(`)
+	reToken    = regexp.MustCompile(`(?i)fetchMetadataToken|x-aws-ec2-metadata-token`)
+)
+
+// findTokenlessRequest reports the 1-based line of the first ".request(" in
+// a source file that uses MetadataService of aws-sdk v2 and never mentions a
+// token (fetchMetadataToken, the x-aws-ec2-metadata-token header). Files
+// using @aws-sdk/ec2-metadata-service (v3, which fetches tokens) do not count.
+func findTokenlessRequest(data []byte) (int, bool) {
+	if !bytes.Contains(data, []byte("MetadataService")) || bytes.Contains(data, []byte("@aws-sdk/ec2-metadata-service")) ||
+		!reAWSSDKv2.Match(data) || reToken.Match(data) {
+		return 0, false
+	}
+	loc := reRequest.FindIndex(data)
+	if loc == nil {
+		return 0, false
+	}
+	return bytes.Count(data[:loc[0]], []byte("\n")) + 1, true
+}
