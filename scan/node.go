@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -118,9 +119,18 @@ type appSearch struct {
 // appRoot returns the application that installed the aws-sdk whose
 // package.json is pkgJSON (the directory holding its node_modules), and false
 // when that is no application's own tree: a dependency's copy (inside another
-// node_modules), a global install (<prefix>/lib/node_modules) or "/".
-func appRoot(pkgJSON string) (string, bool) {
+// node_modules), a global install (<prefix>/lib/node_modules) or "/". pnpm
+// keeps every package in node_modules/.pnpm/<name>@<version>/node_modules/
+// and links the application's direct dependencies into node_modules/: there
+// the copy is the application's when that link exists.
+func (w *walker) appRoot(pkgJSON string) (string, bool) {
 	app := parentName(parentName(parentName(pkgJSON))) // .../app/node_modules/aws-sdk/package.json
+	if i := strings.Index("/"+app+"/", "/node_modules/.pnpm/"); i >= 0 {
+		app = cmp.Or(app[:max(i-1, 0)], ".")
+		if _, err := w.src.lstat(path.Join(app, "node_modules", "aws-sdk")); err != nil {
+			return "", false
+		}
+	}
 	if app == "." || path.Base(app) == "lib" || strings.Contains("/"+app+"/", "/node_modules/") {
 		return "", false
 	}
@@ -132,7 +142,7 @@ func appRoot(pkgJSON string) (string, bool) {
 // a KindTokenlessAPI finding for each file that has one, and returns a
 // sentence for the aws-sdk finding saying what was searched.
 func (w *walker) searchAppSource(pkgJSON, version string) string {
-	app, ok := appRoot(pkgJSON)
+	app, ok := w.appRoot(pkgJSON)
 	if !ok {
 		return " The scan did not search for MetadataService.request calls: this copy is a dependency's or a global install."
 	}
