@@ -34,27 +34,8 @@ func TestMain(m *testing.M) {
 // when go is not installed, but fails when CI=true.
 func goBinary(t *testing.T, version string) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("go is not on PATH (%v); CI must be able to build the test binary", err)
-		}
-		t.Skipf("go is not on PATH (%v): cannot build a Go binary with an old AWS SDK", err)
-	}
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if bin, ok := builtBin[version]; ok {
-		return bin
-	}
-	if buildDir == "" {
-		if buildDir, err = os.MkdirTemp("", "scan-gobin-"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mod := filepath.Join(buildDir, "mod-"+version)
-	files := map[string]string{
-		"go.mod": "module example.com/oldsdk\n\ngo 1.21\n\nrequire github.com/aws/aws-sdk-go " + version + "\n",
-		"main.go": `package main
+	return goProgram(t, "oldsdk-"+version,
+		"module example.com/oldsdk\n\ngo 1.21\n\nrequire github.com/aws/aws-sdk-go "+version+"\n", "", `package main
 
 import (
 	"fmt"
@@ -63,22 +44,55 @@ import (
 )
 
 func main() { fmt.Println(awserr.New("Code", "message", nil)) }
-`,
+`)
+}
+
+// goProgram builds the module made of goMod, goSum (may be empty: then the
+// go command fetches what it needs) and main.go once per key, and returns the
+// executable's path.
+func goProgram(t *testing.T, key, goMod, goSum, mainGo string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		unavailable(t, "go is not on PATH (%v): cannot build a Go binary with an AWS SDK", err)
 	}
-	for name, data := range files {
-		writeFile(t, filepath.Join(mod, name), data)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := builtBin[key]; ok {
+		return bin
 	}
-	bin := filepath.Join(buildDir, "oldsdk-"+version)
+	if buildDir == "" {
+		if buildDir, err = os.MkdirTemp("", "scan-gobin-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mod := filepath.Join(buildDir, "mod-"+key)
+	writeFile(t, filepath.Join(mod, "go.mod"), goMod)
+	writeFile(t, filepath.Join(mod, "main.go"), mainGo)
+	if goSum != "" {
+		writeFile(t, filepath.Join(mod, "go.sum"), goSum)
+	}
+	bin := filepath.Join(buildDir, key)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".")
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0", "GOTOOLCHAIN=local")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building a Go binary with github.com/aws/aws-sdk-go %s (needs the module proxy): %v\n%s", version, err, out)
+		t.Fatalf("building %s (may need the module proxy): %v\n%s", key, err, out)
 	}
-	builtBin[version] = bin
+	builtBin[key] = bin
 	return bin
+}
+
+// unavailable ends a test that needs a tool or a registry it cannot reach:
+// a skip that says why, or a failure when CI=true (CI must be able to run it).
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format+" (CI=true: this must work in CI)", args...)
+	}
+	t.Skipf(format, args...)
 }
 
 // writeFile creates name with data, and its directories.
