@@ -45,7 +45,8 @@
 // not a dependency's copy or a global install), the scan searches the
 // application's own source for it: the .js, .mjs, .cjs and .ts files under
 // app/, outside node_modules and dot directories, at most 300 files of at
-// most 512 KiB, 6 levels deep and 20 000 directory entries. A file that uses
+// most 512 KiB and 16 MiB in all, 6 levels deep and 20 000 directory entries
+// (and 64 MiB for all applications of a scan). A file that uses
 // MetadataService of aws-sdk, calls .request( and never mentions
 // fetchMetadataToken or the x-aws-ec2-metadata-token header is a blocker
 // (KindTokenlessAPI) at the line of the first call. It is a text search: a

@@ -106,12 +106,22 @@ const (
 	maxSourceDepth   = 6         // directory levels below the application
 )
 
+// Byte bounds of the search (variables so that tests can lower them).
+var (
+	maxSourceBytes int64 = 16 << 20 // bytes read per application
+	// maxSourceBytesAll bounds the bytes all searches of one scan read, so
+	// that a host with many applications spends its MaxBytes on finding
+	// software, not on searching source.
+	maxSourceBytesAll int64 = 64 << 20
+)
+
 // sourceExts are the files searched.
 var sourceExts = map[string]bool{".js": true, ".mjs": true, ".cjs": true, ".ts": true, ".mts": true, ".cts": true}
 
 // appSearch is the result of one application's search.
 type appSearch struct {
 	files, tooLarge int
+	bytes           int64
 	truncated       bool
 	hits            int
 }
@@ -150,6 +160,9 @@ func (w *walker) searchAppSource(pkgJSON, version string) string {
 		w.apps = map[string]*appSearch{}
 	}
 	s := w.apps[app]
+	if s == nil && w.sourceBytes >= maxSourceBytesAll {
+		return fmt.Sprintf(" The scan did not search for MetadataService.request calls: its searches of other applications' source read %d MiB, their bound.", maxSourceBytesAll>>20)
+	}
 	if s == nil {
 		s = &appSearch{}
 		w.apps[app] = s
@@ -207,10 +220,6 @@ func (w *walker) searchDir(dir string, s *appSearch, version string, depth int, 
 }
 
 func (w *walker) searchFile(name string, e fs.DirEntry, s *appSearch, version string) {
-	if s.files >= maxSourceFiles {
-		s.truncated = true
-		return
-	}
 	info, err := e.Info()
 	if err != nil {
 		return
@@ -219,11 +228,17 @@ func (w *walker) searchFile(name string, e fs.DirEntry, s *appSearch, version st
 		s.tooLarge++
 		return
 	}
+	if s.files >= maxSourceFiles || s.bytes+info.Size() > maxSourceBytes || w.sourceBytes+info.Size() > maxSourceBytesAll {
+		s.truncated = true
+		return
+	}
 	data, ok := w.readHead(name, info.Size(), maxSourceFile)
 	if !ok {
 		return
 	}
 	s.files++
+	s.bytes += int64(len(data))
+	w.sourceBytes += int64(len(data))
 	line, ok := findTokenlessRequest(data)
 	if !ok {
 		return

@@ -109,6 +109,34 @@ func TestAppSourceSearch(t *testing.T) {
 	}
 }
 
+// TestSourceSearchByteBounds: the search stops at its byte bounds, per
+// application and for the whole scan, and says so.
+func TestSourceSearchByteBounds(t *testing.T) {
+	defer func(app, all int64) { maxSourceBytes, maxSourceBytesAll = app, all }(maxSourceBytes, maxSourceBytesAll)
+	maxSourceBytes, maxSourceBytesAll = 200, 3*91 // files of 91 bytes: a reads 2, b 1, c none
+	root := t.TempDir()
+	for _, app := range []string{"a", "b", "c"} {
+		writeFile(t, filepath.Join(root, "srv", app, "node_modules/aws-sdk/package.json"), `{"name": "aws-sdk", "version": "2.1693.0"}`)
+		for i := range 3 {
+			writeFile(t, filepath.Join(root, "srv", app, fmt.Sprintf("f%d.js", i)), strings.Repeat("x", 90)+"\n")
+		}
+	}
+	rep, err := Run(context.Background(), Options{Root: root, Roots: []string{"/srv"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := findingsAt(rep)
+	for app, says := range map[string]string{
+		"a": "in 2 .js/.ts files of /srv/a (a text search; code outside that directory, what lies past the search's bounds",
+		"b": "in 1 .js/.ts files of /srv/b (a text search; code outside that directory, what lies past the search's bounds",
+		"c": "searches of other applications' source read",
+	} {
+		if why := got["/srv/"+app+"/node_modules/aws-sdk/package.json"].Why; !strings.Contains(why, says) {
+			t.Errorf("app %s: why %q does not say %q", app, why, says)
+		}
+	}
+}
+
 // TestNpmRealLayout installs the real packages from the npm registry and
 // checks that the scan finds them where npm puts them, as the auditor names
 // them: aws-sdk v2 and the v3 client of @aws-sdk/credential-providers.

@@ -87,11 +87,12 @@ type walker struct {
 	stopBy string
 
 	// Touched by the walking goroutine only.
-	bytesLeft  int64
-	seenDirs   map[any]bool // fileID, or the name when the source has no IDs
-	seenFiles  map[any]bool
-	apps       map[string]*appSearch // applications whose source was searched, by fs name
-	seenPython map[string]bool       // Python findings by package, version and directory
+	bytesLeft   int64
+	seenDirs    map[any]bool // fileID, or the name when the source has no IDs
+	seenFiles   map[any]bool
+	apps        map[string]*appSearch // applications whose source was searched, by fs name
+	seenPython  map[string]bool       // Python findings by package, version and directory
+	sourceBytes int64                 // read by all searches of application source
 }
 
 func (w *walker) snapshot(d time.Duration) *Report {
