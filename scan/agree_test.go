@@ -2,6 +2,7 @@ package scan
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,4 +120,14 @@ func stepVersion(t *testing.T, v string, step int) string {
 	}
 	parts[i] = strconv.Itoa(n + step)
 	return strings.Join(parts, ".")
+}
+
+// TestProductsUseTheTable: every product is an entry of imdsfacts.SDKs as it
+// stands, never a copy with another minimum.
+func TestProductsUseTheTable(t *testing.T) {
+	for _, p := range allProducts {
+		if !slices.Contains(imdsfacts.SDKs, p.sdk) {
+			t.Errorf("%s: %+v is not an entry of imdsfacts.SDKs", p.displayName(), p.sdk)
+		}
+	}
 }
