@@ -37,8 +37,10 @@
 // what keeps it from falling back to IMDSv1 when its token request fails
 // (IMDS-FACTS.md section 2): for the JavaScript v3 client, whether its
 // release reads AWS_EC2_METADATA_V1_DISABLED at all; for cloud-init, that it
-// asks for a token only where it identifies the platform as AWS. Software
-// whose version cannot be read is not reported.
+// asks for a token only where it identifies the platform as AWS. A cloud-init
+// older than the minimum whose cloudinit/sources/DataSourceEc2.py asks for a
+// token (a distribution's backport) counts as one that can. Software whose
+// version cannot be read is not reported.
 //
 // MetadataService.request(path) of aws-sdk v2 never sends a token, in any
 // release. Where an application installed aws-sdk (app/node_modules/aws-sdk,

@@ -175,9 +175,7 @@ func (w *walker) checkPythonMetadataFile(p product, distPath, metaPath, nameVers
 		w.pythonFromName(p, distPath, nameVersion)
 		return
 	}
-	if f, ok := checkVersion(pythonProduct(p, version), displayPath(distPath), version, path.Base(metaPath)+" Version"); ok {
-		w.add(f)
-	}
+	w.addPython(pythonProduct(p, version), distPath, version, path.Base(metaPath)+" Version")
 }
 
 // pythonFromName falls back to the version in the directory name when the
@@ -186,9 +184,7 @@ func (w *walker) pythonFromName(p product, distPath, nameVersion string) {
 	if nameVersion == "" {
 		return
 	}
-	if f, ok := checkVersion(pythonProduct(p, nameVersion), displayPath(distPath), nameVersion, "directory name (metadata unreadable)"); ok {
-		w.add(f)
-	}
+	w.addPython(pythonProduct(p, nameVersion), distPath, nameVersion, "directory name (metadata unreadable)")
 }
 
 // maxCloudInitVersion bounds the read of cloudinit/version.py (1 KiB in 22.4.2).
@@ -226,7 +222,39 @@ func checkCloudInitVersion(w *walker, name string, info fs.FileInfo) {
 	if packaged != "" {
 		evidence += " (packaged as " + packaged + ")"
 	}
-	if f, ok := checkVersion(prodCloudInit, displayPath(parentName(name)), version, evidence); ok {
-		w.add(f)
+	w.addPython(prodCloudInit, parentName(name), version, evidence)
+}
+
+// addPython judges the Python distribution (or package directory) at name,
+// in a site-packages or dist-packages directory, and records the finding.
+func (w *walker) addPython(p product, name, version, evidence string) {
+	f, ok := checkVersion(p, displayPath(name), version, evidence)
+	if !ok {
+		return
 	}
+	if f.Kind == KindOldSDK && p.sdk == prodCloudInit.sdk && w.cloudInitAsksForTokens(parentName(name)) {
+		// A distribution backported IMDSv2 to an older cloud-init (as
+		// Amazon Linux 2 is said to have done to 19.3; unverified here): its
+		// code decides, not the version.
+		p.canUse(&f)
+		f.Evidence += "; its DataSourceEc2.py asks for a token, a backport to this release"
+	}
+	w.add(f)
+}
+
+// maxDataSourceEc2 bounds the read of cloud-init's Ec2 data source (35 KiB
+// in 22.4.2).
+const maxDataSourceEc2 = 256 << 10
+
+// cloudInitAsksForTokens reports whether the cloud-init package in the
+// directory sitePackages has the token request of IMDSv2 in its Ec2 data
+// source (API_TOKEN_ROUTE = "latest/api/token" since 19.4).
+func (w *walker) cloudInitAsksForTokens(sitePackages string) bool {
+	name := path.Join(sitePackages, "cloudinit/sources/DataSourceEc2.py")
+	info, err := w.src.stat(name)
+	if err != nil || !info.Mode().IsRegular() || info.Size() > maxDataSourceEc2 {
+		return false
+	}
+	data, ok := w.readHead(name, info.Size(), maxDataSourceEc2)
+	return ok && bytes.Contains(data, []byte("latest/api/token"))
 }

@@ -188,12 +188,17 @@ func checkVersion(p product, path, found, evidence string) (Finding, bool) {
 		f.Fix = p.fix
 		return f, true
 	}
+	p.canUse(&f)
+	return f, true
+}
+
+// canUse makes f the finding of a release of p that can use IMDSv2.
+func (p product) canUse(f *Finding) {
 	f.Kind, f.Severity = KindCurrentSDK, SeverityInfo
 	f.Why, f.Fix = fallbackWhy, v1Switch
 	if p.current != nil {
 		f.Why, f.Fix = p.current.why, p.current.fix
 	}
-	return f, true
 }
 
 // canUse words MinVersion for a release that can use IMDSv2.

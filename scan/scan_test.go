@@ -232,3 +232,38 @@ func TestGoBinaryWithinByteBudget(t *testing.T) {
 		t.Errorf("MaxBytes 100: truncated %v by %q, %d findings", rep.Truncated, rep.TruncatedBy, len(rep.Findings))
 	}
 }
+
+// TestCloudInitByItsCode: a cloud-init older than 19.4 is a blocker unless
+// its Ec2 data source asks for a token (a distribution's backport; Amazon
+// Linux 2's 19.3 is said to be one); the version file alone judges it where the metadata is missing.
+func TestCloudInitByItsCode(t *testing.T) {
+	root := t.TempDir()
+	put := func(name, data string) { writeFile(t, filepath.Join(root, name), data) }
+	const tokenRoute = "API_TOKEN_ROUTE = \"latest/api/token\"\n"
+	put("usr/lib/python3.7/site-packages/cloud_init-19.3-py3.7.egg-info/PKG-INFO", metadata("cloud-init", "19.3"))
+	put("usr/lib/python3.7/site-packages/cloudinit/sources/DataSourceEc2.py", tokenRoute)
+	put("usr/lib/python3/dist-packages/cloud_init-19.2.egg-info/PKG-INFO", metadata("cloud-init", "19.2"))
+	put("usr/lib/python3/dist-packages/cloudinit/sources/DataSourceEc2.py", "API_VERSION = '2016-09-02'\n")
+	put("opt/ci/lib/cloudinit/version.py", "__VERSION__ = '18.5'\n_PACKAGED_VERSION = '18.5-1ubuntu1'\n")
+	rep, err := Run(context.Background(), Options{Root: root, Roots: []string{"/usr/lib", "/opt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := findingsAt(rep)
+	for path, want := range map[string]struct {
+		kind     Kind
+		evidence string
+	}{
+		"/usr/lib/python3.7/site-packages/cloud_init-19.3-py3.7.egg-info": {KindCurrentSDK, "its DataSourceEc2.py asks for a token"},
+		"/usr/lib/python3/dist-packages/cloud_init-19.2.egg-info":         {KindOldSDK, "PKG-INFO Version"},
+		"/opt/ci/lib/cloudinit": {KindOldSDK, "cloudinit/version.py __VERSION__ (packaged as 18.5-1ubuntu1)"},
+	} {
+		f := got[path]
+		if f.Kind != want.kind || !strings.Contains(f.Evidence, want.evidence) || f.SDK != "cloud-init" || f.MinVersion != "19.4" {
+			t.Errorf("%s: %+v, want %s with evidence %q", path, f, want.kind, want.evidence)
+		}
+	}
+	if len(rep.Findings) != 3 {
+		t.Errorf("want 3 findings:\n%s", describe(rep))
+	}
+}
