@@ -167,7 +167,7 @@ func (w *walker) searchAppSource(pkgJSON, version string) string {
 		s = &appSearch{}
 		w.apps[app] = s
 		entries := 0
-		w.searchDir(app, s, version, 0, &entries)
+		w.searchDir(app, nil, nil, s, version, 0, &entries)
 	}
 	where := fmt.Sprintf("%d .js/.ts files of %s", s.files, quotePath(displayPath(app)))
 	if s.hits > 0 {
@@ -181,29 +181,39 @@ func (w *walker) searchAppSource(pkgJSON, version string) string {
 		"that directory, %s, and a MetadataService made in one file and used in another are not seen).", where, limits)
 }
 
-func (w *walker) searchDir(dir string, s *appSearch, version string, depth int, entries *int) {
+// searchDir searches dir, whose lstat information is info (nil for the
+// application's directory, which the walk already entered), and below.
+func (w *walker) searchDir(dir string, info fs.FileInfo, parent fs.FileInfo, s *appSearch, version string, depth int, entries *int) {
 	if depth > maxSourceDepth || w.stopped() {
 		s.truncated = s.truncated || depth > maxSourceDepth
 		return
+	}
+	if info != nil && w.src.skipMount(dir, info, parent) != "" {
+		return // a pseudo, network or FUSE file system mounted inside the application
+	}
+	if info == nil {
+		var err error
+		if info, err = w.src.lstat(dir); err != nil {
+			return
+		}
 	}
 	d, err := w.src.openDir(dir)
 	if err != nil {
 		return
 	}
-	var subdirs []string
+	var subdirs []fs.DirEntry
 	for *entries < maxSourceEntries && !w.stopped() {
 		batch, err := d.ReadDir(dirBatch)
 		*entries += len(batch)
 		for _, e := range batch {
 			n := e.Name()
-			child := path.Join(dir, n)
 			switch t := e.Type(); {
 			case t.IsDir(): // links to directories are not followed: no loops
 				if n != "node_modules" && !strings.HasPrefix(n, ".") && !skipNames[n] {
-					subdirs = append(subdirs, child)
+					subdirs = append(subdirs, e)
 				}
 			case t.IsRegular() && sourceExts[path.Ext(n)] && !strings.HasSuffix(n, ".d.ts"):
-				w.searchFile(child, e, s, version)
+				w.searchFile(path.Join(dir, n), e, s, version)
 			}
 		}
 		if err != nil || len(batch) == 0 {
@@ -215,7 +225,9 @@ func (w *walker) searchDir(dir string, s *appSearch, version string, depth int, 
 		s.truncated = true
 	}
 	for _, sub := range subdirs {
-		w.searchDir(sub, s, version, depth+1, entries)
+		if subInfo, err := sub.Info(); err == nil {
+			w.searchDir(path.Join(dir, sub.Name()), subInfo, info, s, version, depth+1, entries)
+		}
 	}
 }
 
