@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -39,14 +40,14 @@ and counted per caller. Token values and bodies are never stored or printed.
 
 At start it prints the kernel features found and how it attached. It runs for --duration, or
 until SIGINT/SIGTERM with --duration 0; on a terminal a status line shows progress. At the end
-it prints the summary: a table per caller with what to do (--output table), or, with
---output json, one JSON object per request as it happens ("type":"request", or "type":"lost"
-for kernel records lost) and a last line with "type":"summary"; field names are stable and each
-line carries a "schema" version of the layout of its type (fields may be added; the number
-changes when one changes meaning or goes away). An output that fails (its reader exited, its
-file system is full) is reported on stderr at once and every 10s while it fails; the records
-it could not take are counted in the summary's "dropped_records", and auditing and --state go
-on.
+it prints the summary: a table per caller with what to do (--output text; table, its older
+name, is the same), or, with --output json, one JSON object per request as it happens
+("type":"request", or "type":"lost" for kernel records lost) and a last line with
+"type":"summary"; field names are stable and each line carries a "schema" version of the
+layout of its type (fields may be added; the number changes when one changes meaning or goes
+away). An output that fails (its reader exited, its file system is full) is reported on stderr
+at once and every 10s while it fails; the records it could not take are counted in the
+summary's "dropped_records", and auditing and --state go on.
 
 --state keeps the counts across restarts: read at start, written atomically every
 --state-interval and at exit, and within a second of anything that changes the verdict (a new
@@ -79,42 +80,45 @@ const (
 type auditFlags struct {
 	duration      time.Duration
 	cgroup        string
-	output        string
+	output        string // "text" or "json"
 	state         string
 	stateInterval time.Duration
 	metricsAddr   string
 	host          hostFlags
 }
 
-func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("audit", auditDoc+hostDoc, stderr)
-	var f auditFlags
-	fs.DurationVar(&f.duration, "duration", time.Minute, "how long to watch; 0 runs until SIGINT or SIGTERM")
-	fs.StringVar(&f.cgroup, "cgroup", "", "cgroup v2 directory to watch, with everything below it (default: the root of the cgroup2 hierarchy, i.e. the whole host)")
-	fs.StringVar(&f.output, "output", "table", "table (summary for people at the end) or json (JSON lines: one per request as it happens, then the summary)")
-	fs.StringVar(&f.state, "state", "", "file that keeps the counts across restarts (read at start, written atomically)")
-	fs.DurationVar(&f.stateInterval, "state-interval", time.Minute, "time between writes of --state")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9478 (default: off)")
-	f.host.register(fs)
-	if code := parseFlags(fs, args); code >= 0 {
-		return code
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "imdsv2 audit: unexpected argument %q (see imdsv2 audit -h)\n", fs.Arg(0))
-		return exitUsage
-	}
+// auditConfig is the command line of `imdsv2 audit`.
+type auditConfig struct {
+	auditFlags
+	outputFlag *choiceFlag
+}
+
+func (c *auditConfig) register(fs *flag.FlagSet) {
+	fs.DurationVar(&c.duration, "duration", time.Minute, "how long to watch; 0 runs until SIGINT or SIGTERM")
+	fs.StringVar(&c.cgroup, "cgroup", "", "watch the cgroup v2 directory `DIR` and everything below it (default: the root of the cgroup2 hierarchy, i.e. the whole host)")
+	c.outputFlag = newChoice("text", "text", "json")
+	c.outputFlag.aliases = map[string]string{"table": "text"}
+	fs.Var(c.outputFlag, "output", "text (the summary for people at the end; table is the same) or json (JSON lines: one per request as it happens, then the summary)")
+	fs.StringVar(&c.state, "state", "", "`FILE` that keeps the counts across restarts (read at start, written atomically)")
+	fs.DurationVar(&c.stateInterval, "state-interval", time.Minute, "time between writes of --state")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics, e.g. 127.0.0.1:9478 (default: off)")
+	c.host.register(fs)
+}
+
+func (c *auditConfig) setArgs(args []string) error {
+	c.output = c.outputFlag.value
 	switch {
-	case f.output != "table" && f.output != "json":
-		fmt.Fprintf(stderr, "imdsv2 audit: --output must be table or json, not %q\n", f.output)
-		return exitUsage
-	case f.duration < 0:
-		fmt.Fprintf(stderr, "imdsv2 audit: --duration must be 0 (until a signal) or positive, not %v\n", f.duration)
-		return exitUsage
-	case f.stateInterval <= 0:
-		fmt.Fprintf(stderr, "imdsv2 audit: --state-interval must be positive, not %v\n", f.stateInterval)
-		return exitUsage
+	case c.duration < 0:
+		return usageErrorf("--duration must be 0 (until a signal) or positive, not %v", c.duration)
+	case c.stateInterval <= 0:
+		return usageErrorf("--state-interval must be positive, not %v", c.stateInterval)
 	}
-	return auditRun(ctx, f, stdout, stderr)
+	return noArgs(args)
+}
+
+// run runs the audit; auditRun prints its own messages and decides its status.
+func (c *auditConfig) run(ctx context.Context, s streams) error {
+	return exitStatus(auditRun(ctx, c.auditFlags, s.out, s.err))
 }
 
 // auditRun starts the auditor and the agent, runs until the duration ends or ctx is done, and

@@ -35,7 +35,7 @@ func TestGetJSONList(t *testing.T) {
 	t.Cleanup(srv.Close)
 	code, res := getJSON(t, srv.URL(), "meta-data/tags/instance/")
 	require.Equal(t, exitOK, code)
-	assert.Equal(t, getResult{Path: "/latest/meta-data/tags/instance/", Items: []string{"Env", "Name"}}, res)
+	assert.Equal(t, getResult{Schema: getSchema, Path: "/latest/meta-data/tags/instance/", Items: []string{"Env", "Name"}}, res)
 }
 
 // TestGetErrorKinds checks the one-word error kinds scripts read from --output json.
@@ -127,12 +127,22 @@ func TestGetPaths(t *testing.T) {
 }
 
 func TestOutputFlag(t *testing.T) {
-	var o outputFlag
+	o := newOutputFlag()
+	assert.Equal(t, "text", o.String())
 	require.NoError(t, o.Set("json"))
 	assert.Equal(t, "json", o.String())
 	err := o.Set("yaml")
-	assert.ErrorContains(t, err, `not "yaml"`)
+	assert.ErrorContains(t, err, `must be text or json, not "yaml"`)
 	assert.Equal(t, "json", o.String(), "a bad value leaves the flag alone")
+	require.NoError(t, o.Set(" JSON"), "case and spaces do not matter")
+	assert.True(t, o.json())
+
+	table := newChoice("text", "text", "json")
+	table.aliases = map[string]string{"table": "text"}
+	require.NoError(t, table.Set("json"))
+	require.NoError(t, table.Set("table"))
+	assert.Equal(t, "text", table.String(), "an alias sets the word it stands for")
+	assert.Equal(t, "a, b or c", orList([]string{"a", "b", "c"}))
 }
 
 func TestTagsFlagServed(t *testing.T) {

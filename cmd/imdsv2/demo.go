@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,7 +25,7 @@ import (
 )
 
 const demoDoc = `
-Usage: imdsv2 demo
+Usage: imdsv2 demo [--output text|json]
 
 Shows the whole move to IMDSv2 on a private, simulated EC2 instance, in under a minute.
 It needs root (network namespaces, a cgroup, the auditor's BPF programs) and touches
@@ -48,40 +49,79 @@ still using IMDSv1 then breaks. The demo shows how imdsv2 finds them first:
      who is now refused and who now works.
 
 Everything it creates is removed when it ends, also on error or Ctrl-C.
+
+With --output json the story goes to stderr and stdout carries one JSON document: "schema",
+ready's "verdict" before enforcing, each caller's outcome before and after ("callers":
+caller, command, where, before, after: works or fails), ready's whole "report" and "seconds".
+
+Exit status: 0 when the demo ran to its end, 1 when a step failed or it was interrupted, 2
+when it cannot run here (not root, no network namespaces).
 `
 
 const demoInstanceID = "i-0demo1234567890ab"
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", demoDoc, stderr)
-	if code := parseFlags(fs, args); code >= 0 {
-		return code
-	}
+// demoSchema is the version of the layout of the demo's JSON document.
+const demoSchema = 1
+
+// demoResult is the --output json document of `imdsv2 demo`.
+type demoResult struct {
+	Schema int `json:"schema"`
+	// Verdict is ready's verdict before enforcing (NOT READY: the demo's callers use IMDSv1).
+	Verdict ready.Verdict `json:"verdict"`
+	Callers []demoOutcome `json:"callers"`
+	Report  *ready.Report `json:"report"`
+	Seconds float64       `json:"seconds"`
+}
+
+// demoOutcome is what one caller did before and after IMDSv2 was required.
+type demoOutcome struct {
+	Caller  string `json:"caller"`
+	Command string `json:"command"`
+	Where   string `json:"where"` // "instance" or "container"
+	Before  string `json:"before"`
+	After   string `json:"after"`
+}
+
+// demoConfig is the command line of `imdsv2 demo`.
+type demoConfig struct {
+	output *choiceFlag
+}
+
+func (c *demoConfig) register(fs *flag.FlagSet) {
+	c.output = newOutputFlag()
+	fs.Var(c.output, "output", "text (the story, for people) or json (the story on stderr, the outcome as JSON on stdout)")
+}
+
+func (c *demoConfig) setArgs(args []string) error { return noArgs(args) }
+
+func (c *demoConfig) run(ctx context.Context, s streams) error {
 	if why := privtest.Missing(); why != "" {
-		fmt.Fprintf(stderr, "imdsv2 demo: %s\n", why)
-		return exitUsage
+		return cannotRun(errors.New(why))
 	}
 	// From here on this process (re-executed) has a network namespace with only loopback, so no
 	// mistake can send a packet to the machine's network.
 	if err := netguard.Reexec(); err != nil {
-		fmt.Fprintf(stderr, "imdsv2 demo: %v\n", err)
-		return exitUsage
+		return cannotRun(err)
 	}
 	self, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "imdsv2 demo: %v\n", err)
-		return exitUsage
+		return cannotRun(err)
 	}
-	d := &demo{ctx: ctx, out: stdout, self: self, notify: make(chan struct{}, 1)}
-	if err := d.run(); err != nil {
+	d := &demo{ctx: ctx, out: s.out, self: self, notify: make(chan struct{}, 1)}
+	if c.output.json() {
+		d.out = s.err
+	}
+	res, err := d.run()
+	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "imdsv2 demo: interrupted; everything it created has been removed")
-			return exitFail
+			return errors.New("interrupted; everything it created has been removed")
 		}
-		fmt.Fprintf(stderr, "imdsv2 demo: %v\n", err)
-		return exitFail
+		return err
 	}
-	return exitOK
+	if c.output.json() {
+		return writeJSON(s.out, res)
+	}
+	return nil
 }
 
 // demoCaller is one program the demo runs against the metadata service.
@@ -108,7 +148,10 @@ type demo struct {
 	bed  *testbed.Bed
 	srv  *imdstest.Server
 	cg   *cgroup.Group
+	host *ready.Host
 	step int
+
+	closers []func() // what close undoes
 
 	mu     sync.Mutex
 	seen   []seenRecord
@@ -254,82 +297,27 @@ func (d *demo) callers() []*demoCaller {
 			shown: "imdsv2 get meta-data/instance-id"})
 }
 
-func (d *demo) run() error {
+// run tells the story: a simulated instance, its callers before, ready's verdict, enforcement,
+// the callers after. Everything it created is removed when it returns.
+func (d *demo) run() (*demoResult, error) {
 	start := time.Now()
-	d.say("imdsv2 demo: moving an EC2 instance to IMDSv2 without breaking anything.")
-	d.say("")
-	d.say("Programs on an EC2 instance ask the instance metadata service (IMDS, at 169.254.169.254)")
-	d.say("who they are and for the credentials of the instance's role. The old way, IMDSv1, is a plain")
-	d.say("GET; the safe way, IMDSv2, first asks for a session token. Requiring IMDSv2 closes the old way,")
-	d.say("and every program still using it breaks. This demo finds those programs first, on a simulated")
-	d.say("instance built from private network namespaces (nothing here touches the real network).")
-
-	d.heading("Build a simulated instance")
-	// A demo killed before its clean-up left namespaces behind: remove those first.
-	_, _ = testbed.CleanupStale("imdsv2demo")
-	bed, err := testbed.New(testbed.Config{Prefix: "imdsv2demo"})
+	d.intro()
+	defer d.close()
+	live, err := d.build()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer bed.Close()
-	d.bed = bed
-	d.srv = imdstest.NewUnstartedServer(imdstest.Config{
-		HTTPTokens: imdstest.TokensOptional, HopLimit: 1, InstanceID: demoInstanceID, Region: "eu-west-1",
-		RoleName: "demo-app-role",
-	})
-	defer d.srv.Close()
-	if err := bed.ServeIMDS(d.srv); err != nil {
-		return err
-	}
-	d.cg, err = cgroup.NewSwept("", "imdsv2demo-")
-	if err != nil {
-		return err
-	}
-	defer d.cg.Remove()
-	host, err := ready.InspectHost(bed.Path(testbed.Instance), "/nonexistent/imdsv2-demo-cni")
-	if err != nil {
-		return err
-	}
-	live, err := ready.StartLive(ready.LiveOptions{Cgroup: d.cg.Path(), HostAddrs: host.Addrs, OnRecord: d.onRecord})
-	if err != nil {
-		return err
-	}
-	defer live.Close()
-	d.say("   metadata service  the emulator at 169.254.169.254, set like an older instance:")
-	d.say("                     HttpTokens=optional (IMDSv1 allowed), HttpPutResponseHopLimit=1")
-	d.say("   instance          the EC2 instance itself, one network hop from the metadata service")
-	d.say("   container         a container on a bridge inside the instance, two hops away")
-	d.say("   auditor           eBPF programs on the demo's own cgroup %s,", d.cg.Path())
-	d.say("                     watching every request the programs below send to the metadata service")
 
 	d.heading("Today: the programs on this instance use the metadata service")
 	cs := d.callers()
-	for _, c := range cs {
-		if c.ok[0], err = d.runCaller(c); err != nil {
-			return err
-		}
+	if err := d.round(cs, 0); err != nil {
+		return nil, err
 	}
 
 	d.heading("imdsv2 ready: can this instance require IMDSv2 now?")
-	live.Settle(d.ctx)
-	summary, dur := live.Snapshot()
-	client, err := imds.New(imds.Options{Endpoint: imds.EndpointIPv4, HTTPClient: bed.HTTPClient(testbed.Instance, 20*time.Second),
-		Timeout: 20 * time.Second, DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second})
+	rep, err := d.verdict(live)
 	if err != nil {
-		return err
-	}
-	ident, probeErr := readIdentity(d.ctx, client)
-	// The demo watched its own cgroup, so its verdict is about that cgroup; its callers use
-	// IMDSv1, so the verdict is NOT READY whatever the coverage. Its programs run for
-	// seconds, so a second of watching is its minimum (a real audit's default is 5 minutes).
-	rep := ready.Evaluate(ready.Input{Identity: ident, ProbeErr: probeErr, Summary: summary, Source: "live",
-		Duration: dur, Host: host, Scope: &ready.Scope{Cgroup: d.cg.Path(), ID: d.cg.ID()}, MinWatch: time.Second})
-	var text bytes.Buffer
-	if err := ready.WriteText(&text, rep); err != nil {
-		return err
-	}
-	for _, line := range strings.Split(strings.TrimRight(text.String(), "\n"), "\n") {
-		d.say("   %s", line)
+		return nil, err
 	}
 
 	d.heading("Fix the container's hop limit and require IMDSv2")
@@ -342,13 +330,12 @@ func (d *demo) run() error {
 	})
 
 	d.heading("After: the same programs again")
-	for _, c := range cs {
-		if c.ok[1], err = d.runCaller(c); err != nil {
-			return err
-		}
+	if err := d.round(cs, 1); err != nil {
+		return nil, err
 	}
 
 	d.heading("What changed")
+	res := &demoResult{Schema: demoSchema, Verdict: rep.Verdict, Report: rep, Callers: []demoOutcome{}}
 	outcome := map[bool]string{true: "works", false: "FAILS"}
 	for _, c := range cs {
 		note := ""
@@ -359,8 +346,112 @@ func (d *demo) run() error {
 			note = "  <- its token answer now survives the bridge (hop limit 2)"
 		}
 		d.say("%s", strings.TrimRight(fmt.Sprintf("   %-24s before: %-6s after: %-6s%s", c.label, outcome[c.ok[0]], outcome[c.ok[1]], note), " "))
+		res.Callers = append(res.Callers, demoOutcome{Caller: c.label, Command: c.shown, Where: c.ns.String(),
+			Before: strings.ToLower(outcome[c.ok[0]]), After: strings.ToLower(outcome[c.ok[1]])})
 	}
+	res.Seconds = time.Since(start).Round(100 * time.Millisecond).Seconds()
 	d.say("\nVerdict before enforcing: %s. Done in %s; the namespaces, the cgroup and the auditor are gone.",
 		rep.Verdict, time.Since(start).Round(100*time.Millisecond))
+	return res, nil
+}
+
+// intro says what IMDS is and what the demo shows, for someone who never heard of it.
+func (d *demo) intro() {
+	d.say("imdsv2 demo: moving an EC2 instance to IMDSv2 without breaking anything.")
+	d.say("")
+	d.say("Programs on an EC2 instance ask the instance metadata service (IMDS, at 169.254.169.254)")
+	d.say("who they are and for the credentials of the instance's role. The old way, IMDSv1, is a plain")
+	d.say("GET; the safe way, IMDSv2, first asks for a session token. Requiring IMDSv2 closes the old way,")
+	d.say("and every program still using it breaks. This demo finds those programs first, on a simulated")
+	d.say("instance built from private network namespaces (nothing here touches the real network).")
+}
+
+// onClose registers what close undoes, last first.
+func (d *demo) onClose(f func()) { d.closers = append(d.closers, f) }
+
+// close removes everything the demo created, in the reverse order of creation.
+func (d *demo) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+}
+
+// build makes the simulated instance: the test bed with the emulator, the demo's cgroup and
+// the auditor attached to it.
+func (d *demo) build() (*ready.Live, error) {
+	d.heading("Build a simulated instance")
+	// A demo killed before its clean-up left namespaces behind: remove those first.
+	_, _ = testbed.CleanupStale("imdsv2demo")
+	bed, err := testbed.New(testbed.Config{Prefix: "imdsv2demo"})
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(func() { bed.Close() })
+	d.bed = bed
+	d.srv = imdstest.NewUnstartedServer(imdstest.Config{
+		HTTPTokens: imdstest.TokensOptional, HopLimit: 1, InstanceID: demoInstanceID, Region: "eu-west-1",
+		RoleName: "demo-app-role",
+	})
+	d.onClose(d.srv.Close)
+	if err := bed.ServeIMDS(d.srv); err != nil {
+		return nil, err
+	}
+	d.cg, err = cgroup.NewSwept("", "imdsv2demo-")
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(func() { d.cg.Remove() })
+	d.host, err = ready.InspectHost(bed.Path(testbed.Instance), "/nonexistent/imdsv2-demo-cni")
+	if err != nil {
+		return nil, err
+	}
+	live, err := ready.StartLive(ready.LiveOptions{Cgroup: d.cg.Path(), HostAddrs: d.host.Addrs, OnRecord: d.onRecord})
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(func() { live.Close() })
+	d.say("   metadata service  the emulator at 169.254.169.254, set like an older instance:")
+	d.say("                     HttpTokens=optional (IMDSv1 allowed), HttpPutResponseHopLimit=1")
+	d.say("   instance          the EC2 instance itself, one network hop from the metadata service")
+	d.say("   container         a container on a bridge inside the instance, two hops away")
+	d.say("   auditor           eBPF programs on the demo's own cgroup %s,", d.cg.Path())
+	d.say("                     watching every request the programs below send to the metadata service")
+	return live, nil
+}
+
+// round runs every caller once and records whether it worked, in round 0 (before) or 1 (after).
+func (d *demo) round(cs []*demoCaller, n int) error {
+	for _, c := range cs {
+		var err error
+		if c.ok[n], err = d.runCaller(c); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// verdict is `imdsv2 ready` on the demo's audit: it prints the report and returns it.
+func (d *demo) verdict(live *ready.Live) (*ready.Report, error) {
+	live.Settle(d.ctx)
+	summary, dur := live.Snapshot()
+	client, err := imds.New(imds.Options{Endpoint: imds.EndpointIPv4, HTTPClient: d.bed.HTTPClient(testbed.Instance, 20*time.Second),
+		Timeout: 20 * time.Second, DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	ident, probeErr := readIdentity(d.ctx, client)
+	// The demo watched its own cgroup, so its verdict is about that cgroup; its callers use
+	// IMDSv1, so the verdict is NOT READY whatever the coverage. Its programs run for
+	// seconds, so a second of watching is its minimum (a real audit's default is 5 minutes).
+	rep := ready.Evaluate(ready.Input{Identity: ident, ProbeErr: probeErr, Summary: summary, Source: "live",
+		Duration: dur, Host: d.host, Scope: &ready.Scope{Cgroup: d.cg.Path(), ID: d.cg.ID()}, MinWatch: time.Second})
+	var text bytes.Buffer
+	if err := ready.WriteText(&text, rep); err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(strings.TrimRight(text.String(), "\n"), "\n") {
+		d.say("   %s", line)
+	}
+	return rep, nil
 }

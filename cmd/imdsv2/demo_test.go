@@ -20,9 +20,7 @@ import (
 func TestDemoInterrupted(t *testing.T) {
 	privtest.Require(t)
 	bin := filepath.Join(t.TempDir(), "imdsv2")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	buildBinary(t, bin)
 	cmd := exec.Command(bin, "demo")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,8 +45,13 @@ Examples:
   imdsv2 doctor --probe-v1 --timeout 10s
 `
 
+// doctorSchema is the version of the layout of doctor's JSON document; it changes when a field
+// changes meaning or goes away (fields may be added).
+const doctorSchema = 1
+
 // doctorReport is the --output json document of `imdsv2 doctor`. Field names are stable.
 type doctorReport struct {
+	Schema int `json:"schema"`
 	// Status is "healthy", "unhealthy" or "unreachable".
 	Status    string          `json:"status"`
 	Healthy   bool            `json:"healthy"`
@@ -77,31 +82,63 @@ type v1Probe struct {
 	Meaning    string `json:"meaning"`
 }
 
-func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("doctor", doctorDoc, stderr)
-	endpoint := fs.String("endpoint", "", "check only this endpoint URL, e.g. http://[fd00:ec2::254] (default: both IPv4 and IPv6)")
-	timeout := fs.Duration("timeout", 3*time.Second, "time budget per endpoint")
-	probeV1 := fs.Bool("probe-v1", false, "also send ONE IMDSv1 (tokenless) GET to see whether IMDSv1 is accepted; "+
+// doctorConfig is the command line of `imdsv2 doctor`.
+type doctorConfig struct {
+	endpoint string
+	timeout  time.Duration
+	probeV1  bool
+	output   *choiceFlag
+}
+
+func (c *doctorConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.endpoint, "endpoint", "", "check only this endpoint `URL`, e.g. http://[fd00:ec2::254] (default: both IPv4 and IPv6)")
+	fs.DurationVar(&c.timeout, "timeout", 3*time.Second, "time budget per endpoint")
+	fs.BoolVar(&c.probeV1, "probe-v1", false, "also send ONE IMDSv1 (tokenless) GET to see whether IMDSv1 is accepted; "+
 		"it is itself an IMDSv1 call, counted by MetadataNoToken")
-	output := outputFlag("text")
-	fs.Var(&output, "output", "text or json")
-	if code := parseFlags(fs, args); code >= 0 {
-		return code
+	c.output = newOutputFlag()
+	fs.Var(c.output, "output", "text or json")
+}
+
+func (c *doctorConfig) setArgs(args []string) error {
+	if c.timeout <= 0 {
+		return usageErrorf("--timeout must be positive, not %v", c.timeout)
 	}
-	if fs.NArg() != 0 || *timeout <= 0 {
-		fmt.Fprintln(stderr, "imdsv2 doctor: takes no arguments; --timeout must be positive (see imdsv2 doctor -h)")
-		return exitUsage
+	return noArgs(args)
+}
+
+// run checks, prints the report and exits 0 healthy, 1 unhealthy, 2 unreachable.
+func (c *doctorConfig) run(ctx context.Context, s streams) error {
+	rep, err := c.check(ctx)
+	if err != nil {
+		return err
 	}
+	if c.output.json() {
+		if err := writeJSON(s.out, rep); err != nil {
+			return err
+		}
+	} else {
+		writeDoctorText(s.out, rep, c.probeV1)
+	}
+	switch rep.Status {
+	case "healthy":
+		return nil
+	case "unhealthy":
+		return exitStatus(exitFail)
+	}
+	return exitStatus(exitUsage)
+}
+
+// check asks each endpoint for a token and the identity, and diagnoses what failed.
+func (c *doctorConfig) check(ctx context.Context) (doctorReport, error) {
 	targets := []endpointCheck{{Family: "ipv4", Endpoint: imds.EndpointIPv4}, {Family: "ipv6", Endpoint: imds.EndpointIPv6}}
-	if *endpoint != "" {
-		targets = []endpointCheck{{Family: "custom", Endpoint: strings.TrimSuffix(*endpoint, "/")}}
+	if c.endpoint != "" {
+		targets = []endpointCheck{{Family: "custom", Endpoint: strings.TrimSuffix(c.endpoint, "/")}}
 	}
-	rep := doctorReport{Problems: []string{}}
+	rep := doctorReport{Schema: doctorSchema, Problems: []string{}}
 	for _, ep := range targets {
-		client, err := probeClient(ep.Endpoint, *timeout)
+		client, err := probeClient(ep.Endpoint, c.timeout)
 		if err != nil {
-			fmt.Fprintf(stderr, "imdsv2 doctor: %v\n", err)
-			return exitUsage
+			return rep, usageErrorf("%v", err)
 		}
 		ident, err := readIdentity(ctx, client)
 		ep.Status, ep.Token, ep.Answers = "ok", err == nil, true
@@ -134,25 +171,10 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		rep.Problems = append(rep.Problems, "no IMDS endpoint answered: this is not an EC2 instance, or IMDS is "+
 			"cut off from this network namespace (a firewall rule, a network policy)")
 	}
-	if *probeV1 && answered != "" {
-		rep.IMDSv1 = probeIMDSv1(ctx, answered, *timeout)
+	if c.probeV1 && answered != "" {
+		rep.IMDSv1 = probeIMDSv1(ctx, answered, c.timeout)
 	}
-	if output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "imdsv2 doctor: %v\n", err)
-		}
-	} else {
-		writeDoctorText(stdout, rep, *probeV1)
-	}
-	switch rep.Status {
-	case "healthy":
-		return exitOK
-	case "unhealthy":
-		return exitFail
-	}
-	return exitUsage
+	return rep, nil
 }
 
 // diagnose turns one endpoint's failure into a problem line with its fix ("" if fine).

@@ -122,7 +122,7 @@ func TestDoctorProblems(t *testing.T) {
 		code, _, _ := cli(t, append([]string{"doctor"}, args...)...)
 		assert.Equal(t, exitUsage, code, "%v", args)
 	}
-	code, _, errOut := cli(t, "doctor", "-h")
+	code, out, _ = cli(t, "doctor", "-h")
 	assert.Equal(t, exitOK, code)
-	assert.Contains(t, errOut, "MetadataNoToken")
+	assert.Contains(t, out, "MetadataNoToken")
 }

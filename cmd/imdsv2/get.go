@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/imdsv2/imdsv2/audit"
@@ -15,7 +17,7 @@ import (
 )
 
 const getDoc = `
-Usage: imdsv2 get [flags] PATH
+Usage: imdsv2 get [flags] PATH [flags]
 
 Reads PATH from the instance metadata service with an IMDSv2 session token and prints it.
 PATH names a place under /latest/: "meta-data/instance-id", "dynamic/instance-identity/document",
@@ -50,8 +52,13 @@ Examples:
   imdsv2 get --endpoint http://127.0.0.1:1338 --output json meta-data/instance-id
 `
 
+// getSchema is the version of the layout of get's JSON document; it changes when a field changes
+// meaning or goes away (fields may be added).
+const getSchema = 1
+
 // getResult is the --output json document of `imdsv2 get`.
 type getResult struct {
+	Schema      int       `json:"schema"`
 	Path        string    `json:"path"`
 	Value       *string   `json:"value,omitempty"`        // the answer, when it is UTF-8 text
 	ValueBase64 []byte    `json:"value_base64,omitempty"` // the answer, when it is not
@@ -64,82 +71,95 @@ type getError struct {
 	Message string `json:"message"`
 }
 
-func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("get", getDoc, stderr)
-	endpoint := fs.String("endpoint", "", "base URL of IMDS, e.g. http://[fd00:ec2::254] (default: by --endpoint-mode)")
-	mode := fs.String("endpoint-mode", "", "ipv4, ipv6 or auto (IPv4 first, then IPv6) (default ipv4)")
-	allowV1 := fs.Bool("allow-v1", false, "fall back to an IMDSv1 (tokenless) request when no token can be had; reported on stderr")
-	timeout := fs.Duration("timeout", imds.DefaultTimeout, "time budget for the whole call")
-	raw := fs.Bool("raw", false, "print the value exactly as IMDS sent it, control characters included, even to a terminal")
-	output := outputFlag("text")
-	fs.Var(&output, "output", "text or json")
-	if code := parseFlags(fs, args); code >= 0 {
-		return code
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "imdsv2 get: need exactly one PATH (see imdsv2 get -h)")
-		return exitUsage
-	}
-	target, err := parseGetPath(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "imdsv2 get: %v\n", err)
-		return exitUsage
-	}
+// getCompletions are the paths the completion scripts offer for PATH.
+var getCompletions = []string{"instance-id", "instance-type", "placement/region", "placement/availability-zone",
+	"iam/security-credentials/", "tags/instance/", "meta-data/", "dynamic/instance-identity/document", "user-data"}
 
-	opts := imds.Options{Endpoint: *endpoint, AllowIMDSv1: *allowV1, Timeout: *timeout}
-	if *mode != "" {
-		m, err := imds.ParseEndpointMode(*mode)
+// getConfig is the command line of `imdsv2 get`.
+type getConfig struct {
+	endpoint string
+	mode     *choiceFlag
+	allowV1  bool
+	timeout  time.Duration
+	raw      bool
+	output   *choiceFlag
+	path     getPath
+}
+
+func (c *getConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.endpoint, "endpoint", "", "base `URL` of IMDS, e.g. http://[fd00:ec2::254] (default: by --endpoint-mode)")
+	c.mode = newChoice("", "ipv4", "ipv6", "auto")
+	fs.Var(c.mode, "endpoint-mode", "which endpoint: ipv4, ipv6 or auto (IPv4 first, then IPv6) (default ipv4, or AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE)")
+	fs.BoolVar(&c.allowV1, "allow-v1", false, "fall back to an IMDSv1 (tokenless) request when no token can be had; reported on stderr")
+	fs.DurationVar(&c.timeout, "timeout", imds.DefaultTimeout, "time budget for the whole call")
+	fs.BoolVar(&c.raw, "raw", false, "print the value exactly as IMDS sent it, control characters included, even to a terminal")
+	c.output = newOutputFlag()
+	fs.Var(c.output, "output", "text or json")
+}
+
+func (c *getConfig) setArgs(args []string) error {
+	if len(args) != 1 {
+		return usageErrorf("need exactly one PATH, not %d arguments", len(args))
+	}
+	var err error
+	if c.path, err = parseGetPath(args[0]); err != nil {
+		return usageErrorf("%v", err)
+	}
+	return nil
+}
+
+// client builds the imds client the flags describe; --allow-v1's fallback is reported on w.
+func (c *getConfig) client(w io.Writer) (*imds.Client, error) {
+	opts := imds.Options{Endpoint: c.endpoint, AllowIMDSv1: c.allowV1, Timeout: c.timeout}
+	if c.mode.value != "" {
+		m, err := imds.ParseEndpointMode(c.mode.value)
 		if err != nil {
-			fmt.Fprintf(stderr, "imdsv2 get: --endpoint-mode: %v\n", err)
-			return exitUsage
+			return nil, usageErrorf("--endpoint-mode: %v", err)
 		}
 		opts.EndpointMode = m
 	}
-	if *allowV1 {
+	if c.allowV1 {
 		opts.OnFallback = func(f imds.Fallback) {
-			fmt.Fprintf(stderr, "imdsv2 get: warning: fell back to IMDSv1: %v\n", f)
+			fmt.Fprintf(w, "imdsv2 get: warning: fell back to IMDSv1: %v\n", f)
 		}
 	}
 	client, err := imds.New(opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "imdsv2 get: %v\n", err)
-		return exitUsage
+		return nil, usageErrorf("%v", err)
 	}
+	return client, nil
+}
 
-	res := getResult{Path: target.String()}
-	if target.isDir() {
-		res.Items, err = target.list(ctx, client)
-	} else {
-		var body []byte
-		body, err = target.read(ctx, client)
-		if utf8.Valid(body) {
-			s := string(body)
-			res.Value = &s
-		} else {
-			res.ValueBase64 = body
-		}
-	}
+// run reads the path and prints it. With --output json a failure is in the document too, and
+// is not repeated on stderr.
+func (c *getConfig) run(ctx context.Context, s streams) error {
+	client, err := c.client(s.err)
 	if err != nil {
-		res = getResult{Path: res.Path, Error: &getError{Kind: errorKind(err), Message: err.Error()}}
+		return err
 	}
-	if output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if e := enc.Encode(res); e != nil {
-			fmt.Fprintf(stderr, "imdsv2 get: %v\n", e)
-			return exitFail
+	res := c.path.fetch(ctx, client)
+	if c.output.json() {
+		if err := writeJSON(s.out, res); err != nil {
+			return err
 		}
-	} else if err == nil {
-		f, isFile := stdout.(*os.File)
-		printGetText(stdout, res, !*raw && isFile && isTerminal(f))
-	}
-	if err != nil {
-		if output != "json" {
-			fmt.Fprintf(stderr, "imdsv2 get: %v\n", err)
+		if res.Error != nil {
+			return exitStatus(exitFail)
 		}
-		return exitFail
+		return nil
 	}
-	return exitOK
+	if res.Error != nil {
+		return errors.New(res.Error.Message)
+	}
+	f, isFile := s.out.(*os.File)
+	printGetText(s.out, res, !c.raw && isFile && isTerminal(f))
+	return nil
+}
+
+// writeJSON writes v as indented JSON, the layout of every single-document --output json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // getPath is a PATH of imdsv2 get: a tree under /latest/ and a path in it.
@@ -196,6 +216,28 @@ func (g getPath) read(ctx context.Context, c *imds.Client) ([]byte, error) {
 		return c.Dynamic(ctx, g.rel)
 	}
 	return c.Get(ctx, g.rel)
+}
+
+// fetch reads or lists the path into the result, or the error.
+func (g getPath) fetch(ctx context.Context, c *imds.Client) getResult {
+	res := getResult{Schema: getSchema, Path: g.String()}
+	var err error
+	if g.isDir() {
+		res.Items, err = g.list(ctx, c)
+	} else {
+		var body []byte
+		body, err = g.read(ctx, c)
+		if utf8.Valid(body) {
+			s := string(body)
+			res.Value = &s
+		} else {
+			res.ValueBase64 = body
+		}
+	}
+	if err != nil {
+		return getResult{Schema: getSchema, Path: res.Path, Error: &getError{Kind: errorKind(err), Message: err.Error()}}
+	}
+	return res
 }
 
 // printGetText prints the answer; with escape (a person at a terminal) control characters and

@@ -33,9 +33,9 @@ type hostFlags struct {
 func (h *hostFlags) register(fs *flag.FlagSet) {
 	env := hostns.PathsFromEnv(os.Getenv)
 	fs.StringVar(&h.paths.Proc, "host-proc", env.Proc,
-		"the host's /proc as mounted in this container, e.g. /host/proc; callers are named from it (env "+hostns.EnvProc+"; default: /proc)")
+		"`DIR` is the host's /proc as mounted in this container, e.g. /host/proc; callers are named from it (env "+hostns.EnvProc+"; default: /proc)")
 	fs.StringVar(&h.paths.Cgroup, "host-cgroup", env.Cgroup,
-		"the host's cgroup2 mount as mounted in this container, e.g. /host/sys/fs/cgroup; the agent attaches at its root (env "+hostns.EnvCgroup+"; default: the cgroup2 mount in /proc/self/mountinfo)")
+		"`DIR` is the host's cgroup2 mount as mounted in this container, e.g. /host/sys/fs/cgroup; the agent attaches at its root (env "+hostns.EnvCgroup+"; default: the cgroup2 mount in /proc/self/mountinfo)")
 }
 
 // facts checks the paths and the namespaces this process runs in. For a watch of the whole

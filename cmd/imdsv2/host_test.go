@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,7 +15,7 @@ func TestHostFlags(t *testing.T) {
 	t.Setenv(hostns.EnvProc, "/host/proc")
 	t.Setenv(hostns.EnvCgroup, "/host/sys/fs/cgroup")
 	var h hostFlags
-	fs := newFlagSet("audit", "", io.Discard)
+	fs := newFlagSet("audit")
 	h.register(fs)
 	require.NoError(t, fs.Parse([]string{"--host-cgroup", "/elsewhere"}))
 	assert.Equal(t, hostns.Paths{Proc: "/host/proc", Cgroup: "/elsewhere"}, h.paths)

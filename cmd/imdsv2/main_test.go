@@ -31,6 +31,14 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// buildBinary builds the command into bin, for tests that run it as a process.
+func buildBinary(t *testing.T, bin string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+}
+
 // noEnv keeps the caller's AWS_EC2_METADATA_* variables from changing the tests.
 func noEnv(t *testing.T) {
 	for _, v := range []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
@@ -51,9 +59,10 @@ func TestUsage(t *testing.T) {
 	code, _, errOut = cli(t, "frobnicate")
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, `unknown command "frobnicate"`)
-	code, _, errOut = cli(t, "get", "-h")
+	code, out, errOut = cli(t, "get", "-h")
 	assert.Equal(t, exitOK, code)
-	assert.Contains(t, errOut, "Examples:")
+	assert.Contains(t, out, "Examples:", "the help goes to stdout")
+	assert.Empty(t, errOut)
 }
 
 func TestGet(t *testing.T) {
@@ -171,9 +180,7 @@ func TestVersion(t *testing.T) {
 func TestDemo(t *testing.T) {
 	privtest.Require(t)
 	bin := filepath.Join(t.TempDir(), "imdsv2")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	buildBinary(t, bin)
 	out, err := exec.Command(bin, "demo").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	for _, want := range []string{

@@ -58,9 +58,7 @@ func newPod(t *testing.T) *pod {
 		}
 	}
 	p := &pod{bin: filepath.Join(t.TempDir(), "imdsv2"), hostProc: t.TempDir(), hostCgroup: t.TempDir()}
-	build := exec.Command("go", "build", "-o", p.bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	buildBinary(t, p.bin)
 	p.bed = testbed.NewForTest(t, testbed.Config{})
 	srv := imdstest.NewUnstartedServer(imdstest.Config{})
 	t.Cleanup(srv.Close)

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -57,20 +57,6 @@ Examples:
   sudo imdsv2 ready --scan-path /opt,/srv --live   # show requests as they are seen
 `
 
-// stringsFlag is a comma-separated, repeatable list flag.
-type stringsFlag []string
-
-func (s *stringsFlag) String() string { return strings.Join(*s, ",") }
-
-func (s *stringsFlag) Set(v string) error {
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*s = append(*s, p)
-		}
-	}
-	return nil
-}
-
 // probeClient returns an IMDSv2-only client whose time-outs grow with budget, so that a
 // generous --timeout also covers a slow connect or a slow answer.
 func probeClient(endpoint string, budget time.Duration) (*imds.Client, error) {
@@ -116,97 +102,118 @@ func identityFromState(s *audit.Summary) (*ready.Identity, error) {
 	return nil, fmt.Errorf("%w: the agent could not read this instance's identity: %s", sentinel, in.Error)
 }
 
-func runReady(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ready", readyDoc+hostDoc, stderr)
-	duration := fs.Duration("duration", 5*time.Minute, "how long to audit IMDS requests (ignored with --state)")
-	cgroupPath := fs.String("cgroup", "", "cgroup v2 directory the verdict is about, with everything below it: audited live, or required of --state's coverage (default: the whole instance)")
-	minWatch := fs.Duration("min-watch", ready.DefaultMinWatch, "least watched time for a verdict other than UNDECIDED (for fleets: 24h or more)")
-	state := fs.String("state", "", "read the audit from this state file of a running `imdsv2 audit` instead of auditing")
-	doScan := fs.Bool("scan", true, "scan installed software and settings for what cannot use IMDSv2")
-	var scanPaths stringsFlag
-	fs.Var(&scanPaths, "scan-path", "directories to scan, comma-separated or repeated (default: "+strings.Join(scan.DefaultRoots(), ",")+")")
-	scanTimeout := fs.Duration("scan-timeout", scan.DefaultTimeout, "time bound of the scan")
-	timeout := fs.Duration("timeout", 5*time.Second, "time budget for ready's own IMDSv2 requests (the instance's identity)")
-	live := fs.Bool("live", false, "print each IMDS request to stderr as it is seen")
-	cniDir := fs.String("cni-dir", ready.DefaultCNIDir, "directory of CNI network configurations")
-	var host hostFlags
-	host.register(fs)
-	output := outputFlag("text")
-	fs.Var(&output, "output", "text or json")
-	if code := parseFlags(fs, args); code >= 0 {
-		return code
-	}
-	if fs.NArg() != 0 || *duration <= 0 || *timeout <= 0 || *minWatch < 0 {
-		fmt.Fprintln(stderr, "imdsv2 ready: takes no arguments; --duration and --timeout must be positive, --min-watch not negative (see imdsv2 ready -h)")
-		return exitUsage
-	}
+// readyConfig is the command line of `imdsv2 ready`.
+type readyConfig struct {
+	duration    time.Duration
+	cgroup      string
+	minWatch    time.Duration
+	state       string
+	scan        bool
+	scanPaths   stringsFlag
+	scanTimeout time.Duration
+	timeout     time.Duration
+	live        bool
+	cniDir      string
+	host        hostFlags
+	output      *choiceFlag
+}
 
-	in := ready.Input{Source: "live", MinWatch: *minWatch}
-	if *minWatch == 0 {
+func (c *readyConfig) register(fs *flag.FlagSet) {
+	fs.DurationVar(&c.duration, "duration", 5*time.Minute, "how long to audit IMDS requests (ignored with --state)")
+	fs.StringVar(&c.cgroup, "cgroup", "", "the verdict is about the cgroup v2 directory `DIR` and everything below it: audited live, or required of --state's coverage (default: the whole instance)")
+	fs.DurationVar(&c.minWatch, "min-watch", ready.DefaultMinWatch, "least watched time for a verdict other than UNDECIDED (for fleets: 24h or more)")
+	fs.StringVar(&c.state, "state", "", "read the audit from `FILE`, the state file of a running imdsv2 audit --state, instead of auditing")
+	fs.BoolVar(&c.scan, "scan", true, "scan installed software and settings for what cannot use IMDSv2 (--scan=false: do not)")
+	fs.Var(&c.scanPaths, "scan-path", "`DIR`s to scan, comma-separated or repeated (default: "+strings.Join(scan.DefaultRoots(), ",")+")")
+	fs.DurationVar(&c.scanTimeout, "scan-timeout", scan.DefaultTimeout, "time bound of the scan")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "time budget for ready's own IMDSv2 requests (the instance's identity)")
+	fs.BoolVar(&c.live, "live", false, "print each IMDS request to stderr as it is seen")
+	fs.StringVar(&c.cniDir, "cni-dir", ready.DefaultCNIDir, "CNI network configurations in `DIR`")
+	c.host.register(fs)
+	c.output = newOutputFlag()
+	fs.Var(c.output, "output", "text or json")
+}
+
+func (c *readyConfig) setArgs(args []string) error {
+	if c.duration <= 0 || c.timeout <= 0 || c.minWatch < 0 {
+		return usageErrorf("--duration and --timeout must be positive, --min-watch not negative")
+	}
+	return noArgs(args)
+}
+
+// run gathers the evidence, prints the report and exits with the verdict's status.
+func (c *readyConfig) run(ctx context.Context, s streams) error {
+	in, err := c.input(ctx, s.err)
+	if err != nil {
+		return err
+	}
+	rep := ready.Evaluate(in)
+	if c.output.json() {
+		err = writeJSON(s.out, rep)
+	} else {
+		err = ready.WriteText(s.out, rep)
+	}
+	if err != nil {
+		fmt.Fprintf(s.err, "imdsv2 ready: %v\n", err)
+	}
+	return exitStatus(rep.ExitCode())
+}
+
+// input gathers what the verdict is made of: the identity, the host's networks, the scan and
+// the audit (live, or from --state).
+func (c *readyConfig) input(ctx context.Context, stderr io.Writer) (ready.Input, error) {
+	in := ready.Input{Source: "live", MinWatch: c.minWatch}
+	if c.minWatch == 0 {
 		in.MinWatch = time.Nanosecond // no minimum asked for (0 in Input means the default)
 	}
-	if *cgroupPath != "" {
-		sc, err := scopeOf(*cgroupPath, host.paths.Cgroup)
+	if c.cgroup != "" {
+		sc, err := scopeOf(c.cgroup, c.host.paths.Cgroup)
 		if err != nil {
-			fmt.Fprintf(stderr, "imdsv2 ready: --cgroup: %v\n", err)
-			return exitUsage
+			return in, usageErrorf("--cgroup: %v", err)
 		}
 		in.Scope = sc
 	}
 	// With --state, everything comes from the agent's file, the instance's identity
 	// included: ready sends no request to IMDS. Live, ready reads the identity itself first.
-	var client *imds.Client
-	if *state == "" {
-		var err error
-		if client, err = probeClient("", *timeout); err != nil {
-			fmt.Fprintf(stderr, "imdsv2 ready: %v\n", err)
-			return exitUsage
+	if c.state == "" {
+		client, err := probeClient("", c.timeout)
+		if err != nil {
+			return in, usageErrorf("%v", err)
 		}
 		in.Identity, in.ProbeErr = readIdentity(ctx, client)
 	} else {
 		in.Source = "state"
-		in.Summary, in.AuditErr = ready.ReadState(*state)
+		in.Summary, in.AuditErr = ready.ReadState(c.state)
 		in.Identity, in.ProbeErr = identityFromState(in.Summary)
 	}
-	if in.ProbeErr == nil || *state != "" {
-		var err error
-		in.Host, err = ready.InspectHost("", *cniDir)
-		if err != nil {
-			fmt.Fprintf(stderr, "imdsv2 ready: warning: %v\n", err)
-		}
-		var scanDone chan struct{}
-		if *doScan {
-			scanDone = make(chan struct{})
-			go func() {
-				defer close(scanDone)
-				// Ctrl-C ends the scan too; a partial scan is reported as such.
-				in.Scan, in.ScanErr = scan.Run(ctx, scan.Options{Roots: scanPaths, Timeout: *scanTimeout})
-			}()
-		}
-		if *state == "" {
-			if facts, err := host.facts(*cgroupPath == ""); err != nil {
-				in.AuditErr = err
-			} else {
-				in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, *cgroupPath, &host, facts, *duration, *live, in.Host, stderr)
-			}
-		}
-		if scanDone != nil {
-			<-scanDone
-		}
+	if in.ProbeErr != nil && c.state == "" {
+		return in, nil
 	}
-	rep := ready.Evaluate(in)
 	var err error
-	if output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(rep)
-	} else {
-		err = ready.WriteText(stdout, rep)
-	}
+	in.Host, err = ready.InspectHost("", c.cniDir)
 	if err != nil {
-		fmt.Fprintf(stderr, "imdsv2 ready: %v\n", err)
+		fmt.Fprintf(stderr, "imdsv2 ready: warning: %v\n", err)
 	}
-	return rep.ExitCode()
+	var scanDone chan struct{}
+	if c.scan {
+		scanDone = make(chan struct{})
+		go func() {
+			defer close(scanDone)
+			// Ctrl-C ends the scan too; a partial scan is reported as such.
+			in.Scan, in.ScanErr = scan.Run(ctx, scan.Options{Roots: c.scanPaths, Timeout: c.scanTimeout})
+		}()
+	}
+	if c.state == "" {
+		if facts, err := c.host.facts(c.cgroup == ""); err != nil {
+			in.AuditErr = err
+		} else {
+			in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, c.cgroup, &c.host, facts, c.duration, c.live, in.Host, stderr)
+		}
+	}
+	if scanDone != nil {
+		<-scanDone
+	}
+	return in, nil
 }
 
 // scopeOf describes the cgroup directory dir for a scoped verdict: its path relative to the

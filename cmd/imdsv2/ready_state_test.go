@@ -135,10 +135,10 @@ func TestReadyUsage(t *testing.T) {
 		code, _, _ := cli(t, append([]string{"ready"}, args...)...)
 		assert.Equal(t, exitUsage, code, "%v", args)
 	}
-	code, _, errOut := cli(t, "ready", "-h")
+	code, out, _ := cli(t, "ready", "-h")
 	assert.Equal(t, exitOK, code)
-	for _, want := range []string{"Exit status: 0 READY, 1 NOT READY, 2 could not decide", "--scan-path", "--state"} {
-		assert.Contains(t, errOut, want)
+	for _, want := range []string{"Exit status: 0 READY, 1 NOT READY, 2 could not decide", "--scan-path", "--state FILE"} {
+		assert.Contains(t, out, want)
 	}
 	var f stringsFlag
 	require.NoError(t, f.Set("/opt, /srv"))

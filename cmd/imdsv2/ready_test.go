@@ -40,9 +40,7 @@ func newBedCLI(t *testing.T) *bedCLI {
 	privtest.Require(t)
 	require.True(t, netguard.Active(), "the test binary must run in netguard's private namespace")
 	b := &bedCLI{bin: filepath.Join(t.TempDir(), "imdsv2"), empty: t.TempDir()}
-	build := exec.Command("go", "build", "-o", b.bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	buildBinary(t, b.bin)
 	b.bed = testbed.NewForTest(t, testbed.Config{})
 	b.srv = imdstest.NewUnstartedServer(imdstest.Config{InstanceID: "i-0bed0000000000001", Region: "eu-west-1",
 		HTTPTokens: imdstest.TokensOptional, HopLimit: 1})

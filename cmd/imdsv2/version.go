@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -14,29 +14,66 @@ var version = "dev"
 
 const versionDoc = `
 Usage: imdsv2 version [--output text|json] [--features]
+       imdsv2 --version
 
 Prints the version, the commit it was built from, and the Go version. With --features (root)
 it also loads the auditor's eBPF programs into the kernel without attaching them, unloads them,
 and prints the kernel features the auditor found: whether ` + "`imdsv2 audit`" + ` will run here.
 `
 
+// versionSchema is the version of the layout of version's JSON document.
+const versionSchema = 1
+
 type versionInfo struct {
+	Schema    int    `json:"schema"`
 	Version   string `json:"version"`
 	Commit    string `json:"commit,omitempty"`
 	Modified  bool   `json:"modified,omitempty"`
 	GoVersion string `json:"go_version"`
 	Platform  string `json:"platform"`
+	// Features are the lines of --features: what the auditor found in this kernel.
+	Features []string `json:"features,omitempty"`
 }
 
-func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("version", versionDoc, stderr)
-	output := outputFlag("text")
-	fs.Var(&output, "output", "text or json")
-	features := fs.Bool("features", false, "also load (never attach) the auditor's eBPF programs and print the kernel features found (root)")
-	if code := parseFlags(fs, args); code >= 0 {
-		return code
+// versionConfig is the command line of `imdsv2 version` (and `imdsv2 --version`).
+type versionConfig struct {
+	output   *choiceFlag
+	features bool
+}
+
+func (c *versionConfig) register(fs *flag.FlagSet) {
+	c.output = newOutputFlag()
+	fs.Var(c.output, "output", "text or json")
+	fs.BoolVar(&c.features, "features", false, "also load (never attach) the auditor's eBPF programs and print the kernel features found (root)")
+}
+
+func (c *versionConfig) setArgs(args []string) error { return noArgs(args) }
+
+func (c *versionConfig) run(_ context.Context, s streams) error {
+	v := buildInfo()
+	if c.features {
+		f, err := featureLines()
+		if err != nil {
+			return err
+		}
+		v.Features = f
 	}
-	v := versionInfo{Version: version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if c.output.json() {
+		return writeJSON(s.out, v)
+	}
+	printVersion(s.out, v)
+	if c.features {
+		fmt.Fprintln(s.out, "auditor features (programs loaded and unloaded again, nothing attached):")
+		for _, line := range v.Features {
+			fmt.Fprintln(s.out, "  "+line)
+		}
+	}
+	return nil
+}
+
+// buildInfo is the version set at build time, or the module's, and the commit it was built from.
+func buildInfo() versionInfo {
+	v := versionInfo{Schema: versionSchema, Version: version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v.Version = bi.Main.Version
@@ -50,19 +87,7 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 		}
 	}
-	if output == "json" {
-		b, _ := json.MarshalIndent(v, "", "  ")
-		fmt.Fprintln(stdout, string(b))
-	} else {
-		printVersion(stdout, v)
-	}
-	if *features {
-		if err := writeFeatures(stdout); err != nil {
-			fmt.Fprintln(stderr, "imdsv2 version:", err)
-			return exitFail
-		}
-	}
-	return exitOK
+	return v
 }
 
 func printVersion(stdout io.Writer, v versionInfo) {
