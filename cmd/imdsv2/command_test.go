@@ -19,19 +19,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imdsv2/imdsv2/imds/imdstest"
+	"github.com/imdsv2/imdsv2/internal/hostns"
 	"github.com/imdsv2/imdsv2/internal/privtest"
 	"github.com/imdsv2/imdsv2/ready"
 )
 
 // TestEveryCommandHelp: -h, --help, -h after an argument and `help COMMAND` all print the
-// same help to stdout and exit 0, with nothing on stderr.
+// same help to stdout and exit 0, with nothing on stderr. The help of each command is a golden
+// file (testdata/help/), so that a change of what users read first is seen in review.
 func TestEveryCommandHelp(t *testing.T) {
+	hostEnvUnset(t)
 	for _, c := range commands() {
 		t.Run(c.name, func(t *testing.T) {
 			code, want, errOut := cli(t, c.name, "-h")
 			require.Equal(t, exitOK, code, errOut)
 			assert.Empty(t, errOut)
 			assert.True(t, strings.HasPrefix(want, "Usage: imdsv2 "+c.name), want)
+			goldenText(t, filepath.Join("help", c.name+".golden.txt"), want)
 			for _, args := range [][]string{{c.name, "--help"}, {c.name, "-help"}, {"help", c.name}, {c.name, "x", "-h"}} {
 				code, out, errOut := cli(t, args...)
 				assert.Equal(t, exitOK, code, "%v: %s", args, errOut)
@@ -48,6 +52,28 @@ func TestEveryCommandHelp(t *testing.T) {
 	}
 	_, helpOut, _ := cli(t, "help")
 	assert.Equal(t, out, helpOut)
+	goldenText(t, filepath.Join("help", "imdsv2.golden.txt"), out)
+}
+
+// hostEnvUnset keeps IMDSV2_HOST_PROC and IMDSV2_HOST_CGROUP, the defaults of --host-proc and
+// --host-cgroup, out of the help.
+func hostEnvUnset(t *testing.T) {
+	t.Setenv(hostns.EnvProc, "")
+	t.Setenv(hostns.EnvCgroup, "")
+}
+
+// goldenText compares got with testdata/name; -update-golden rewrites it.
+func goldenText(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateGolden {
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test ./cmd/imdsv2 -update-golden to create it")
+	assert.Equal(t, string(want), got, "%s differs (go test -update-golden rewrites it; review the diff)", path)
 }
 
 // placeholderRE is what a flag's value may be called in the help: an upper-case word (FILE,

@@ -16,7 +16,7 @@ import (
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 )
 
-var updateGolden = flag.Bool("update-golden", false, "rewrite the doctor and ready golden files in testdata")
+var updateGolden = flag.Bool("update-golden", false, "rewrite the golden files in testdata (doctor and ready JSON, help texts)")
 
 // goldenJSON compares got, normalised by replacing each regexp match with its replacement,
 // with testdata/name.

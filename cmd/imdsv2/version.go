@@ -19,6 +19,10 @@ Usage: imdsv2 version [--output text|json] [--features]
 Prints the version, the commit it was built from, and the Go version. With --features (root)
 it also loads the auditor's eBPF programs into the kernel without attaching them, unloads them,
 and prints the kernel features the auditor found: whether ` + "`imdsv2 audit`" + ` will run here.
+With --output json the features are the "features" array of the document.
+
+Exit status: 0, or 2 when --features cannot load the programs here (privileges, kernel: the
+message says what is missing).
 `
 
 // versionSchema is the version of the layout of version's JSON document.
