@@ -90,15 +90,15 @@ type auditFlags struct {
 // auditConfig is the command line of `imdsv2 audit`.
 type auditConfig struct {
 	auditFlags
-	outputFlag *choiceFlag
+	outputChoice *choiceFlag
 }
 
 func (c *auditConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.duration, "duration", time.Minute, "how long to watch; 0 runs until SIGINT or SIGTERM")
 	fs.StringVar(&c.cgroup, "cgroup", "", "watch the cgroup v2 directory `DIR` and everything below it (default: the root of the cgroup2 hierarchy, i.e. the whole host)")
-	c.outputFlag = newChoice("text", "text", "json")
-	c.outputFlag.aliases = map[string]string{"table": "text"}
-	fs.Var(c.outputFlag, "output", "text (the summary for people at the end; table is the same) or json (JSON lines: one per request as it happens, then the summary)")
+	c.outputChoice = newChoice("text", "text", "json")
+	c.outputChoice.aliases = map[string]string{"table": "text"}
+	fs.Var(c.outputChoice, "output", "text (the summary for people at the end; table is the same) or json (JSON lines: one per request as it happens, then the summary)")
 	fs.StringVar(&c.state, "state", "", "`FILE` that keeps the counts across restarts (read at start, written atomically)")
 	fs.DurationVar(&c.stateInterval, "state-interval", time.Minute, "time between writes of --state")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics, e.g. 127.0.0.1:9478 (default: off)")
@@ -106,7 +106,7 @@ func (c *auditConfig) register(fs *flag.FlagSet) {
 }
 
 func (c *auditConfig) setArgs(args []string) error {
-	c.output = c.outputFlag.value
+	c.output = c.outputChoice.value
 	switch {
 	case c.duration < 0:
 		return usageErrorf("--duration must be 0 (until a signal) or positive, not %v", c.duration)
