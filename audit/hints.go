@@ -276,9 +276,16 @@ func neverAskedNote(id *sdk.Info) string {
 			"fetchMetadataToken first and pass the token in the headers, or move to the v3 SDK " +
 			"(@aws-sdk/credential-providers fromInstanceMetadata)"
 	case "cloud-init":
-		return "cloud-init uses a token only once it has identified the platform as AWS: a crawl without one " +
-			"means its EC2 datasource was not chosen (check datasource_list in /etc/cloud/cloud.cfg.d), or " +
-			"the image's cloud-init is too old to use tokens; update the image"
+		if id.BelowMin {
+			return id.Advice
+		}
+		// Its EC2 datasource asks for a token only when the platform it identified (from the DMI
+		// system UUID and serial, "ec2..." on EC2) is AWS; on other EC2-compatible clouds it
+		// crawls without one, so the fix is not an SDK.
+		return strings.TrimSpace("cloud-init "+id.Version) + " crawled without a token: it uses one only once it " +
+			"has identified the platform as AWS, and it did not identify this machine as AWS (it took it for another " +
+			"EC2-compatible cloud); check what `cloud-id` prints and the Ec2 datasource settings in " +
+			"/etc/cloud/cloud.cfg.d, and update the image's cloud-init if it still does not say aws"
 	}
 	return ""
 }

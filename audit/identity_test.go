@@ -54,14 +54,15 @@ func TestIdentityIsTheProcess(t *testing.T) {
 
 // A process that never asked for a token is advised by what it is: the JavaScript SDK v2's
 // MetadataService.request never sends one (upgrading does not help), cloud-init crawls
-// without one when it did not choose its EC2 datasource, an SDK that could use IMDSv2 skipped
+// without one when it did not identify the platform as AWS, an SDK that could use IMDSv2 skipped
 // it, a script must fetch one.
 func TestAdviceWhenNoTokenWasAsked(t *testing.T) {
 	for _, tc := range []struct{ ua, want string }{
 		{"aws-sdk-nodejs/2.1692.0 linux/v20.20.2", "MetadataService.request"},
-		{"Cloud-Init/22.4.2", "EC2 datasource was not chosen"},
+		{"Cloud-Init/22.4.2", "did not identify this machine as AWS"},
+		{"Cloud-Init/19.3", "upgrade cloud-init from 19.3 to 19.4 or later"},
 		{"Boto3/1.34.0 md/Botocore#1.34.0 Botocore/1.34.0", "it never asked for a token, although"},
-		{"aws-sdk-go/1.25.0 (go1.13; linux; amd64)", "upgrade AWS SDK for Go v1 from 1.25.0"},
+		{"aws-sdk-go/1.25.0 (go1.13; linux; amd64)", "upgrade AWS SDK for Go v1 from 1.25.0 to 1.47.2 or later"},
 		{"curl/8.5.0", "a script reads metadata without a token"},
 	} {
 		h := newHarness(t, audit.Options{})

@@ -91,7 +91,7 @@ var rules = []rule{
 	// botocore makes the IMDS calls for boto3, so its version decides.
 	{token: "botocore", product: "botocore", name: "boto3/botocore (Python)", kind: KindAWSSDK, min: imdsfacts.Botocore.MinIMDSv2},
 	{token: "Boto3", product: "boto3", name: "boto3 (Python)", kind: KindAWSSDK, min: imdsfacts.Boto3.MinIMDSv2},
-	{token: "Cloud-Init", product: "cloud-init", name: "cloud-init", kind: KindAgent},
+	{token: "Cloud-Init", product: "cloud-init", name: "cloud-init", kind: KindAgent, min: imdsfacts.CloudInit.MinIMDSv2},
 	{token: "curl", product: "curl", name: "curl", kind: KindScript},
 	{token: "Wget", product: "wget", name: "wget", kind: KindScript},
 	{token: "WindowsPowerShell", product: "powershell", name: "PowerShell (Invoke-RestMethod)", kind: KindScript},
@@ -149,22 +149,20 @@ func (r rule) info(version string) Info {
 	i := Info{Product: r.product, Name: r.name, Version: version, Kind: r.kind, MinIMDSv2: r.min}
 	switch r.kind {
 	case KindAWSSDK:
-		i.DisableV1 = DisableV1Fallback
+		i.DisableV1 = v1Switch(r.product, version)
 		older, known := imdsfacts.OlderThan(version, r.min)
 		switch {
 		case r.min == imdsfacts.AllReleases:
-			i.Advice = "every " + r.name + " release can use IMDSv2; it sends IMDSv1 only after its token request failed (hop limit too low, proxy, 403/404/405): fix that, then set " + DisableV1Fallback
+			i.Advice = "every " + r.name + " release can use IMDSv2; it sends IMDSv1 only after its token request failed (hop limit too low, proxy, 403/404/405): fix that, then set " + i.DisableV1
 		case !known:
 			// No version, or one that is not a version: say so rather than guess.
 			i.Advice = "version unknown: make sure " + r.name + " is " + r.min + " or later, then set " + DisableV1Fallback
 		case older:
 			i.BelowMin = true
-			i.Advice = "upgrade " + r.name + " from " + version + " to " + r.min + " or later (older versions cannot use IMDSv2), then set " + DisableV1Fallback
+			target, why := upgradeTarget(r.product, r.min)
+			i.Advice = "upgrade " + r.name + " from " + version + " to " + target + " or later (" + why + "), then set " + DisableV1Fallback
 		default:
-			i.Advice = r.name + " " + version + " can use IMDSv2; it sends IMDSv1 only after its token request failed (hop limit too low, proxy, 403/404/405): fix that, then set " + DisableV1Fallback
-		}
-		if r.product == "aws-sdk-go-v2" {
-			i.DisableV1 += "; in code: imds.Options{EnableFallback: aws.FalseTernary}"
+			i.Advice = r.name + " " + version + " can use IMDSv2; it sends IMDSv1 only after its token request failed (hop limit too low, proxy, 403/404/405): fix that, then set " + i.DisableV1
 		}
 		if r.product == "aws-sdk-rust" {
 			i.DisableV1 = ""
@@ -172,6 +170,14 @@ func (r rule) info(version string) Info {
 		}
 	case KindAgent:
 		i.Advice = "an old " + r.name + " sends IMDSv1: update it (or move to a newer image) before enforcing IMDSv2"
+		if older, known := imdsfacts.OlderThan(version, r.min); r.min != "" && known && older {
+			i.BelowMin = true
+			i.Advice = "upgrade " + r.name + " from " + version + " to " + r.min + " or later (older releases never use an " +
+				"IMDSv2 token), or move to a newer image"
+		} else if known {
+			i.Advice = r.name + " " + version + " uses IMDSv2 once it has identified the platform as AWS, and IMDSv1 " +
+				"when it took the machine for another EC2-compatible cloud"
+		}
 	case KindScript:
 		i.Advice = "a script reads metadata without a token: fetch one first with PUT /latest/api/token " +
 			"(header X-aws-ec2-metadata-token-ttl-seconds: 21600) and send it as X-aws-ec2-metadata-token, or use `imdsv2 get`"

@@ -10,6 +10,11 @@ type SDK struct {
 	// MinIMDSv2 is the first release that can use IMDSv2, as the SDK spells its
 	// versions (without the "v" Go modules put in front), or AllReleases.
 	MinIMDSv2 string
+	// MinV1Switch is the first release that honours AWS_EC2_METADATA_V1_DISABLED
+	// and ec2_metadata_v1_disabled (the switch that turns the IMDSv1 fallback
+	// off), from the SDK's changelog; "" when not known or not comparable with
+	// the version its User-Agent carries.
+	MinV1Switch string
 }
 
 // AllReleases is SDK.MinIMDSv2 of an SDK whose every release can use IMDSv2.
@@ -19,12 +24,17 @@ const AllReleases = "any"
 // (IMDS-FACTS.md section 2). A release at or above the minimum can use
 // IMDSv2; it may still fall back to IMDSv1 when its token request fails.
 var (
-	AWSCLIv1 = SDK{ID: "aws-cli-v1", Name: "AWS CLI v1", MinIMDSv2: "1.16.289"}
-	AWSCLIv2 = SDK{ID: "aws-cli-v2", Name: "AWS CLI v2", MinIMDSv2: AllReleases}
+	// The switch came in November 2023: the CLI's and botocore's .changes
+	// (botocore 1.32.4, CLI v1 1.30.4 which pins it, CLI v2 2.15.1) and
+	// aws-sdk-go's CHANGELOG (v1.47.2). Go v2's User-Agent carries the core
+	// module's version, while the switch is config's (v1.22.0) and the
+	// EnableFallback option feature/ec2/imds's (v1.13.0): see GoV2Switch.
+	AWSCLIv1 = SDK{ID: "aws-cli-v1", Name: "AWS CLI v1", MinIMDSv2: "1.16.289", MinV1Switch: "1.30.4"}
+	AWSCLIv2 = SDK{ID: "aws-cli-v2", Name: "AWS CLI v2", MinIMDSv2: AllReleases, MinV1Switch: "2.15.1"}
 	// Botocore makes the IMDS calls of boto3 and the AWS CLI v1.
-	Botocore = SDK{ID: "botocore", Name: "botocore", MinIMDSv2: "1.13.25"}
+	Botocore = SDK{ID: "botocore", Name: "botocore", MinIMDSv2: "1.13.25", MinV1Switch: "1.32.4"}
 	Boto3    = SDK{ID: "boto3", Name: "boto3", MinIMDSv2: "1.12.6"}
-	GoV1     = SDK{ID: "aws-sdk-go", Name: "AWS SDK for Go v1", MinIMDSv2: "1.25.38"}
+	GoV1     = SDK{ID: "aws-sdk-go", Name: "AWS SDK for Go v1", MinIMDSv2: "1.25.38", MinV1Switch: "1.47.2"}
 	GoV2     = SDK{ID: "aws-sdk-go-v2", Name: "AWS SDK for Go v2", MinIMDSv2: "0.19.0"}
 	JavaV1   = SDK{ID: "aws-sdk-java-v1", Name: "AWS SDK for Java v1", MinIMDSv2: "1.11.678"}
 	JavaV2   = SDK{ID: "aws-sdk-java-v2", Name: "AWS SDK for Java v2", MinIMDSv2: "2.10.21"}
@@ -60,6 +70,10 @@ const SmithyIMDSV1Switch = "2.1.0"
 // gets the token MetadataService.request(path, {headers}) needs, since that
 // API never fetches one itself.
 const JavaScriptV2TokenAPI = "2.575.0"
+
+// GoV2Switch says where the AWS SDK for Go v2 has its IMDSv1 switches.
+const GoV2Switch = "in code: imds.Options{EnableFallback: aws.FalseTernary} (feature/ec2/imds v1.13.0 or later); " +
+	"the variable and the shared config setting need config v1.22.0 or later"
 
 // SDKs lists every SDK (and cloud-init) above.
 var SDKs = []SDK{AWSCLIv1, AWSCLIv2, Botocore, Boto3, GoV1, GoV2, JavaV1, JavaV2, JavaScriptV2,
