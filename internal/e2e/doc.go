@@ -1,7 +1,10 @@
 // Package e2e holds the end-to-end test of the auditor (issue 3, "Checked by"): the eBPF agent
 // attached to a cgroup the test creates, the user-space auditor reading it, and real clients
 // (curl, python3, this project's imdsv2 binary, aws-sdk-go-v2, hand-written HTTP) calling the
-// emulator at the real IMDS addresses inside the network-namespace test bed.
+// emulator at the real IMDS addresses inside the network-namespace test bed. TestRealClients runs
+// clients nobody here wrote (Debian's botocore, awscli, cloud-init, requests; aws-sdk-go v1 and v2
+// from the Go module proxy, built from testdata/goclients) and checks who the auditor says called
+// and what it advises.
 //
 // It has no API; everything is in its tests. Run it as root:
 //

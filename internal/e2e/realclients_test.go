@@ -163,6 +163,20 @@ func TestRealClients(t *testing.T) {
 		h.noV1(t, pid)
 	})
 
+	t.Run("token PUT refused: botocore falls back", func(t *testing.T) {
+		h.srv.InjectFault(imdstest.Fault{Method: "PUT", PathPrefix: "/latest/api/token", Kind: imdstest.FaultStatus, Status: 403})
+		defer h.srv.ClearFaults()
+		pid, _ := client(t, testbed.Instance, true, debPython, py("botocore_client.py"), "credentials", "refused")
+		v1 := h.v1Hint(t, pid)
+		wantIdentity(t, v1.SDK, "botocore", botocore)
+		wantAdvice(t, v1, "its token requests were refused (403)", "after upgrading botocore to 1.32.4 or later")
+		if strings.Contains(v1.Advice, "HopLimit") {
+			t.Errorf("advice for a refused PUT blames the hop limit: %s", v1.Advice)
+		}
+		f := h.hintOf(t, "failed-PUT", pid, func(r audit.ReadyHints) []audit.Hint { return r.FailedTokenPUTs })
+		wantAdvice(t, f, "refused the token PUT with 403")
+	})
+
 	// Behind the bridge with hop limit 1 the token PUT gets no answer: the advice raises the hop
 	// limit and names the client's own switch, and whether its release has it. wantOK says the
 	// client fell back to IMDSv1 (and so succeeded); those that did not make no IMDSv1 request.
