@@ -373,6 +373,7 @@ func (g *aggregate) summary(now time.Time, st ReassemblyStats, dropped uint64) S
 		s.Callers = append(s.Callers, cp)
 	}
 	slices.SortFunc(s.Callers, compareCallers)
+	identifyProcesses(s.Callers)
 	g.cov.touch(now)
 	s.Coverage = g.cov.summary()
 	if g.instance != nil {

@@ -113,6 +113,27 @@ func gatherProcesses(callers []Caller) map[callerKey]*processFacts {
 	return procs
 }
 
+// identifyProcesses gives every caller entry its process's identity where that
+// names the program better than the entry's own requests did, so that the
+// callers table names cloud-init for its crawl GETs that say python-requests.
+// UserAgent stays what the entry's own requests sent.
+func identifyProcesses(callers []Caller) {
+	procs := gatherProcesses(callers)
+	for i := range callers {
+		callers[i].SDK = identityOf(&callers[i], procs[keyOf("", &callers[i].Process)])
+	}
+}
+
+// identityOf is who a caller entry is: its own requests' identity, unless its
+// process named itself more specifically elsewhere (an agent over the HTTP
+// library underneath). A process that speaks as two SDKs keeps each entry's.
+func identityOf(c *Caller, f *processFacts) *sdk.Info {
+	if moreSpecific(f.sdk, c.SDK) {
+		return f.sdk
+	}
+	return c.SDK
+}
+
 // specificity ranks what an identity says of its program: an SDK or agent
 // names it better than the HTTP library it uses underneath (cloud-init sends
 // Cloud-Init/22.4.2 on its token PUT and python-requests on its GETs).
@@ -158,7 +179,7 @@ func readyHints(s *Summary) ReadyHints {
 		c := &s.Callers[i]
 		facts := procs[keyOf("", &c.Process)]
 		hint := Hint{Class: c.Class, Process: c.Process, Count: c.Count, LastSeen: c.LastSeen, Answers: c.Answers,
-			SDK: facts.sdk, Aggregated: c.Aggregated}
+			SDK: identityOf(c, facts), Aggregated: c.Aggregated}
 		for _, p := range c.Paths[:min(3, len(c.Paths))] {
 			hint.Paths = append(hint.Paths, p.Path)
 		}
@@ -230,7 +251,7 @@ func slowAdvice(c *Caller) string {
 // v1Advice says how to stop a caller's IMDSv1 requests, from who it is and what
 // it did on the wire: whether it ever asked for a token, and what became of that.
 func v1Advice(c *Caller, f *processFacts) string {
-	id := f.sdk
+	id := identityOf(c, f)
 	disable := sdk.DisableV1Fallback
 	if id != nil && id.DisableV1 != "" {
 		disable = id.DisableV1

@@ -77,3 +77,31 @@ func TestAdviceWhenNoTokenWasAsked(t *testing.T) {
 		}
 	}
 }
+
+// The callers table names the process too: cloud-init's crawl GETs, which say python-requests
+// and carry its token, are listed as cloud-init's, with the User-Agent they sent.
+func TestCallersCarryTheProcessIdentity(t *testing.T) {
+	ci := replay.Proc{PID: 610, PPID: 1, Comm: "cloud-init"}
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	r.Exec(ci, "/usr/bin/python3", "/usr/bin/python3", "/usr/bin/cloud-init", "init")
+	put := r.Connect(ci)
+	put.Send(replay.TokenPUT(21600, "Cloud-Init/22.4.2"))
+	put.Recv(replay.Answer(200, 56), 1)
+	get := r.Connect(ci)
+	get.Send(replay.GetV2("/2021-03-23/meta-data/instance-id", "python-requests/2.28.1"))
+	get.Recv(replay.Answer(200, 19), 64)
+	h.feed(r)
+	callers := h.a.Snapshot().Callers
+	if len(callers) != 2 {
+		t.Fatalf("%d callers, want the PUT's and the GET's: %+v", len(callers), callers)
+	}
+	for _, c := range callers {
+		if c.SDK == nil || c.SDK.Product != "cloud-init" || c.SDK.Version != "22.4.2" {
+			t.Errorf("%s caller: identity %+v, want cloud-init 22.4.2", c.Class, c.SDK)
+		}
+		if c.Class == audit.ClassIMDSv2 && c.UserAgent != "python-requests/2.28.1" {
+			t.Errorf("IMDSv2 caller: user agent %q, want what it sent", c.UserAgent)
+		}
+	}
+}
