@@ -62,8 +62,11 @@ func TestRealClients(t *testing.T) {
 	}
 	h.srv.Update(func(c *imdstest.Config) { c.RoleName = "imdsv2-e2e-role" })
 	home := t.TempDir()
+	// botocore's and the CLI's IMDS time-out is 1 s by default: on a loaded machine a token answer
+	// can take longer, and they would fall back to IMDSv1 in the instance too. (The Go SDKs retry.)
 	env := []string{"HOME=" + home, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials")}
+		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"),
+		"AWS_METADATA_SERVICE_TIMEOUT=5"}
 	// client runs argv with only env (no AWS_* variable of the test's own) in ns.
 	client := func(t *testing.T, ns testbed.NS, wantOK bool, argv ...string) (int, string) {
 		t.Helper()
