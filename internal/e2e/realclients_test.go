@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,11 +37,18 @@ const (
 	debCurl   = "/usr/bin/curl"
 )
 
+// The Go SDK versions that testdata/goclients pins (their User-Agents carry them).
+const (
+	goV1Old = "1.25.37" // tokenless: before v1.25.38
+	goV1    = "1.55.8"
+	goV2    = "1.48.0"
+)
+
 // The Go proxy clients: testdata/goclients/<dir>, built with go.mod or the named modfile.
 var goClients = []struct{ name, dir, modfile, module, version string }{
-	{"gov1-old", "v1", "old.mod", "github.com/aws/aws-sdk-go", "1.25.37"}, // tokenless: before v1.25.38
-	{"gov1", "v1", "", "github.com/aws/aws-sdk-go", "1.55.8"},
-	{"gov2", "v2", "", "github.com/aws/aws-sdk-go-v2", "1.48.0"},
+	{"gov1-old", "v1", "old.mod", "github.com/aws/aws-sdk-go", goV1Old},
+	{"gov1", "v1", "", "github.com/aws/aws-sdk-go", goV1},
+	{"gov2", "v2", "", "github.com/aws/aws-sdk-go-v2", goV2},
 }
 
 // goBuildLimit bounds the module download and the build of one client.
@@ -59,6 +67,7 @@ func TestRealClients(t *testing.T) {
 	h := newHarness(t)
 	for _, c := range goClients {
 		buildGoClient(t, h.bin, c.name, c.dir, c.modfile)
+		wantModule(t, filepath.Join(h.bin, c.name), c.module, c.version)
 	}
 	h.srv.Update(func(c *imdstest.Config) { c.RoleName = "imdsv2-e2e-role" })
 	home := t.TempDir()
@@ -97,8 +106,8 @@ func TestRealClients(t *testing.T) {
 		// is cloud-init's, not an SDK.
 		{"cloud-init crawl elsewhere, no token", "cloud-init", cloudinit, []string{debPython, py("cloudinit_crawl.py"), "unknown"},
 			[]string{"did not identify this machine as AWS", "datasource"}},
-		{"aws-sdk-go v1 old", "aws-sdk-go", "1.25.37", []string{gov1Old, "metadata", "instance-type"},
-			[]string{"upgrade AWS SDK for Go v1 from 1.25.37 to 1.47.2 or later"}},
+		{"aws-sdk-go v1 old", "aws-sdk-go", goV1Old, []string{gov1Old, "metadata", "instance-type"},
+			[]string{"upgrade AWS SDK for Go v1 from " + goV1Old + " to 1.47.2 or later"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pid, _ := client(t, testbed.Instance, true, c.argv...)
@@ -122,9 +131,9 @@ func TestRealClients(t *testing.T) {
 		{"botocore credentials", "botocore", botocore, []string{debPython, py("botocore_client.py"), "credentials", "instance"}, 3, "iam-role"},
 		{"aws configure list", "aws-cli-v2", awscli, []string{debAWS, "configure", "list", "--output", "text"}, 3, "iam-role"},
 		{"cloud-init crawl on AWS", "cloud-init", cloudinit, []string{debPython, py("cloudinit_crawl.py"), "aws"}, 5, "i-"},
-		{"aws-sdk-go v1 credential chain", "aws-sdk-go", "1.55.8", []string{gov1, "credentials"}, 3, "EC2RoleProvider"},
-		{"aws-sdk-go-v2 imds", "aws-sdk-go-v2", "1.48.0", []string{gov2, "metadata", "ami-id"}, 2, "ami-"},
-		{"aws-sdk-go-v2 credential chain", "aws-sdk-go-v2", "1.48.0", []string{gov2, "credentials"}, 3, "EC2RoleProvider"},
+		{"aws-sdk-go v1 credential chain", "aws-sdk-go", goV1, []string{gov1, "credentials"}, 3, "EC2RoleProvider"},
+		{"aws-sdk-go-v2 imds", "aws-sdk-go-v2", goV2, []string{gov2, "metadata", "ami-id"}, 2, "ami-"},
+		{"aws-sdk-go-v2 credential chain", "aws-sdk-go-v2", goV2, []string{gov2, "credentials"}, 3, "EC2RoleProvider"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pid, out := client(t, testbed.Instance, true, c.argv...)
@@ -193,11 +202,11 @@ func TestRealClients(t *testing.T) {
 			true, []string{"AWS_EC2_METADATA_V1_DISABLED", "after upgrading botocore to 1.32.4 or later (" + botocore + " ignores it)"}},
 		{"container: aws CLI falls back", "aws-cli-v2", awscli, []string{debAWS, "configure", "list", "--output", "json"},
 			true, []string{"AWS_EC2_METADATA_V1_DISABLED", "after upgrading AWS CLI v2 to 2.15.1 or later (" + awscli + " ignores it)"}},
-		{"container: aws-sdk-go v1 falls back", "aws-sdk-go", "1.55.8", []string{gov1, "metadata", "instance-id"},
+		{"container: aws-sdk-go v1 falls back", "aws-sdk-go", goV1, []string{gov1, "metadata", "instance-id"},
 			true, []string{"set AWS_EC2_METADATA_V1_DISABLED=true"}},
-		{"container: aws-sdk-go-v2 falls back", "aws-sdk-go-v2", "1.48.0", []string{gov2, "metadata", "hostname"},
+		{"container: aws-sdk-go-v2 falls back", "aws-sdk-go-v2", goV2, []string{gov2, "metadata", "hostname"},
 			true, []string{"EnableFallback: aws.FalseTernary"}},
-		{"container: aws-sdk-go-v2 without fallback fails", "aws-sdk-go-v2", "1.48.0", []string{gov2, "metadata-nofallback", "hostname"},
+		{"container: aws-sdk-go-v2 without fallback fails", "aws-sdk-go-v2", goV2, []string{gov2, "metadata-nofallback", "hostname"},
 			false, nil},
 		{"container: cloud-init on AWS gives up", "cloud-init", cloudinit, []string{debPython, py("cloudinit_crawl.py"), "aws"},
 			false, nil},
@@ -311,6 +320,24 @@ func buildGoClient(t *testing.T, bin, name, dir, modfile string) {
 	if err := build.Run(); err != nil {
 		t.Fatalf("go build goclients/%s %s: %v\n%s", dir, modfile, err, out)
 	}
+}
+
+// wantModule checks that the binary at path was built with module at version.
+func wantModule(t *testing.T, path, module, version string) {
+	t.Helper()
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range info.Deps {
+		if d.Path == module {
+			if d.Version != "v"+version {
+				t.Fatalf("%s was built with %s %s, want v%s", path, module, d.Version, version)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s was built without %s", path, module)
 }
 
 // startOutsideNetguard starts cmd in the network namespace the test binary was started from:
