@@ -28,7 +28,7 @@
 // Evaluate combines:
 //   - the auditor's aggregate (audit.Summary) with its coverage record (audit.Coverage: every
 //     span the agent watched, the gaps between them, how the agent ran), from a live audit
-//     (StartLive: the BPF agent attached to a cgroup for a while) or from a running agent's
+//     (package agent: the BPF programs attached to a cgroup for a while) or from a running agent's
 //     state file (ReadState), so that a verdict read days later is judged on what was
 //     actually watched;
 //   - the host's container networking (InspectHost: bridges, veths, CNI configurations);

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imdsv2/imdsv2/agent"
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/bpf"
 	"github.com/imdsv2/imdsv2/ready"
@@ -68,14 +69,6 @@ Examples:
   sudo imdsv2 audit --cgroup /sys/fs/cgroup/system.slice/myapp.service --duration 1h
 `
 
-// auditDrainQuiet and auditDrainMax bound the drain at the end of an audit: the events the
-// kernel reported before the stop are still read, until none arrives for auditDrainQuiet, and
-// never for longer than auditDrainMax (IMDS traffic that goes on would otherwise keep it busy).
-const (
-	auditDrainQuiet = 300 * time.Millisecond
-	auditDrainMax   = 3 * time.Second
-)
-
 // auditFlags are the parsed flags of `imdsv2 audit`.
 type auditFlags struct {
 	duration      time.Duration
@@ -121,17 +114,12 @@ func (c *auditConfig) run(ctx context.Context, s streams) error {
 	return exitStatus(auditRun(ctx, c.auditFlags, s.out, s.err))
 }
 
-// auditRun starts the auditor and the agent, runs until the duration ends or ctx is done, and
-// prints the summary.
+// auditRun starts the agent, runs it until the duration ends or ctx is done, and prints the
+// summary.
 func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...)
 		return code
-	}
-	// In a container without the host's view, "the whole host" would be the container.
-	hostFacts, err := f.host.facts(f.cgroup == "")
-	if err != nil {
-		return fail(exitUsage, "%v", err)
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...) }
 	// A reader of the output that exits must not kill the agent (SIGPIPE on stdout): writes then
@@ -140,51 +128,31 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	signal.Notify(sigpipe, syscall.SIGPIPE)
 	defer signal.Stop(sigpipe)
 	var lines *audit.JSONLines
-	var auditor *audit.Auditor
-	opts := audit.Options{StateFile: f.state, StateInterval: f.stateInterval, ProcessTable: f.host.processTable(),
-		Logf: logf}
+	var running *agent.Agent
+	opts := agent.Options{Cgroup: f.cgroup, Host: f.host.paths, Stop: agent.Stop{After: f.duration},
+		Audit: audit.Options{StateFile: f.state, StateInterval: f.stateInterval, Logf: logf}}
 	if f.output == "json" {
 		lines = audit.NewJSONLinesWith(stdout, audit.JSONLinesOptions{
 			Warn:      func(msg string) { logf("%s", msg) },
-			OnDropped: func(n uint64) { auditor.DropRecords(n) },
+			OnDropped: func(n uint64) { running.Auditor().DropRecords(n) },
 		})
-		opts.OnRecord = lines.OnRecord
+		opts.Audit.OnRecord = lines.OnRecord
 	}
-	// How this process sees the host, for the coverage record the state keeps.
-	opts.Agent = &hostFacts
 	// The host network namespace's addresses tell callers in their own network namespaces
 	// (containers on a bridge) apart; without them that is left undecided.
 	if host, err := ready.InspectHost("", "/nonexistent"); err == nil {
-		opts.HostAddrs = host.Addrs
+		opts.Audit.HostAddrs = host.Addrs
 	}
-	// The state file is read before anything touches the kernel: a corrupt one stops here,
-	// renamed aside, and nothing is overwritten.
-	auditor, err = audit.New(opts)
+	running, err := agent.Start(opts)
 	if err != nil {
-		if errors.Is(err, audit.ErrCorruptState) {
-			return fail(exitUsage, "%v\nThe file was kept (renamed, see above); start again to begin with fresh counts, or restore it.", err)
-		}
-		return fail(exitUsage, "--state %s: %v", f.state, err)
+		return fail(exitUsage, "%s", auditStartFailure(err, f.state))
 	}
-	// Load checks privileges and kernel features first (bpf.Check): a MissingError lists
-	// everything missing, a LoadError carries the verifier's log.
-	agent, err := bpf.Load(bpf.Options{HostCgroup: f.host.paths.Cgroup})
-	if err != nil {
-		var missing *bpf.MissingError
-		if errors.As(err, &missing) {
-			return fail(exitUsage, "cannot audit on this host: %v", err)
-		}
-		return fail(exitUsage, "loading the eBPF programs: %v", err)
-	}
-	defer agent.Close()
-	if err := agent.Attach(f.cgroup); err != nil {
-		return fail(exitUsage, "attaching to the cgroup: %v\n(--cgroup takes a directory of the cgroup v2 hierarchy; without it the agent watches the hierarchy's root)", err)
-	}
-	fmt.Fprintf(stderr, "imdsv2 audit: attached\n%s", indent(agent.Features().String()+describeHost(hostFacts)))
+	defer running.Close()
+	fmt.Fprintf(stderr, "imdsv2 audit: attached\n%s", indent(running.Features().String()+describeHost(running.Facts())))
 	// The instance's identity goes into the state file, so that ready --state needs no IMDS
 	// request of its own. Read in the background, from this process's network namespace: a
 	// failed read (hop limit 1 in a pod, not on EC2) is recorded and never stops the audit.
-	go recordInstance(ctx, auditor)
+	go recordInstance(ctx, running.Auditor())
 
 	var metricsErr chan error
 	if f.metricsAddr != "" {
@@ -193,7 +161,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 			return fail(exitUsage, "--metrics-addr: %v", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", auditor.MetricsHandler())
+		mux.Handle("/metrics", running.Auditor().MetricsHandler())
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		metricsErr = make(chan error, 1)
 		go func() { metricsErr <- srv.Serve(ln) }()
@@ -201,28 +169,21 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imdsv2 audit: metrics at http://%s/metrics\n", ln.Addr())
 	}
 
-	stopCtx, stop := ctx, context.CancelFunc(func() {})
 	if f.duration > 0 {
-		stopCtx, stop = context.WithTimeout(ctx, f.duration)
 		fmt.Fprintf(stderr, "imdsv2 audit: watching for %v\n", f.duration)
 	} else {
 		fmt.Fprintln(stderr, "imdsv2 audit: watching until SIGINT or SIGTERM")
 	}
-	defer stop()
 	endStatus := func() {}
 	if term, ok := stderr.(*os.File); ok && isTerminal(term) {
 		done, finished := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(finished)
-			statusLine(term, auditor, time.Now(), f.duration, stopCtx, done)
+			statusLine(term, running, time.Now(), f.duration, done)
 		}()
 		endStatus = func() { close(done); <-finished }
 	}
-
-	// The auditor's own context is not the one the signal cancels: at the stop the source
-	// drains what the kernel already reported, then ends, so that nothing seen is dropped.
-	runErr := auditor.Run(context.Background(), &drainSource{src: agent, stop: stopCtx})
-	agent.Close()
+	sum, _, runErr := running.Wait(ctx)
 	endStatus()
 	if metricsErr != nil {
 		select {
@@ -231,9 +192,8 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		default:
 		}
 	}
-	sum := auditor.Snapshot()
 	if f.output == "json" {
-		b, err := json.Marshal(summaryLine{Type: "summary", Summary: sum})
+		b, err := json.Marshal(summaryLine{Type: "summary", Summary: *sum})
 		if err == nil {
 			_, err = fmt.Fprintf(stdout, "%s\n", b)
 		}
@@ -245,7 +205,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		}
 		runErr = errors.Join(runErr, err)
 	} else {
-		runErr = errors.Join(runErr, audit.WriteTable(stdout, sum))
+		runErr = errors.Join(runErr, audit.WriteTable(stdout, *sum))
 	}
 	if sum.LostEvents > 0 {
 		fmt.Fprintf(stderr, "imdsv2 audit: warning: %d kernel records were lost (ring buffer full); requests may be missing from the counts\n", sum.LostEvents)
@@ -256,6 +216,30 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// auditStartFailure says why the agent could not start, in the words of the command line:
+// the flag at fault, and what to do.
+func auditStartFailure(err error, state string) string {
+	var se *agent.StartError
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	var missing *bpf.MissingError
+	switch {
+	case errors.As(err, &missing):
+		return missing.Error()
+	case se.Step == agent.StepState && errors.Is(err, audit.ErrCorruptState):
+		return fmt.Sprintf("%v\nThe file was kept (renamed, see above); start again to begin with fresh counts, or restore it.", se.Err)
+	case se.Step == agent.StepState:
+		return fmt.Sprintf("--state %s: %v", state, se.Err)
+	case se.Step == agent.StepLoad:
+		// A LoadError carries the verifier's log.
+		return fmt.Sprintf("loading the eBPF programs: %v", se.Err)
+	case se.Step == agent.StepAttach:
+		return fmt.Sprintf("attaching to the cgroup: %v\n(--cgroup takes a directory of the cgroup v2 hierarchy; without it the agent watches the hierarchy's root)", se.Err)
+	}
+	return se.Err.Error()
+}
+
 // summaryLine is the last JSON line of --output json: the Summary with "type":"summary", so a
 // consumer of the stream tells it from the request records by the same field.
 type summaryLine struct {
@@ -263,44 +247,9 @@ type summaryLine struct {
 	audit.Summary
 }
 
-// drainSource reads src until stop is done, then goes on reading what was already reported
-// until the source is quiet for auditDrainQuiet (or auditDrainMax has passed), and then returns
-// io.EOF.
-type drainSource struct {
-	src      audit.Source
-	stop     context.Context
-	draining bool
-	deadline time.Time
-}
-
-// Next implements audit.Source.
-func (d *drainSource) Next(ctx context.Context) (audit.Event, error) {
-	if !d.draining {
-		c, cancel := context.WithCancel(ctx)
-		stopped := context.AfterFunc(d.stop, cancel)
-		ev, err := d.src.Next(c)
-		stopped()
-		cancel()
-		if err == nil || ctx.Err() != nil || d.stop.Err() == nil {
-			return ev, err
-		}
-		d.draining, d.deadline = true, time.Now().Add(auditDrainMax)
-	}
-	if time.Now().After(d.deadline) {
-		return audit.Event{}, io.EOF
-	}
-	c, cancel := context.WithTimeout(ctx, auditDrainQuiet)
-	defer cancel()
-	ev, err := d.src.Next(c)
-	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return audit.Event{}, io.EOF
-	}
-	return ev, err
-}
-
 // statusLine redraws one line on the terminal every second until done is closed: elapsed and
 // remaining time, callers, IMDSv1 requests and lost events so far.
-func statusLine(w io.Writer, a *audit.Auditor, start time.Time, duration time.Duration, stop context.Context, done <-chan struct{}) {
+func statusLine(w io.Writer, a *agent.Agent, start time.Time, duration time.Duration, done <-chan struct{}) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	defer fmt.Fprint(w, "\r\x1b[K")
@@ -308,13 +257,13 @@ func statusLine(w io.Writer, a *audit.Auditor, start time.Time, duration time.Du
 		select {
 		case <-done:
 			return
-		case <-stop.Done():
+		case <-a.Stopping():
 			fmt.Fprint(w, "\r\x1b[Kimdsv2 audit: stopping, reading the last events")
 			<-done
 			return
 		case <-tick.C:
 		}
-		s := a.Snapshot()
+		s, _ := a.Snapshot()
 		elapsed := time.Since(start).Truncate(time.Second)
 		left := "until stopped"
 		if duration > 0 {

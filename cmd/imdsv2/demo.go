@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imdsv2/imdsv2/agent"
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
@@ -379,7 +380,7 @@ func (d *demo) close() {
 
 // build makes the simulated instance: the test bed with the emulator, the demo's cgroup and
 // the auditor attached to it.
-func (d *demo) build() (*ready.Live, error) {
+func (d *demo) build() (*agent.Agent, error) {
 	d.heading("Build a simulated instance")
 	// A demo killed before its clean-up left namespaces behind: remove those first.
 	_, _ = testbed.CleanupStale("imdsv2demo")
@@ -406,7 +407,7 @@ func (d *demo) build() (*ready.Live, error) {
 	if err != nil {
 		return nil, err
 	}
-	live, err := ready.StartLive(ready.LiveOptions{Cgroup: d.cg.Path(), HostAddrs: d.host.Addrs, OnRecord: d.onRecord})
+	live, err := agent.Start(agent.Options{Cgroup: d.cg.Path(), Audit: audit.Options{HostAddrs: d.host.Addrs, OnRecord: d.onRecord}})
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +433,7 @@ func (d *demo) round(cs []*demoCaller, n int) error {
 }
 
 // verdict is `imdsv2 ready` on the demo's audit: it prints the report and returns it.
-func (d *demo) verdict(live *ready.Live) (*ready.Report, error) {
+func (d *demo) verdict(live *agent.Agent) (*ready.Report, error) {
 	live.Settle(d.ctx)
 	summary, dur := live.Snapshot()
 	client, err := imds.New(imds.Options{Endpoint: imds.EndpointIPv4, HTTPClient: d.bed.HTTPClient(testbed.Instance, 20*time.Second),

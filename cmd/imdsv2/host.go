@@ -4,10 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
-	"github.com/imdsv2/imdsv2/audit"
-	"github.com/imdsv2/imdsv2/audit/proc"
 	"github.com/imdsv2/imdsv2/internal/hostns"
 )
 
@@ -36,40 +33,6 @@ func (h *hostFlags) register(fs *flag.FlagSet) {
 		"`DIR` is the host's /proc as mounted in this container, e.g. /host/proc; callers are named from it (env "+hostns.EnvProc+"; default: /proc)")
 	fs.StringVar(&h.paths.Cgroup, "host-cgroup", env.Cgroup,
 		"`DIR` is the host's cgroup2 mount as mounted in this container, e.g. /host/sys/fs/cgroup; the agent attaches at its root (env "+hostns.EnvCgroup+"; default: the cgroup2 mount in /proc/self/mountinfo)")
-}
-
-// facts checks the paths and the namespaces this process runs in. For a watch of the whole
-// host (no --cgroup) it refuses, with what to change, when the agent would not see the host.
-func (h *hostFlags) facts(wholeHost bool) (hostns.Facts, error) {
-	if err := h.paths.Check(); err != nil {
-		return hostns.Facts{}, err
-	}
-	f, err := hostns.Detect("", h.paths)
-	if err != nil {
-		return f, err
-	}
-	if wholeHost {
-		return f, hostns.RequireHost(f)
-	}
-	return f, nil
-}
-
-// processTable returns the table that names callers from the host's /proc and cgroup2 mount,
-// or nil (the auditor's default, this process's /proc) when no host path was given. Users are
-// named from the host's /etc/passwd, read through the root of the host's pid 1, when it is
-// readable.
-func (h *hostFlags) processTable() audit.ProcessTable {
-	if h.paths == (hostns.Paths{}) {
-		return nil
-	}
-	cfg := proc.Config{ProcRoot: h.paths.Proc, CgroupRoot: h.paths.Cgroup}
-	if h.paths.Proc != "" {
-		root := filepath.Join(h.paths.Proc, "1", "root")
-		if _, err := os.Stat(filepath.Join(root, "etc", "passwd")); err == nil {
-			cfg.Root = root
-		}
-	}
-	return proc.New(cfg)
 }
 
 // describeHost renders the facts for the start-up block, in the style of bpf.Features.String.

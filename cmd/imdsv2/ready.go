@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imdsv2/imdsv2/agent"
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds"
 	"github.com/imdsv2/imdsv2/internal/cgroup"
@@ -204,11 +205,7 @@ func (c *readyConfig) input(ctx context.Context, stderr io.Writer) (ready.Input,
 		}()
 	}
 	if c.state == "" {
-		if facts, err := c.host.facts(c.cgroup == ""); err != nil {
-			in.AuditErr = err
-		} else {
-			in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, c.cgroup, &c.host, facts, c.duration, c.live, in.Host, stderr)
-		}
+		in.Summary, in.Duration, in.AuditErr = liveAudit(ctx, c.cgroup, c.host.paths, c.duration, c.live, in.Host, stderr)
 	}
 	if scanDone != nil {
 		<-scanDone
@@ -237,20 +234,20 @@ func scopeOf(dir, hostCgroup string) (*ready.Scope, error) {
 	return sc, nil
 }
 
-// liveAudit runs the auditor on cgroupPath for d, or until ctx is done.
-func liveAudit(ctx context.Context, cgroupPath string, hostPaths *hostFlags, facts hostns.Facts, d time.Duration, live bool,
+// liveAudit runs the agent on cgroupPath for d, or until ctx is done, then waits for the
+// answers of requests still pending.
+func liveAudit(ctx context.Context, cgroupPath string, hostPaths hostns.Paths, d time.Duration, live bool,
 	host *ready.Host, stderr io.Writer) (*audit.Summary, time.Duration, error) {
-	opts := ready.LiveOptions{Cgroup: cgroupPath}
-	opts.BPF.HostCgroup, opts.Audit.ProcessTable, opts.Audit.Agent = hostPaths.paths.Cgroup, hostPaths.processTable(), &facts
+	opts := agent.Options{Cgroup: cgroupPath, Host: hostPaths, Stop: agent.Stop{After: d, Settle: true}}
 	if host != nil {
-		opts.HostAddrs = host.Addrs
+		opts.Audit.HostAddrs = host.Addrs
 	}
 	if live {
-		opts.OnRecord = func(r audit.Record) {
+		opts.Audit.OnRecord = func(r audit.Record) {
 			fmt.Fprintf(stderr, "  %s\n", ready.FormatRecord(r))
 		}
 	}
-	l, err := ready.StartLive(opts)
+	a, err := agent.Start(opts)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -259,11 +256,5 @@ func liveAudit(ctx context.Context, cgroupPath string, hostPaths *hostFlags, fac
 		where = "the whole host"
 	}
 	fmt.Fprintf(stderr, "imdsv2 ready: auditing IMDS requests of %s for %s (Ctrl-C ends early)\n", where, d)
-	t := time.NewTimer(d)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-	}
-	return l.Stop(context.Background())
+	return a.Wait(ctx)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imdsv2/imdsv2/agent"
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 	"github.com/imdsv2/imdsv2/internal/privtest"
@@ -32,7 +33,7 @@ func TestWholeHostVerdictInVM(t *testing.T) {
 	if err := bed.ServeIMDS(srv); err != nil {
 		t.Fatal(err)
 	}
-	live, err := ready.StartLive(ready.LiveOptions{Audit: audit.Options{TokenAnswerTimeout: 30 * time.Second}})
+	live, err := agent.Start(agent.Options{Audit: audit.Options{TokenAnswerTimeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

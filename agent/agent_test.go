@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/bpf"
+	"github.com/imdsv2/imdsv2/internal/cgroup"
+	"github.com/imdsv2/imdsv2/internal/hostns"
+	"github.com/imdsv2/imdsv2/internal/netguard"
+	"github.com/imdsv2/imdsv2/internal/privtest"
+)
+
+// As root the tests run in a private network namespace with only loopback.
+func TestMain(m *testing.M) { netguard.TestMain(m) }
+
+// guard bounds the waits of these tests: a deadlock guard, not a performance claim.
+const guard = time.Minute
+
+// TestHostPaths: host paths that are not there are refused before anything is loaded; given
+// ones name callers from the host's /proc and are recorded in the coverage.
+func TestHostPaths(t *testing.T) {
+	_, err := Start(Options{Cgroup: "/nonexistent/imdsv2-test", Host: hostns.Paths{Proc: "/nonexistent/host/proc"}})
+	var se *StartError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, StepHost, se.Step)
+	assert.ErrorContains(t, err, "/nonexistent/host/proc")
+
+	assert.Nil(t, processTable(hostns.Paths{}), "without host paths the auditor keeps its own table")
+	assert.NotNil(t, processTable(hostns.Paths{Proc: "/proc"}))
+	f, err := hostFacts(hostns.Paths{Proc: "/proc"}, false)
+	require.NoError(t, err)
+	assert.True(t, f.HostProc)
+	assert.False(t, f.HostCgroup)
+}
+
+// TestStartErrors: each step's failure says which step, and a corrupt state file stops Start
+// before anything touches the kernel.
+func TestStartErrors(t *testing.T) {
+	state := t.TempDir() + "/audit.json"
+	require.NoError(t, writeFile(state, "{not json"))
+	_, err := Start(Options{Cgroup: "/nonexistent/imdsv2-test", Audit: audit.Options{StateFile: state}})
+	var se *StartError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, StepState, se.Step)
+	assert.ErrorIs(t, err, audit.ErrCorruptState)
+
+	privtest.Require(t)
+	_, err = Start(Options{Cgroup: "/nonexistent/imdsv2-test"})
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, StepAttach, se.Step)
+	assert.ErrorContains(t, err, `attach the auditor to cgroup "/nonexistent/imdsv2-test"`)
+}
+
+// TestStop: the same agent stops on a condition (a request seen), on a duration, and at
+// once with Close; the request seen is in the summary Wait returns, and the coverage records
+// how this process saw the host.
+func TestStop(t *testing.T) {
+	privtest.Require(t)
+	cg := cgroup.ForTest(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "i-0123456789abcdef0")
+	}), ReadHeaderTimeout: guard}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	url := "http://" + ln.Addr().String() + "/latest/meta-data/instance-id"
+	options := func(stop Stop) Options {
+		return Options{Cgroup: cg.Path(), Stop: stop,
+			BPF: bpf.Options{IPv4: netip.MustParseAddr("127.0.0.1"), IPv6: netip.MustParseAddr("::1"), Port: port}}
+	}
+
+	t.Run("until", func(t *testing.T) {
+		v1 := func(a *Agent) bool {
+			s, _ := a.Snapshot()
+			return s.Requests[audit.ClassIMDSv1] > 0
+		}
+		a, err := Start(options(Stop{Until: v1, Settle: true}))
+		require.NoError(t, err)
+		t.Cleanup(a.Close)
+		assert.Equal(t, cg.Path(), a.Features().Cgroup)
+		get := exec.Command("curl", "-sS", "-m", "30", url)
+		cg.Prepare(get)
+		out, err := get.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		s, watched, err := a.Wait(ctx)
+		require.NoError(t, err)
+		require.NoError(t, ctx.Err(), "Wait ended at the guard, not when the request was seen")
+		assert.Equal(t, uint64(1), s.Requests[audit.ClassIMDSv1])
+		assert.Positive(t, watched)
+		require.NotEmpty(t, s.Coverage.Spans)
+		assert.Equal(t, a.Facts(), *s.Coverage.Spans[0].Agent)
+		select {
+		case <-a.Stopping():
+		default:
+			t.Error("Stopping is not closed after Wait")
+		}
+	})
+
+	t.Run("after", func(t *testing.T) {
+		a, err := Start(options(Stop{After: time.Millisecond}))
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		_, _, err = a.Wait(ctx)
+		require.NoError(t, err)
+		require.NoError(t, ctx.Err(), "Wait ended at the guard, not after its duration")
+		a.Close() // after Wait: nothing left to do
+	})
+
+	t.Run("close", func(t *testing.T) {
+		a, err := Start(options(Stop{}))
+		require.NoError(t, err)
+		a.Close()
+		a.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, _, err = a.Wait(ctx)
+		assert.False(t, errors.Is(err, context.Canceled), "a stop is not an error: %v", err)
+	})
+}
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
