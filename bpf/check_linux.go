@@ -8,8 +8,9 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
+
+	"github.com/imdsv2/imdsv2/internal/kfeatures"
 )
 
 // capability numbers missing from older x/sys releases.
@@ -18,88 +19,108 @@ const (
 	capBPF     = 39
 )
 
-// Check reports whether this process may load the auditor and whether the kernel has what its
-// programs use. It returns nil or a *MissingError that names each missing privilege or feature
-// and what it is for. Load calls it first.
-func Check() error {
-	if missing := missingPrivileges(); len(missing) > 0 {
-		// Feature probes need the same privileges; probing now would only add noise.
-		return &MissingError{Missing: missing}
+// requirement is one thing of the kernel the programs use: a program type (prog alone), an
+// attach type or a helper of a program type, or a map type; how people call it, and the
+// release that brought it ("" where it varies with the program type).
+type requirement struct {
+	prog        ebpf.ProgramType
+	attach      ebpf.AttachType
+	helper      asm.BuiltinFunc
+	mapType     ebpf.MapType
+	name, since string
+}
+
+// requirements in the order they are named: the big pieces first.
+var requirements = []requirement{
+	{mapType: ebpf.RingBuf, name: "the BPF ring buffer", since: "5.8"},
+	{prog: ebpf.CGroupSockAddr, name: "cgroup sock_addr programs", since: "4.17"},
+	{prog: ebpf.CGroupSKB, name: "cgroup_skb programs", since: "4.10"},
+	{prog: ebpf.CGroupSock, name: "cgroup sock programs", since: "4.10"},
+	{prog: ebpf.RawTracepoint, name: "raw tracepoints", since: "4.17"},
+	{prog: ebpf.CGroupSock, attach: ebpf.AttachCgroupInetSockRelease, name: "the cgroup sock_release hook", since: "5.9"},
+	{mapType: ebpf.LRUHash, name: "LRU hash maps", since: "4.10"},
+	{mapType: ebpf.PerCPUArray, name: "per-CPU array maps", since: "4.6"},
+	{mapType: ebpf.CGroupArray, name: "cgroup array maps", since: "4.8"},
+	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in connect hooks"},
+	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetCurrentPidTgid, name: "bpf_get_current_pid_tgid in connect hooks"},
+	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetCurrentUidGid, name: "bpf_get_current_uid_gid in connect hooks"},
+	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetCurrentComm, name: "bpf_get_current_comm in connect hooks"},
+	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetCurrentCgroupId, name: "bpf_get_current_cgroup_id", since: "4.18"},
+	{prog: ebpf.CGroupSockAddr, helper: asm.FnRingbufReserve, name: "bpf_ringbuf_reserve", since: "5.8"},
+	{prog: ebpf.CGroupSKB, helper: asm.FnSkbLoadBytes, name: "bpf_skb_load_bytes in cgroup_skb programs"},
+	{prog: ebpf.CGroupSKB, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in cgroup_skb programs"},
+	{prog: ebpf.CGroupSKB, helper: asm.FnKtimeGetBootNs, name: "bpf_ktime_get_boot_ns", since: "5.8"},
+	{prog: ebpf.CGroupSock, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in the sock_release hook"},
+}
+
+// isProgramType reports whether r is a program type alone.
+func (r requirement) isProgramType() bool {
+	return r.prog != ebpf.UnspecifiedProgram && r.attach == ebpf.AttachNone && r.helper == asm.FnUnspec
+}
+
+func (r requirement) probe(k kfeatures.Kernel) error {
+	switch {
+	case r.mapType != ebpf.UnspecifiedMap:
+		return k.MapType(r.mapType)
+	case r.helper != asm.FnUnspec:
+		return k.Helper(r.prog, r.helper)
+	case r.attach != ebpf.AttachNone:
+		return k.AttachType(r.prog, r.attach)
 	}
-	var missing []string
-	probe := func(err error, what string) {
-		switch {
-		case err == nil:
-		case errors.Is(err, ebpf.ErrNotSupported):
-			missing = append(missing, what)
-		default:
-			missing = append(missing, fmt.Sprintf("%s (probe failed: %v)", what, err))
+	return k.ProgramType(r.prog)
+}
+
+// Check reports whether this process may load the auditor and whether the kernel has what its
+// programs use. It returns nil or a *MissingError that names each missing privilege or
+// feature. Load calls it first.
+func Check() error {
+	k := kfeatures.Running()
+	if missing := missingPrivileges(k); len(missing) > 0 {
+		// Feature probes need the same privileges; probing now would only add noise.
+		return &MissingError{Privileges: missing}
+	}
+	e := &MissingError{Kernel: k.Release()}
+	lacks := map[ebpf.ProgramType]bool{}
+	for _, r := range requirements {
+		if !r.isProgramType() && lacks[r.prog] {
+			continue // the program type says it all
+		}
+		err := r.probe(k)
+		if err == nil {
+			continue
+		}
+		f := Feature{Name: r.name, Since: r.since}
+		if !errors.Is(err, ebpf.ErrNotSupported) {
+			f.ProbeErr = err.Error()
+		}
+		e.Features = append(e.Features, f)
+		if r.isProgramType() {
+			lacks[r.prog] = true
 		}
 	}
-	for _, p := range []struct {
-		t    ebpf.ProgramType
-		what string
-	}{
-		{ebpf.CGroupSockAddr, "program type cgroup sock_addr (Linux 4.17): the connect4/connect6 hooks"},
-		{ebpf.CGroupSKB, "program type cgroup_skb (Linux 4.10): the packet hooks"},
-		{ebpf.CGroupSock, "program type cgroup sock (Linux 4.10): the socket release hook"},
-		{ebpf.RawTracepoint, "program type raw_tracepoint (Linux 4.17): exec/exit tracking"},
-	} {
-		probe(features.HaveProgramType(p.t), p.what)
-	}
-	for _, m := range []struct {
-		t    ebpf.MapType
-		what string
-	}{
-		{ebpf.RingBuf, "map type ringbuf (Linux 5.8): the event channel"},
-		{ebpf.LRUHash, "map type lru_hash (Linux 4.10): the socket table"},
-		{ebpf.PerCPUArray, "map type percpu_array: the lost-record counter"},
-		{ebpf.CGroupArray, "map type cgroup_array: exec filtering by cgroup"},
-	} {
-		probe(features.HaveMapType(m.t), m.what)
-	}
-	for _, h := range []struct {
-		t    ebpf.ProgramType
-		fn   asm.BuiltinFunc
-		what string
-	}{
-		{ebpf.CGroupSockAddr, asm.FnGetSocketCookie, "bpf_get_socket_cookie in connect hooks"},
-		{ebpf.CGroupSockAddr, asm.FnGetCurrentPidTgid, "bpf_get_current_pid_tgid in connect hooks (the caller's pid)"},
-		{ebpf.CGroupSockAddr, asm.FnGetCurrentUidGid, "bpf_get_current_uid_gid in connect hooks"},
-		{ebpf.CGroupSockAddr, asm.FnGetCurrentComm, "bpf_get_current_comm in connect hooks"},
-		{ebpf.CGroupSockAddr, asm.FnGetCurrentCgroupId, "bpf_get_current_cgroup_id in connect hooks"},
-		{ebpf.CGroupSockAddr, asm.FnRingbufReserve, "bpf_ringbuf_reserve in connect hooks"},
-		{ebpf.CGroupSKB, asm.FnSkbLoadBytes, "bpf_skb_load_bytes in cgroup_skb"},
-		{ebpf.CGroupSKB, asm.FnGetSocketCookie, "bpf_get_socket_cookie in cgroup_skb"},
-		{ebpf.CGroupSKB, asm.FnKtimeGetBootNs, "bpf_ktime_get_boot_ns (Linux 5.8)"},
-		{ebpf.CGroupSock, asm.FnGetSocketCookie, "bpf_get_socket_cookie in the sock_release hook"},
-	} {
-		probe(features.HaveProgramHelper(h.t, h.fn), "helper "+h.what)
-	}
-	if len(missing) > 0 {
-		return &MissingError{Missing: missing}
+	if len(e.Features) > 0 {
+		return e
 	}
 	return nil
 }
 
 // missingPrivileges compares the effective capabilities with what loading and attaching need.
-func missingPrivileges() []string {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return []string{fmt.Sprintf("could not read this process's capabilities: %v", err)}
+func missingPrivileges(k kfeatures.Kernel) []string {
+	caps, err := k.Capabilities()
+	if err != nil {
+		return []string{fmt.Sprintf("a capability set it can read (capget: %v)", err)}
 	}
-	has := func(c int) bool { return data[c/32].Effective&(1<<(uint(c)%32)) != 0 }
+	has := func(c int) bool { return caps&(1<<uint(c)) != 0 }
 	admin := has(unix.CAP_SYS_ADMIN)
 	var missing []string
 	if !admin && !has(capBPF) {
-		missing = append(missing, "CAP_BPF (or CAP_SYS_ADMIN): load BPF programs and maps; run as root")
+		missing = append(missing, "CAP_BPF (or CAP_SYS_ADMIN) to load BPF programs and maps")
 	}
 	if !admin && !has(capPerfmon) {
-		missing = append(missing, "CAP_PERFMON (or CAP_SYS_ADMIN): read process memory for argv and attach tracepoints")
+		missing = append(missing, "CAP_PERFMON (or CAP_SYS_ADMIN) to read argv and attach tracepoints")
 	}
 	if !has(unix.CAP_NET_ADMIN) {
-		missing = append(missing, "CAP_NET_ADMIN: attach cgroup packet programs")
+		missing = append(missing, "CAP_NET_ADMIN to attach cgroup packet programs")
 	}
 	return missing
 }

@@ -201,13 +201,59 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// MissingError lists the privileges and kernel features the auditor needs but did not find.
+// MissingError says what this process or this kernel lacks to run the auditor: the
+// privileges (then the kernel was not asked), or the kernel features.
 type MissingError struct {
-	// Missing holds one entry per missing thing, each saying what and why it is needed.
-	Missing []string
+	// Privileges lists the missing capabilities, each with what it is for.
+	Privileges []string
+	// Kernel is the kernel's release (uname -r), when kernel features are missing.
+	Kernel string
+	// Features lists the missing kernel features, the big pieces first.
+	Features []Feature
 }
 
-// Error lists everything missing.
+// Feature is a kernel feature the auditor needs.
+type Feature struct {
+	// Name is how people call it, e.g. "the BPF ring buffer".
+	Name string
+	// Since is the Linux release that brought it, e.g. "5.8"; "" where it varies.
+	Since string
+	// ProbeErr is set when the probe failed in an unexpected way (not "not supported").
+	ProbeErr string
+}
+
+// MinKernel is the oldest Linux release the auditor runs on: the sock_release hook (5.9) is
+// the newest feature it needs.
+const MinKernel = "5.9"
+
+// Error says in one sentence what is missing.
 func (e *MissingError) Error() string {
-	return "bpf: the auditor cannot run here:\n  - " + strings.Join(e.Missing, "\n  - ")
+	if len(e.Privileges) > 0 || len(e.Features) == 0 {
+		return "this process may not load the auditor: it lacks " + joinAnd(e.Privileges) + "; run it as root"
+	}
+	names := make([]string, len(e.Features))
+	for i, f := range e.Features {
+		names[i] = f.Name
+		switch {
+		case f.ProbeErr != "":
+			names[i] += " (probe failed: " + f.ProbeErr + ")"
+		case f.Since != "":
+			names[i] += " (" + f.Since + "+)"
+		}
+	}
+	return fmt.Sprintf("this kernel (%s) cannot run the auditor: it lacks %s; the auditor needs Linux %s or later",
+		e.Kernel, joinAnd(names), MinKernel)
+}
+
+// UnsupportedKernel reports whether the kernel, not this process's privileges, is what is
+// missing: a kernel on which the agent cannot run at all. (Package ready asks it through an
+// interface, without importing bpf.)
+func (e *MissingError) UnsupportedKernel() bool { return len(e.Privileges) == 0 && len(e.Features) > 0 }
+
+// joinAnd joins a, b and c as "a, b and c".
+func joinAnd(s []string) string {
+	if len(s) <= 1 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }

@@ -59,7 +59,4 @@ send capture:    2048 bytes per packet (no kernel BTF)
 	if got := f.String(); got != want {
 		t.Errorf("String() =\n%s\nwant\n%s", got, want)
 	}
-	if got := (&MissingError{Missing: []string{"a", "b"}}).Error(); got != "bpf: the auditor cannot run here:\n  - a\n  - b" {
-		t.Errorf("MissingError = %q", got)
-	}
 }
