@@ -18,6 +18,7 @@ import (
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/proc"
 	"github.com/imdsv2/imdsv2/audit/sdk"
+	"github.com/imdsv2/imdsv2/bpf"
 	"github.com/imdsv2/imdsv2/imds"
 	"github.com/imdsv2/imdsv2/scan"
 )
@@ -113,6 +114,10 @@ func TestEvaluateGolden(t *testing.T) {
 		{"disabled", Input{ProbeErr: &imds.Error{Kind: imds.KindDisabled, Op: "PUT", Path: "/latest/api/token",
 			Endpoint: imds.EndpointIPv4, StatusCode: 403}}, Undecided},
 		{"no-audit", Input{Identity: identity, AuditErr: errors.New("bpf: missing CAP_BPF")}, Undecided},
+		// Amazon Linux 2's 4.14: the agent cannot run; the fallback is named, the scan still ran.
+		{"kernel-too-old", Input{Identity: identity, Scan: &scan.Report{Roots: []string{"/opt"}},
+			AuditErr: &bpf.MissingError{Kernel: "4.14.355-275.570.amzn2.x86_64", Features: []bpf.Feature{
+				{Name: "the BPF ring buffer", Since: "5.8"}, {Name: "cgroup sock_addr programs", Since: "4.17"}}}}, Undecided},
 		{"undecided-coverage", Input{Identity: identity, Summary: doubtful, Source: "state"}, Undecided},
 		{"not-ready-wins", notReadyAnyway, NotReady},
 		{"scoped-ready", Input{Identity: identity, Summary: scoped, Source: "state",

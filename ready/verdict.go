@@ -94,6 +94,18 @@ const (
 )
 
 // uncertainties lists every condition that keeps the verdict from READY, in the order an
+// noAuditFallback is what an operator has where the agent cannot run: the instance's own count
+// of IMDSv1 calls, and the scan (which runs without the agent).
+const noAuditFallback = "watch the instance's CloudWatch metric MetadataNoToken (AWS/EC2, per InstanceId: " +
+	"IMDSv1 calls, no process named) for a day or more, and fix what the installed-software scan below names"
+
+// unsupportedKernel is the error of an agent that cannot run on this kernel at all
+// (bpf.MissingError; ready does not import bpf for it).
+type unsupportedKernel interface {
+	error
+	UnsupportedKernel() bool
+}
+
 // operator should look at them.
 func uncertainties(in Input, r *Report) []Reason {
 	u := []Reason{}
@@ -129,11 +141,14 @@ func uncertainties(in Input, r *Report) []Reason {
 		if in.AuditErr != nil {
 			why = "the audit of IMDS callers could not run: " + in.AuditErr.Error()
 		}
-		add(codeNoAudit, "auditor", why+". Without it ready cannot know which processes still use IMDSv1",
-			"run ready as root, or point --state at the running agent's state file; where the agent cannot run "+
-				"(a kernel older than 5.9, no cgroup v2, no BPF ring buffer: Amazon Linux 2's 4.14), watch the "+
-				"instance's CloudWatch metric MetadataNoToken (AWS/EC2, per InstanceId: IMDSv1 calls, no process "+
-				"named) for a day or more, and fix what the installed-software scan below names")
+		fix := "run ready as root, or point --state at the running agent's state file; where the agent cannot run " +
+			"(a kernel older than 5.9, no cgroup v2, no BPF ring buffer: Amazon Linux 2's 4.14), " + noAuditFallback
+		var kernel unsupportedKernel
+		if errors.As(in.AuditErr, &kernel) && kernel.UnsupportedKernel() {
+			fix = "the agent cannot run on this kernel: " + noAuditFallback + "; to audit, boot a kernel it runs on " +
+				"(Linux 5.9 or later; on Amazon Linux 2: sudo amazon-linux-extras install kernel-5.10, then reboot)"
+		}
+		add(codeNoAudit, "auditor", why+". Without it ready cannot know which processes still use IMDSv1", fix)
 		return u
 	}
 	cv := s.Coverage
