@@ -2,11 +2,17 @@ package audit_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/replay"
@@ -51,7 +57,7 @@ func requireNoControl(t *testing.T, what string, b []byte) {
 		t.Fatalf("%s is not valid UTF-8:\n%q", what, b)
 	}
 	for _, r := range string(b) {
-		if (r < 0x20 && r != '\n') || (r >= 0x7f && r < 0xa0) || r == 0x202e || r == 0x2066 {
+		if (r < 0x20 && r != '\n') || (r >= 0x7f && r < 0xa0) || unicode.Is(unicode.Bidi_Control, r) {
 			t.Fatalf("%s carries %U raw:\n%q", what, r, b)
 		}
 	}
@@ -124,5 +130,85 @@ func TestEscapeLines(t *testing.T) {
 		if got := audit.EscapeLines(in); got != want {
 			t.Errorf("EscapeLines(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// invisibles are runes encoding/json leaves raw that act on a terminal or reorder what it
+// shows: a C1 control (CSI, 8-bit) and each kind of bidirectional control.
+var invisibles = []string{"\u009b", "\u0085", "\u202a", "\u202e", "\u2066", "\u2069", "\u200f", "\u061c"}
+
+// invisibleSession has an IMDSv1 caller whose every string from the process or the request
+// carries each of invisibles: comm, executable, command line, cgroup (a systemd unit and a
+// container) and User-Agent. (The path cannot: the parser refuses a request-target with bytes
+// outside visible ASCII.)
+func invisibleSession(t *testing.T) *harness {
+	t.Helper()
+	bad := strings.Join(invisibles, "")
+	h := newHarness(t, audit.Options{})
+	h.table.cgroups[7101] = "/system.slice/app" + bad + ".service"
+	h.table.cgroups[7102] = "/machine.slice/machine-" + bad + ".scope"
+	r := replay.New(t0)
+	for i, cg := range []uint64{7101, 7102} {
+		p := replay.Proc{PID: 7101 + uint32(i), PPID: 1, Comm: "c" + bad, CgroupID: cg}
+		r.Exec(p, "/opt/exe"+bad, "app", "--name="+bad)
+		c := r.Connect(p)
+		c.Send(replay.GetV1("/latest/meta-data/x", "ua/"+bad))
+		c.Recv(replay.Answer(200, 1), 64)
+		r.Advance(1e9)
+	}
+	h.feed(r)
+	return h
+}
+
+// TestJSONEscapesInvisibles: the JSON lines, the summary and the state file carry no C1 or
+// bidirectional control raw, and decode to the same strings.
+func TestJSONEscapesInvisibles(t *testing.T) {
+	h := invisibleSession(t)
+	var lines bytes.Buffer
+	j := audit.NewJSONLines(&lines)
+	for _, r := range h.records {
+		require.NoError(t, j.Write(r))
+	}
+	requireNoControl(t, "JSON lines", lines.Bytes())
+	var summary bytes.Buffer
+	require.NoError(t, audit.WriteSummaryJSON(&summary, h.a.Snapshot()))
+	requireNoControl(t, "summary", summary.Bytes())
+	state := filepath.Join(t.TempDir(), "state.json")
+	require.NoError(t, audit.SaveState(state, h.a.Snapshot()))
+	b, err := os.ReadFile(state)
+	require.NoError(t, err)
+	requireNoControl(t, "state", b)
+
+	var rec audit.Record
+	for _, line := range bytes.Split(bytes.TrimSpace(lines.Bytes()), []byte("\n")) {
+		require.NoError(t, json.Unmarshal(line, &rec))
+		if rec.Type == audit.RecordRequest {
+			break
+		}
+	}
+	bad := strings.Join(invisibles, "")
+	assert.Equal(t, "c"+bad, rec.Process.Comm, "the data is the same, only its encoding differs")
+	assert.Contains(t, rec.UserAgent, bad)
+	for _, want := range []string{`\u009b`, `\u202e`, `\u2066`} {
+		assert.Contains(t, lines.String(), want)
+	}
+}
+
+// TestTextEscapesInvisibles: the table escapes them too.
+func TestTextEscapesInvisibles(t *testing.T) {
+	h := invisibleSession(t)
+	var buf bytes.Buffer
+	require.NoError(t, audit.WriteTable(&buf, h.a.Snapshot()))
+	requireNoControl(t, "table", bytes.ReplaceAll(buf.Bytes(), []byte("…"), nil))
+}
+
+func TestEscapeJSON(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":"x` + "\u009b" + `y"}`:   `{"a":"x\u009by"}`,
+		`["` + "\u202e\u2066é€" + `"]`: `["\u202e\u2066é€"]`,
+		`{"plain":"ascii"}`:            `{"plain":"ascii"}`,
+		"":                             "",
+	} {
+		assert.Equal(t, want, string(audit.EscapeJSON([]byte(in))), "%q", in)
 	}
 }

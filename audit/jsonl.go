@@ -105,8 +105,9 @@ func (j *JSONLines) Write(r Record) error {
 		// Not the writer's fault: nothing reached it, the last line is as it was.
 		return j.failed(err, false)
 	}
-	n, err := j.w.Write(j.buf.Bytes())
-	if err == nil && n < j.buf.Len() {
+	line := EscapeJSON(j.buf.Bytes())
+	n, err := j.w.Write(line)
+	if err == nil && n < len(line) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
@@ -174,8 +175,13 @@ func (j *JSONLines) Dropped() uint64 {
 
 // WriteSummaryJSON writes s as indented JSON.
 func WriteSummaryJSON(w io.Writer, s Summary) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	return enc.Encode(s)
+	if err := enc.Encode(s); err != nil {
+		return err
+	}
+	_, err := w.Write(EscapeJSON(buf.Bytes()))
+	return err
 }

@@ -28,6 +28,7 @@ func SaveState(path string, s Summary) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
+	b = EscapeJSON(b) // someone will cat it on a terminal
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -331,6 +332,36 @@ func TestVerdictInvariantProperty(t *testing.T) {
 
 // Hostile names (a container id taken from a cgroup name, a command line, an instance id)
 // reach the text report escaped: no control byte gets to the terminal.
+// TestOutputsEscapeInvisibles: C1 controls and bidirectional controls in strings from a
+// process reach neither the text nor the JSON raw; the JSON decodes to the same strings.
+func TestOutputsEscapeInvisibles(t *testing.T) {
+	in := notReadyInput()
+	bad := "\u009b2J\u202e\u2066\u200f"
+	h := &in.Summary.ReadyHints.UnansweredTokenPUTs[0]
+	h.Process.Cmdline, h.Process.Unit, h.Process.Comm = "app "+bad, "app"+bad+".service", "c"+bad
+	rep := Evaluate(in)
+	var txt, js bytes.Buffer
+	require.NoError(t, WriteText(&txt, rep))
+	require.NoError(t, WriteJSON(&js, rep))
+	for what, b := range map[string][]byte{"text": txt.Bytes(), "JSON": js.Bytes()} {
+		for _, r := range string(b) {
+			if (r >= 0x80 && r <= 0x9f) || unicode.Is(unicode.Bidi_Control, r) {
+				t.Fatalf("%s carries %U raw:\n%s", what, r, b)
+			}
+		}
+	}
+	assert.Contains(t, js.String(), `app \u009b2J\u202e\u2066\u200f`)
+	var back Report
+	require.NoError(t, json.Unmarshal(js.Bytes(), &back))
+	var plain bytes.Buffer
+	enc := json.NewEncoder(&plain)
+	enc.SetIndent("", "  ")
+	require.NoError(t, enc.Encode(rep))
+	var want Report
+	require.NoError(t, json.Unmarshal(plain.Bytes(), &want))
+	assert.Equal(t, want, back, "only the encoding differs")
+}
+
 func TestWriteTextEscapesEverything(t *testing.T) {
 	in := notReadyInput()
 	evil := "machine-\x1b[2J\x1b[HX.scope\a"

@@ -2,6 +2,8 @@ package ready
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -10,6 +12,20 @@ import (
 
 	"github.com/imdsv2/imdsv2/audit"
 )
+
+// WriteJSON writes the report as indented JSON (field names as in Report). Characters that
+// encoding/json leaves raw but a terminal acts on (C1 controls, bidirectional controls) are
+// escaped (audit.EscapeJSON); the data is the same.
+func WriteJSON(w io.Writer, r *Report) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return err
+	}
+	_, err := w.Write(audit.EscapeJSON(b.Bytes()))
+	return err
+}
 
 // WriteText writes the report for people: the verdict (and what it is about) first, the
 // coverage block, then every reason with its fix, the uncertain points, the warnings, and

@@ -193,13 +193,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		}
 	}
 	if f.output == "json" {
-		b, err := json.Marshal(summaryLine{Type: "summary", Summary: *sum})
-		if err == nil {
-			_, err = fmt.Fprintf(stdout, "%s\n", b)
-		}
-		if err != nil {
-			err = fmt.Errorf("writing the summary line: %w", err)
-		}
+		err := writeSummaryLine(stdout, *sum)
 		if lerr := lines.Err(); lerr != nil {
 			err = errors.Join(fmt.Errorf("%d JSON records could not be written (counted in dropped_records; first error: %w)", lines.Dropped(), lerr), err)
 		}
@@ -238,6 +232,18 @@ func auditStartFailure(err error, state string) string {
 		return fmt.Sprintf("attaching to the cgroup: %v\n(--cgroup takes a directory of the cgroup v2 hierarchy; without it the agent watches the hierarchy's root)", se.Err)
 	}
 	return se.Err.Error()
+}
+
+// writeSummaryLine writes the last JSON line of --output json.
+func writeSummaryLine(w io.Writer, sum audit.Summary) error {
+	b, err := json.Marshal(summaryLine{Type: "summary", Summary: sum})
+	if err == nil {
+		_, err = fmt.Fprintf(w, "%s\n", audit.EscapeJSON(b))
+	}
+	if err != nil {
+		return fmt.Errorf("writing the summary line: %w", err)
+	}
+	return nil
 }
 
 // summaryLine is the last JSON line of --output json: the Summary with "type":"summary", so a

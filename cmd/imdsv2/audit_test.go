@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -197,4 +199,25 @@ func TestIndent(t *testing.T) {
 	assert.Equal(t, "  a\n", indent("a"))
 	assert.Empty(t, indent(""))
 	assert.False(t, strings.Contains(indent("x\n\ny"), "\n\n\n"))
+}
+
+// TestSummaryLineEscapesInvisibles: the summary line of --output json carries no C1 or
+// bidirectional control raw (encoding/json leaves them), and decodes to the same strings.
+func TestSummaryLineEscapesInvisibles(t *testing.T) {
+	bad := "\u009b2J\u202e\u2066"
+	sum := audit.Summary{Callers: []audit.Caller{{Class: audit.ClassIMDSv1, Count: 1,
+		Process: audit.Process{Comm: "c" + bad, Cmdline: "app " + bad, Cgroup: "/system.slice/u" + bad + ".service"}, UserAgent: "ua/" + bad}}}
+	var out bytes.Buffer
+	require.NoError(t, writeSummaryLine(&out, sum))
+	for _, r := range out.String() {
+		if (r >= 0x80 && r <= 0x9f) || unicode.Is(unicode.Bidi_Control, r) {
+			t.Fatalf("summary line carries %U raw: %s", r, out.String())
+		}
+	}
+	var back summaryLine
+	require.NoError(t, json.Unmarshal(out.Bytes(), &back))
+	assert.Equal(t, "summary", back.Type)
+	require.Len(t, back.Callers, 1)
+	assert.Equal(t, sum.Callers[0].Process.Cmdline, back.Callers[0].Process.Cmdline)
+	assert.Equal(t, sum.Callers[0].UserAgent, back.Callers[0].UserAgent)
 }

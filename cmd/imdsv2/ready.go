@@ -150,7 +150,7 @@ func (c *readyConfig) run(ctx context.Context, s streams) error {
 	}
 	rep := ready.Evaluate(in)
 	if c.output.json() {
-		err = writeJSON(s.out, rep)
+		err = ready.WriteJSON(s.out, rep)
 	} else {
 		err = ready.WriteText(s.out, rep)
 	}
