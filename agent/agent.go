@@ -83,7 +83,7 @@ const (
 
 // StartError is the error of Start: the step that failed and why. It unwraps to the cause:
 // a *bpf.MissingError (this process or this kernel cannot run the auditor), a *bpf.LoadError
-// (the verifier's log), audit.ErrCorruptState, hostns.ErrNotHost, ...
+// (the verifier's log), audit.ErrCorruptState, audit.ErrStateInUse, hostns.ErrNotHost, ...
 type StartError struct {
 	Step   Step
 	Cgroup string // Options.Cgroup, for StepAttach
@@ -155,10 +155,12 @@ func Start(opts Options) (*Agent, error) {
 	}
 	kernel, err := bpf.Load(opts.BPF)
 	if err != nil {
+		aud.Close()
 		return nil, &StartError{Step: StepLoad, Err: err}
 	}
 	if err := kernel.Attach(opts.Cgroup); err != nil {
 		kernel.Close()
+		aud.Close()
 		return nil, &StartError{Step: StepAttach, Cgroup: opts.Cgroup, Err: err}
 	}
 	// The auditor's own context is not the one that stops the reading: at the stop the
@@ -323,5 +325,6 @@ func (a *Agent) Close() {
 		a.cancel()
 		a.end()
 		a.kernel.Close()
+		a.aud.Close() // the state file is free for the next agent
 	})
 }

@@ -60,6 +60,13 @@ func TestStartErrors(t *testing.T) {
 	assert.ErrorIs(t, err, audit.ErrCorruptState)
 
 	privtest.Require(t)
+	// An agent that fails to start leaves the state file to the next one.
+	fresh := t.TempDir() + "/audit.json"
+	for range 2 {
+		_, err = Start(Options{Cgroup: "/nonexistent/imdsv2-test", Audit: audit.Options{StateFile: fresh}})
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, StepAttach, se.Step)
+	}
 	_, err = Start(Options{Cgroup: "/nonexistent/imdsv2-test"})
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, StepAttach, se.Step)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,13 +40,19 @@ type Auditor struct {
 	emitMu         sync.Mutex // keeps deliveries in order
 	droppedRecords atomic.Uint64
 
+	lock      *os.File // the state file's lock, held from New to Close
+	closeLock sync.Once
+
 	durable
 }
 
 // New returns an Auditor. With Options.StateFile set it resumes the counts
 // saved there; a state file that cannot be read or decoded is an error (the
-// file is renamed aside, see LoadState) so that it is never overwritten.
+// file is renamed aside, see LoadState) so that it is never overwritten, and a
+// state file another Auditor holds (in this process or another) is refused
+// with ErrStateInUse until that one is closed.
 func New(opts Options) (*Auditor, error) {
+	var err error
 	opts = opts.withDefaults()
 	a := &Auditor{
 		opts:  opts,
@@ -69,8 +76,14 @@ func New(opts Options) (*Auditor, error) {
 	now := a.clock.Now().UTC()
 	a.agg = newAggregate(opts.MaxCallers, opts.MaxPathsPerCaller, now)
 	if opts.StateFile != "" {
+		// One agent per state file: the lock is taken before the file is read, and held
+		// until Close (or the process ends).
+		if a.lock, err = lockState(opts.StateFile); err != nil {
+			return nil, err
+		}
 		s, err := LoadState(opts.StateFile)
 		if err != nil {
+			a.Close()
 			return nil, err
 		}
 		if s != nil {
@@ -321,6 +334,18 @@ func (a *Auditor) Pending() int {
 		n += len(c.queue)
 	}
 	return n
+}
+
+// Close releases the state file for another Auditor; Run and SaveState must not
+// be used after it. It may be called more than once.
+func (a *Auditor) Close() error {
+	var err error
+	a.closeLock.Do(func() {
+		if a.lock != nil {
+			err = a.lock.Close() // closing the file releases its flock
+		}
+	})
+	return err
 }
 
 // SaveState writes the current aggregate to Options.StateFile (atomically).

@@ -16,6 +16,10 @@ import (
 // has been renamed aside (see LoadState) and the error names the new path.
 var ErrCorruptState = errors.New("audit: state file unreadable or corrupt")
 
+// ErrStateInUse says another agent holds the lock of the state file (see New): two agents
+// writing one file would overwrite each other's counts.
+var ErrStateInUse = errors.New("audit: state file in use")
+
 // maxStateBytes bounds the state file read back: MaxCallers callers with
 // bounded strings stay far below it.
 const maxStateBytes = 256 << 20

@@ -2,7 +2,9 @@ package audit_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,6 +38,7 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := h.a.Snapshot()
+	h.a.Close()
 
 	// A restart resumes the counts and adds to them.
 	h2 := newHarness(t, audit.Options{StateFile: path})
@@ -54,8 +57,10 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatalf("after more events: %+v", s)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Fatalf("temporary files left: %v", entries)
+	for _, e := range entries {
+		if e.Name() != "state.json" && e.Name() != ".state.json.lock" { // the lock file stays
+			t.Fatalf("temporary files left: %v", entries)
+		}
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v", fi.Mode())
@@ -200,8 +205,9 @@ func TestCoverageSpansAndGaps(t *testing.T) {
 	if err := a.SaveState(); err != nil {
 		t.Fatal(err)
 	}
-	// The agent dies without a word (kill -9): the state keeps 20 minutes.
-	// A new agent starts an hour later from the same state.
+	// The agent dies without a word (kill -9; the kernel releases its lock): the
+	// state keeps 20 minutes. A new agent starts an hour later from the same state.
+	a.Close()
 	clock.Set(t0.Add(80 * time.Minute))
 	b, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
 	if err != nil {
@@ -263,6 +269,7 @@ func TestStateOfAnotherInstanceLosesItsCoverage(t *testing.T) {
 	if err := a.SaveState(); err != nil {
 		t.Fatal(err)
 	}
+	a.Close()
 	clock.Set(t0.Add(49 * time.Hour))
 	b, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
 	if err != nil {
@@ -279,5 +286,60 @@ func TestStateOfAnotherInstanceLosesItsCoverage(t *testing.T) {
 	b.SetInstance(audit.Instance{Error: "hop limit", ErrorKind: "hop limit"})
 	if s := b.Snapshot(); s.Instance.InstanceID != "i-0bbbbbbbbbbbbbbbb" || s.Instance.Error == "" {
 		t.Fatalf("%+v", s.Instance)
+	}
+}
+
+// TestStateFileLocked: a second auditor on the same state file (in this process or another)
+// is refused with a clear error, before it reads or writes anything; once the first is
+// closed, or its process ends, the next one starts.
+func TestStateFileLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	a, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SaveState(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable()})
+	if !errors.Is(err, audit.ErrStateInUse) {
+		t.Fatalf("second auditor on %s: err = %v, want ErrStateInUse", path, err)
+	}
+	for _, want := range []string{fmt.Sprintf("pid %d", os.Getpid()), ".state.json.lock", "another state file"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not say %q", err, want)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable()})
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	b.Close()
+
+	// A lock held by another process: flock(1) holds it while sleep runs.
+	flock, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("flock(1) is not installed (util-linux): the lock held by another process is not tried")
+	}
+	holder := exec.Command(flock, "--exclusive", filepath.Join(filepath.Dir(path), ".state.json.lock"), "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	for range 500 { // until flock(1) holds it; bounded
+		var c *audit.Auditor
+		if c, err = audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable()}); err == nil {
+			c.Close() // flock(1) has not taken it yet
+		} else {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !errors.Is(err, audit.ErrStateInUse) {
+		t.Fatalf("lock held by pid %d: err = %v", holder.Process.Pid, err)
 	}
 }

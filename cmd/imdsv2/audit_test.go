@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,6 +73,20 @@ func TestAuditCorruptState(t *testing.T) {
 	assert.Equal(t, "{not json", string(b))
 	_, err = os.Stat(path)
 	assert.True(t, os.IsNotExist(err), "the corrupt file must be moved aside, not left to be overwritten")
+}
+
+// TestAuditStateInUse: a second agent on the state file of a running one stops at once, before
+// anything is loaded, and says which process holds it.
+func TestAuditStateInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.json")
+	first, err := audit.New(audit.Options{StateFile: path})
+	require.NoError(t, err)
+	t.Cleanup(func() { first.Close() })
+	code, out, errs := cli(t, "audit", "--cgroup", "/nonexistent/imdsv2-test", "--state", path, "--duration", "1s")
+	assert.Equal(t, exitUsage, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errs, "imdsv2 audit: --state "+path+": audit: state file in use: another agent (pid "+strconv.Itoa(os.Getpid())+")")
+	assert.Equal(t, 1, strings.Count(errs, "\n"), "one line: %s", errs)
 }
 
 // TestAuditCommand runs `imdsv2 audit` attached to a test cgroup while curl, in that cgroup and
