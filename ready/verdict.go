@@ -99,6 +99,18 @@ const (
 const noAuditFallback = "watch the instance's CloudWatch metric MetadataNoToken (AWS/EC2, per InstanceId: " +
 	"IMDSv1 calls, no process named) for a day or more, and fix what the installed-software scan below names"
 
+// noAuditFix is the fix of an audit that did not run: root or the agent's state file, unless
+// the kernel is what stops it (then only the fallback, or another kernel).
+func noAuditFix(auditErr error) string {
+	var kernel unsupportedKernel
+	if errors.As(auditErr, &kernel) && kernel.UnsupportedKernel() {
+		return "the agent cannot run on this kernel: " + noAuditFallback + "; to audit, boot a kernel it runs on " +
+			"(Linux 5.9 or later; on Amazon Linux 2: sudo amazon-linux-extras install kernel-5.10, then reboot)"
+	}
+	return "run ready as root, or point --state at the running agent's state file; where the agent cannot run " +
+		"(a kernel older than 5.9, no cgroup v2, no BPF ring buffer: Amazon Linux 2's 4.14), " + noAuditFallback
+}
+
 // unsupportedKernel is the error of an agent that cannot run on this kernel at all
 // (bpf.MissingError; ready does not import bpf for it).
 type unsupportedKernel interface {
@@ -141,14 +153,7 @@ func uncertainties(in Input, r *Report) []Reason {
 		if in.AuditErr != nil {
 			why = "the audit of IMDS callers could not run: " + in.AuditErr.Error()
 		}
-		fix := "run ready as root, or point --state at the running agent's state file; where the agent cannot run " +
-			"(a kernel older than 5.9, no cgroup v2, no BPF ring buffer: Amazon Linux 2's 4.14), " + noAuditFallback
-		var kernel unsupportedKernel
-		if errors.As(in.AuditErr, &kernel) && kernel.UnsupportedKernel() {
-			fix = "the agent cannot run on this kernel: " + noAuditFallback + "; to audit, boot a kernel it runs on " +
-				"(Linux 5.9 or later; on Amazon Linux 2: sudo amazon-linux-extras install kernel-5.10, then reboot)"
-		}
-		add(codeNoAudit, "auditor", why+". Without it ready cannot know which processes still use IMDSv1", fix)
+		add(codeNoAudit, "auditor", why+". Without it ready cannot know which processes still use IMDSv1", noAuditFix(in.AuditErr))
 		return u
 	}
 	cv := s.Coverage
