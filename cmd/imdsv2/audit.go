@@ -109,18 +109,11 @@ func (c *auditConfig) setArgs(args []string) error {
 	return noArgs(args)
 }
 
-// run runs the audit; auditRun prints its own messages and decides its status.
+// run starts the agent, runs it until the duration ends or ctx is done, and prints the
+// summary. An agent that could not start is exit 2 (cannotRun), an audit that failed while
+// running (the ring buffer, the state file, the output) exit 1.
 func (c *auditConfig) run(ctx context.Context, s streams) error {
-	return exitStatus(auditRun(ctx, c.auditFlags, s.out, s.err))
-}
-
-// auditRun starts the agent, runs it until the duration ends or ctx is done, and prints the
-// summary.
-func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...)
-		return code
-	}
+	stdout, stderr := s.out, s.err
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "imdsv2 audit: "+format+"\n", a...) }
 	// A reader of the output that exits must not kill the agent (SIGPIPE on stdout): writes then
 	// fail with EPIPE, reported and counted, and the audit goes on.
@@ -129,9 +122,9 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigpipe)
 	var lines *audit.JSONLines
 	var running *agent.Agent
-	opts := agent.Options{Cgroup: f.cgroup, Host: f.host.paths, Stop: agent.Stop{After: f.duration},
-		Audit: audit.Options{StateFile: f.state, StateInterval: f.stateInterval, Logf: logf}}
-	if f.output == "json" {
+	opts := agent.Options{Cgroup: c.cgroup, Host: c.host.paths, Stop: agent.Stop{After: c.duration},
+		Audit: audit.Options{StateFile: c.state, StateInterval: c.stateInterval, Logf: logf}}
+	if c.output == "json" {
 		lines = audit.NewJSONLinesWith(stdout, audit.JSONLinesOptions{
 			Warn:      func(msg string) { logf("%s", msg) },
 			OnDropped: func(n uint64) { running.Auditor().DropRecords(n) },
@@ -145,7 +138,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	}
 	running, err := agent.Start(opts)
 	if err != nil {
-		return fail(exitUsage, "%s", auditStartFailure(err, f.state))
+		return cannotRun(auditStartError(err, c.state))
 	}
 	defer running.Close()
 	fmt.Fprintf(stderr, "imdsv2 audit: attached\n%s", indent(running.Features().String()+describeHost(running.Facts())))
@@ -155,10 +148,10 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	go recordInstance(ctx, running.Auditor())
 
 	var metricsErr chan error
-	if f.metricsAddr != "" {
-		ln, err := net.Listen("tcp", f.metricsAddr)
+	if c.metricsAddr != "" {
+		ln, err := net.Listen("tcp", c.metricsAddr)
 		if err != nil {
-			return fail(exitUsage, "--metrics-addr: %v", err)
+			return cannotRun(fmt.Errorf("--metrics-addr: %w", err))
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", running.Auditor().MetricsHandler())
@@ -169,8 +162,8 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imdsv2 audit: metrics at http://%s/metrics\n", ln.Addr())
 	}
 
-	if f.duration > 0 {
-		fmt.Fprintf(stderr, "imdsv2 audit: watching for %v\n", f.duration)
+	if c.duration > 0 {
+		fmt.Fprintf(stderr, "imdsv2 audit: watching for %v\n", c.duration)
 	} else {
 		fmt.Fprintln(stderr, "imdsv2 audit: watching until SIGINT or SIGTERM")
 	}
@@ -179,7 +172,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		done, finished := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(finished)
-			statusLine(term, running, time.Now(), f.duration, done)
+			statusLine(term, running, time.Now(), c.duration, done)
 		}()
 		endStatus = func() { close(done); <-finished }
 	}
@@ -192,7 +185,7 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 		default:
 		}
 	}
-	if f.output == "json" {
+	if c.output == "json" {
 		err := writeSummaryLine(stdout, *sum)
 		if lerr := lines.Err(); lerr != nil {
 			err = errors.Join(fmt.Errorf("%d JSON records could not be written (counted in dropped_records; first error: %w)", lines.Dropped(), lerr), err)
@@ -204,34 +197,31 @@ func auditRun(ctx context.Context, f auditFlags, stdout, stderr io.Writer) int {
 	if sum.LostEvents > 0 {
 		fmt.Fprintf(stderr, "imdsv2 audit: warning: %d kernel records were lost (ring buffer full); requests may be missing from the counts\n", sum.LostEvents)
 	}
-	if runErr != nil {
-		return fail(exitFail, "%v", runErr)
-	}
-	return exitOK
+	return runErr
 }
 
-// auditStartFailure says why the agent could not start, in the words of the command line:
+// auditStartError says why the agent could not start, in the words of the command line:
 // the flag at fault, and what to do.
-func auditStartFailure(err error, state string) string {
+func auditStartError(err error, state string) error {
 	var se *agent.StartError
 	if !errors.As(err, &se) {
-		return err.Error()
+		return err
 	}
 	var missing *bpf.MissingError
 	switch {
 	case errors.As(err, &missing):
-		return missing.Error()
+		return missing
 	case se.Step == agent.StepState && errors.Is(err, audit.ErrCorruptState):
-		return fmt.Sprintf("%v\nThe file was kept (renamed, see above); start again to begin with fresh counts, or restore it.", se.Err)
+		return fmt.Errorf("%w\nThe file was kept (renamed, see above); start again to begin with fresh counts, or restore it.", se.Err)
 	case se.Step == agent.StepState:
-		return fmt.Sprintf("--state %s: %v", state, se.Err)
+		return fmt.Errorf("--state %s: %w", state, se.Err)
 	case se.Step == agent.StepLoad:
 		// A LoadError carries the verifier's log.
-		return fmt.Sprintf("loading the eBPF programs: %v", se.Err)
+		return fmt.Errorf("loading the eBPF programs: %w", se.Err)
 	case se.Step == agent.StepAttach:
-		return fmt.Sprintf("attaching to the cgroup: %v\n(--cgroup takes a directory of the cgroup v2 hierarchy; without it the agent watches the hierarchy's root)", se.Err)
+		return fmt.Errorf("attaching to the cgroup: %w\n(--cgroup takes a directory of the cgroup v2 hierarchy; without it the agent watches the hierarchy's root)", se.Err)
 	}
-	return se.Err.Error()
+	return se.Err
 }
 
 // writeSummaryLine writes the last JSON line of --output json.

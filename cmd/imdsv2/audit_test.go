@@ -195,6 +195,26 @@ func TestAuditBadCgroup(t *testing.T) {
 	assert.Contains(t, errs, "not on a cgroup file system")
 }
 
+// TestAuditFailsWhileRunning: an audit that started but failed (here its summary could not be
+// written) exits 1 with the error, without the pointer to the help that a usage error gets;
+// one that could not start exits 2 (TestAuditBadCgroup, TestAuditCorruptState).
+func TestAuditFailsWhileRunning(t *testing.T) {
+	privtest.RequireCaps(t, privtest.CapBPF, privtest.CapPerfmon, privtest.CapNetAdmin)
+	cg := cgroup.ForTest(t)
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"audit", "--cgroup", cg.Path(), "--duration", "100ms"}, fullWriter{}, &errb)
+	assert.Equal(t, exitFail, code, errb.String())
+	assert.Contains(t, errb.String(), "imdsv2 audit: attached")
+	assert.Contains(t, errb.String(), "\nimdsv2 audit: ")
+	assert.Contains(t, errb.String(), syscall.ENOSPC.Error())
+	assert.NotContains(t, errb.String(), "imdsv2 help audit")
+}
+
+// fullWriter fails every write, like a file on a full file system.
+type fullWriter struct{}
+
+func (fullWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
 // waitForMatch waits until re matches what w received and returns the first submatch.
 func waitForMatch(t *testing.T, w *syncBuffer, re *regexp.Regexp) string {
 	t.Helper()
