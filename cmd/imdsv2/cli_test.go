@@ -234,3 +234,22 @@ func TestVersionLdflags(t *testing.T) {
 	assert.Equal(t, "v9.8.7", v.Version)
 	assert.Contains(t, v.Platform, "/")
 }
+
+// Every single-document JSON output escapes C1 and bidirectional controls, which encoding/json
+// leaves raw, and a reader decodes them back to the same text.
+func TestWriteJSONEscapesInvisibleControls(t *testing.T) {
+	in := map[string]string{"value": "ami-\u202eevil\u0085\u2066x"}
+	var b bytes.Buffer
+	if err := writeJSON(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{"\u202e", "\u0085", "\u2066"} {
+		if strings.Contains(b.String(), raw) {
+			t.Errorf("raw %q in %s", raw, b.String())
+		}
+	}
+	var out map[string]string
+	if err := json.Unmarshal(b.Bytes(), &out); err != nil || out["value"] != in["value"] {
+		t.Fatalf("round trip: %v, %q", err, out["value"])
+	}
+}

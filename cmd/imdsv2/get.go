@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -155,11 +156,18 @@ func (c *getConfig) run(ctx context.Context, s streams) error {
 	return nil
 }
 
-// writeJSON writes v as indented JSON, the layout of every single-document --output json.
+// writeJSON writes v as indented JSON, the layout of every single-document --output json, with
+// C1 and bidirectional controls escaped (audit.EscapeJSON): values read from IMDS or a process
+// cannot hide text on the terminal of whoever reads the JSON.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(audit.EscapeJSON(b.Bytes()))
+	return err
 }
 
 // getPath is a PATH of imdsv2 get: a tree under /latest/ and a path in it.
