@@ -64,6 +64,10 @@ fuzz: ## run every Fuzz target for FUZZTIME (default 3000 inputs each)
 bench: ## run every benchmark (the client against the SDK and bare net/http, among others)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-cost
+bench-cost: ## what each eBPF program costs per run over an empty one, kernel's accounting (root; ~5 s)
+	$(GO) test -run '^$$' -bench Cost -count=1 ./bpf/
+
 .PHONY: lint
 lint: ## go vet and the gofmt check
 	$(GO) vet ./...

@@ -170,7 +170,11 @@ type server struct {
 }
 
 func listen(b *testing.B, serve func(net.Conn)) server {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	return listenOn(b, "tcp4", "127.0.0.1:0", serve)
+}
+
+func listenOn(b *testing.B, network, addr string, serve func(net.Conn)) server {
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -212,8 +216,8 @@ type worker struct {
 	out *bufio.Reader
 }
 
-func startWorker(b *testing.B, cg *cgroup.Group, rrAddr, bulkAddr string) *worker {
-	cmd := child("worker", rrAddr, bulkAddr)
+func startWorker(b *testing.B, cg *cgroup.Group, rrAddr, bulkAddr string, dialAddrs ...string) *worker {
+	cmd := child(append([]string{"worker", rrAddr, bulkAddr}, dialAddrs...)...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)

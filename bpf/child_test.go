@@ -58,8 +58,8 @@ func runChild(args []string) int {
 		err = childHold(rest[0], rest[1])
 	case "connects": // connects imdsPort otherPort
 		err = childConnects(rest[0], rest[1])
-	case "worker": // worker rrAddr bulkAddr: benchmark load on commands from stdin
-		err = childWorker(rest[0], rest[1])
+	case "worker": // worker rrAddr bulkAddr [dialAddr...]: benchmark load on commands from stdin
+		err = childWorker(rest[0], rest[1], rest[2:])
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -160,9 +160,10 @@ func childConnects(imdsPort, otherPort string) error {
 }
 
 // childWorker serves benchmark commands: "rr N" makes N 100-byte request/response round trips
-// on one connection to rrAddr, "bulk N" writes N chunks of 64 KiB to bulkAddr. It answers
-// "ok" or "error ..." for each command.
-func childWorker(rrAddr, bulkAddr string) error {
+// on one connection to rrAddr, "bulk N" writes N chunks of 64 KiB to bulkAddr, "dial N"
+// connects to each of dialAddrs and closes, N times. It answers "ok" or "error ..." for each
+// command.
+func childWorker(rrAddr, bulkAddr string, dialAddrs []string) error {
 	rr, err := net.Dial("tcp", rrAddr)
 	if err != nil {
 		return err
@@ -187,6 +188,8 @@ func childWorker(rrAddr, bulkAddr string) error {
 				}
 			case "bulk":
 				_, err = bulk.Write(chunk)
+			case "dial":
+				err = dialEach(dialAddrs)
 			default:
 				err = fmt.Errorf("unknown command %q", cmd)
 			}
@@ -198,4 +201,15 @@ func childWorker(rrAddr, bulkAddr string) error {
 		fmt.Println("ok")
 	}
 	return in.Err()
+}
+
+func dialEach(addrs []string) error {
+	for _, addr := range addrs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	return nil
 }

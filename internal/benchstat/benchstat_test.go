@@ -23,3 +23,17 @@ func ExampleMedian() {
 	fmt.Println(Median(ms))
 	// Output: 52
 }
+
+func TestPairedExcess(t *testing.T) {
+	// Run 3 ran on a busy machine: both readings are high, their difference is not.
+	measured := []float64{190, 185, 420, 200, 188}
+	reference := []float64{100, 98, 330, 101, 99}
+	got := PairedExcess(measured, reference)
+	assert.Equal(t, Spread{Median: 90, Min: 87, Max: 99, N: 5}, got)
+	assert.Equal(t, []float64{190, 185, 420, 200, 188}, measured, "input untouched")
+
+	assert.Equal(t, Spread{Median: -2, Min: -2, Max: -2, N: 1}, PairedExcess([]float64{5}, []float64{7}),
+		"a program cheaper than the reference reads negative, not clamped")
+	assert.Equal(t, Spread{}, PairedExcess(nil, nil))
+	assert.Panics(t, func() { PairedExcess([]float64{1}, nil) })
+}
