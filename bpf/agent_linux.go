@@ -160,7 +160,6 @@ func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*eb
 		return nil, fmt.Errorf("bpf: read the embedded BPF object: %w", err)
 	}
 	spec.Maps[imdsMapEvents].MaxEntries = uint32(opts.RingBufferSize)
-	spec.Maps[imdsMapSockets].MaxEntries = uint32(opts.MaxSockets)
 	execOn := uint8(0)
 	if exec {
 		execOn = 1

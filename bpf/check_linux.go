@@ -38,7 +38,7 @@ var requirements = []requirement{
 	{prog: ebpf.CGroupSock, name: "cgroup sock programs", since: "4.10"},
 	{prog: ebpf.RawTracepoint, name: "raw tracepoints", since: "4.17"},
 	{prog: ebpf.CGroupSock, attach: ebpf.AttachCgroupInetSockRelease, name: "the cgroup sock_release hook", since: "5.9"},
-	{mapType: ebpf.LRUHash, name: "LRU hash maps", since: "4.10"},
+	{mapType: ebpf.SkStorage, name: "socket-local storage maps", since: "5.2"},
 	{mapType: ebpf.PerCPUArray, name: "per-CPU array maps", since: "4.6"},
 	{mapType: ebpf.CGroupArray, name: "cgroup array maps", since: "4.8"},
 	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in connect hooks"},
@@ -47,10 +47,13 @@ var requirements = []requirement{
 	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetCurrentComm, name: "bpf_get_current_comm in connect hooks"},
 	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetCurrentCgroupId, name: "bpf_get_current_cgroup_id", since: "4.18"},
 	{prog: ebpf.CGroupSockAddr, helper: asm.FnRingbufReserve, name: "bpf_ringbuf_reserve", since: "5.8"},
+	{prog: ebpf.CGroupSockAddr, helper: asm.FnSkStorageGet, name: "bpf_sk_storage_get in connect hooks", since: "5.3"},
 	{prog: ebpf.CGroupSKB, helper: asm.FnSkbLoadBytes, name: "bpf_skb_load_bytes in cgroup_skb programs"},
 	{prog: ebpf.CGroupSKB, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in cgroup_skb programs"},
+	{prog: ebpf.CGroupSKB, helper: asm.FnSkStorageGet, name: "bpf_sk_storage_get in cgroup_skb programs"},
 	{prog: ebpf.CGroupSKB, helper: asm.FnKtimeGetBootNs, name: "bpf_ktime_get_boot_ns", since: "5.8"},
 	{prog: ebpf.CGroupSock, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in the sock_release hook"},
+	{prog: ebpf.CGroupSock, helper: asm.FnSkStorageGet, name: "bpf_sk_storage_get in the sock_release hook", since: "5.9"},
 }
 
 // isProgramType reports whether r is a program type alone.

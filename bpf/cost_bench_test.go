@@ -138,7 +138,7 @@ const (
 	costRuns  = 9    // paired runs at least (b.N when larger)
 	costRR    = 3000 // 100-byte round trips
 	costBulk  = 200  // 64 KiB writes
-	costDials = 100  // connects to 127.0.0.1 and to ::1, each closed at once
+	costDials = 300  // connects to 127.0.0.1 and to ::1, each closed at once
 	costExecs = 100  // runs of /bin/true inside the watched cgroup, and as many outside
 )
 

@@ -8,15 +8,15 @@
 // amd64 and arm64), so running the auditor needs neither a compiler nor kernel headers:
 //
 //   - cgroup/connect4 and cgroup/connect6: a connect() to the IMDS address and port (also as
-//     an IPv4-mapped IPv6 address) remembers the socket cookie with the caller's pid, tid,
-//     uid, gid, comm and cgroup id, and reports EventConnect;
+//     an IPv4-mapped IPv6 address) marks the socket, in socket-local storage, with the
+//     caller's pid, tid, uid, gid, comm and cgroup id, and reports EventConnect;
 //   - cgroup_skb/egress: every TCP segment with payload on such a socket is reported with its
 //     sequence number and up to Options.SendCapture payload bytes (EventSend), a GSO/TSO
 //     packet of up to 64 KiB as several events of at most 2 KiB, each with the sequence
 //     number of its first byte, which the auditor's reassembler stitches together;
 //   - cgroup_skb/ingress: every answer segment with payload is reported with its first
 //     Options.RecvCapture bytes (the status line) and the IP TTL / IPv6 hop limit (EventRecv);
-//   - cgroup/sock_release: a remembered socket is released (EventClose);
+//   - cgroup/sock_release: a socket connected to IMDS is released (EventClose);
 //   - raw tracepoints sched_process_exec and sched_process_exit: pid, parent, uid, executable
 //     and argv, read in the kernel so that short-lived processes keep their command line
 //     (EventExec, EventExit), only for tasks in the watched cgroup subtree.

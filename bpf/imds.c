@@ -7,18 +7,20 @@
  * and the exec/exit of those processes, and reports them through one ring
  * buffer. User space (package audit) reassembles and classifies the requests.
  *
- *   cgroup/connect4, cgroup/connect6  connect() to IMDS: remember the socket
- *                                     cookie with the caller's identity
+ *   cgroup/connect4, cgroup/connect6  connect() to IMDS: mark the socket with
+ *                                     the caller's identity (socket storage)
  *   cgroup_skb/egress                 request bytes of those sockets
  *   cgroup_skb/ingress                first answer bytes and the IP TTL
  *   raw_tracepoint sched_process_exec pid, parent, executable, argv
- *   cgroup/sock_release               a remembered socket is gone
+ *   cgroup/sock_release               a marked socket is gone
  *   raw_tracepoint sched_process_exit pid, so user space can expire state
  *
  * Rules every program here keeps:
  *  - it never changes a packet's or a connect()'s fate: the cgroup programs
  *    return 1 (allow) on every path, the tracepoints return 0;
- *  - it emits nothing for traffic that is not to or from IMDS;
+ *  - it emits nothing for traffic that is not to or from IMDS, and spends as
+ *    little as it can on it: a packet of a socket connected elsewhere is let
+ *    through after a few loads from the context, without a helper call;
  *  - a record that cannot be reserved in the ring buffer is counted in
  *    `lost`, never dropped silently.
  */
@@ -68,8 +70,9 @@ enum event_kind {
 };
 
 enum event_flag {
-	/* The socket's connect() was not seen (it predates the agent or the
-	 * LRU evicted it): matched by address and port, caller unknown. */
+	/* The socket's connect() was not seen (it predates the agent, or its
+	 * storage could not be allocated): matched by address and port, caller
+	 * unknown. */
 	FLAG_NO_CONNECT = 1,
 	/* data holds fewer bytes than data_len says the packet/argv had. */
 	FLAG_TRUNCATED = 2,
@@ -155,11 +158,14 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* Sockets connected to IMDS, by socket cookie. LRU: no close hook needed. */
+/* Sockets connected to IMDS: the caller's identity, kept by the kernel with the
+ * socket itself (socket-local storage, Linux 5.2; from connect hooks 5.3, from
+ * sock_release 5.9) and freed with it, so nothing is evicted or left behind.
+ * Looking it up on a socket without it is a pointer test. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct sock_info);
 } sockets SEC(".maps");
 
@@ -222,6 +228,19 @@ static __always_inline void fill_current(struct event *e)
 
 /* ---- connect ---------------------------------------------------------- */
 
+/* Marks the socket of ctx as connected to IMDS by si's caller. A socket whose
+ * storage cannot be allocated has its packets reported as FLAG_NO_CONNECT. */
+static __always_inline void mark_socket(struct bpf_sock_addr *ctx, const struct sock_info *si)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk)
+		return;
+	struct sock_info *stored = bpf_sk_storage_get(&sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (stored)
+		*stored = *si;
+}
+
 static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u8 flags)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
@@ -241,7 +260,7 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u
 		si.gid = ug >> 32;
 		si.cgroup_id = bpf_get_current_cgroup_id();
 		bpf_get_current_comm(si.comm, sizeof(si.comm));
-		bpf_map_update_elem(&sockets, &cookie, &si, BPF_ANY);
+		mark_socket(ctx, &si);
 		return;
 	}
 
@@ -269,7 +288,7 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u
 	si.gid = e->gid;
 	si.cgroup_id = e->cgroup_id;
 	__builtin_memcpy(si.comm, e->comm, sizeof(si.comm));
-	bpf_map_update_elem(&sockets, &cookie, &si, BPF_ANY);
+	mark_socket(ctx, &si);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -304,20 +323,19 @@ int imds_connect6(struct bpf_sock_addr *ctx)
 	return ALLOW;
 }
 
-/* A remembered socket is released: forget it and tell user space, which can
- * then finish that conversation instead of waiting for it to go idle. */
+/* A marked socket is released: tell user space, which can then finish that
+ * conversation instead of waiting for it to go idle. Its storage goes with it. */
 SEC("cgroup/sock_release")
 int imds_release(struct bpf_sock *sk)
 {
-	__u64 cookie = bpf_get_socket_cookie(sk);
-	struct sock_info *si = bpf_map_lookup_elem(&sockets, &cookie);
+	struct sock_info *si = bpf_sk_storage_get(&sockets, sk, 0, 0);
 
 	if (!si)
 		return ALLOW;
 	struct event *e = reserve(sizeof(*e));
 	if (e) {
 		e->kind = EVENT_CLOSE;
-		e->cookie = cookie;
+		e->cookie = bpf_get_socket_cookie(sk);
 		e->family = sk->family;
 		e->pid = si->pid;
 		e->tid = si->tid;
@@ -327,7 +345,6 @@ int imds_release(struct bpf_sock *sk)
 		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
 		bpf_ringbuf_submit(e, 0);
 	}
-	bpf_map_delete_elem(&sockets, &cookie);
 	return ALLOW;
 }
 
@@ -577,7 +594,12 @@ static __always_inline void emit_segment(struct __sk_buff *skb, __u64 where, __u
 		bpf_skb_load_bytes(skb, egress ? 8 : 24, tmpl.local_addr, 16);
 	}
 	tmpl.cookie = bpf_get_socket_cookie(skb);
-	struct sock_info *si = bpf_map_lookup_elem(&sockets, &tmpl.cookie);
+	struct sock_info *si = 0;
+	struct bpf_sock *sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (sk)
+		si = bpf_sk_storage_get(&sockets, sk, 0, 0);
 	if (si) {
 		tmpl.pid = si->pid;
 		tmpl.tid = si->tid;
@@ -661,13 +683,42 @@ static __always_inline __u32 pack_meta(const struct pkt *p, __u8 kind)
 	return kind | (__u32)p->family << 8 | (__u32)p->ttl << 16;
 }
 
+/*
+ * The common path: whether a packet may belong to IMDS, from the socket's
+ * addresses in the context (a few loads, no helper call). False for a socket
+ * connected to anything else, nearly every packet of a host. True when its peer
+ * is IMDS, and when it has no peer (port 0: a listener, an unconnected datagram
+ * socket, the socket BPF_PROG_TEST_RUN makes up), where the packet's own
+ * addresses decide as they always did.
+ */
+static __always_inline bool maybe_imds(struct __sk_buff *skb)
+{
+	__u32 port = bpf_ntohl(skb->remote_port);
+
+	if (port == 0)
+		return true;
+	if (port != imds_port)
+		return false;
+	__u32 family = skb->family;
+	if (family == AF_INET)
+		return skb->remote_ip4 == imds_ip4;
+	if (family != AF_INET6)
+		return true;
+	__u32 a0 = skb->remote_ip6[0], a1 = skb->remote_ip6[1];
+	__u32 a2 = skb->remote_ip6[2], a3 = skb->remote_ip6[3];
+	if (a0 == imds_ip6[0] && a1 == imds_ip6[1] && a2 == imds_ip6[2] && a3 == imds_ip6[3])
+		return true;
+	/* A dual-stack socket connected to ::ffff:169.254.169.254 sends IPv4. */
+	return a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff) && a3 == imds_ip4;
+}
+
 /* Reports an IMDS segment with emit_payload (kernel BTF) or, nobtf, with one
  * inlined record; allows the packet whatever it is. */
 static __always_inline int on_packet(struct __sk_buff *skb, bool egress, bool nobtf)
 {
 	struct pkt p = {};
 
-	if (parse(skb, &p, egress) < 0)
+	if (!maybe_imds(skb) || parse(skb, &p, egress) < 0)
 		return ALLOW;
 	__u32 meta = pack_meta(&p, egress ? EVENT_SEND : EVENT_RECV);
 	if (nobtf)

@@ -20,8 +20,6 @@ const (
 	MaxRecvCapture = 256
 	// DefaultRingBufferSize is the ring buffer size used when Options.RingBufferSize is 0.
 	DefaultRingBufferSize = 4 << 20
-	// DefaultMaxSockets is the number of IMDS sockets remembered when Options.MaxSockets is 0.
-	DefaultMaxSockets = 16384
 )
 
 // Default endpoint of the instance metadata service: internal/imdsfacts' addresses,
@@ -57,8 +55,6 @@ type Options struct {
 	// MaxRecvCapture. Default 64 (the status line and a little more; answers carry tokens
 	// and credentials, which the auditor does not want).
 	RecvCapture int
-	// MaxSockets bounds the LRU table of sockets connected to IMDS. Default 16384.
-	MaxSockets int
 
 	// HostCgroup is the host's cgroup2 hierarchy as this process sees it, for an agent in a
 	// container: the host's /sys/fs/cgroup (or /sys/fs/cgroup/unified on a hybrid host)
@@ -101,9 +97,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.RecvCapture == 0 {
 		o.RecvCapture = 64
 	}
-	if o.MaxSockets == 0 {
-		o.MaxSockets = DefaultMaxSockets
-	}
 	var errs []string
 	if !o.IPv4.Is4() {
 		errs = append(errs, fmt.Sprintf("IPv4 %s is not an IPv4 address", o.IPv4))
@@ -120,9 +113,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RecvCapture < 1 || o.RecvCapture > MaxRecvCapture {
 		errs = append(errs, fmt.Sprintf("RecvCapture %d is outside 1..%d", o.RecvCapture, MaxRecvCapture))
-	}
-	if o.MaxSockets < 1 || o.MaxSockets > 1<<24 {
-		errs = append(errs, fmt.Sprintf("MaxSockets %d is outside 1..%d", o.MaxSockets, 1<<24))
 	}
 	if o.NoExec && o.RequireExec {
 		errs = append(errs, "NoExec and RequireExec contradict each other")

@@ -12,7 +12,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.IPv4 != DefaultIPv4 || o.IPv6 != DefaultIPv6 || o.Port != 80 || o.RingBufferSize != 4<<20 ||
-		o.SendCapture != MaxSendCapture || o.RecvCapture != 64 || o.MaxSockets != DefaultMaxSockets {
+		o.SendCapture != MaxSendCapture || o.RecvCapture != 64 {
 		t.Fatalf("defaults = %+v", o)
 	}
 }
@@ -30,7 +30,6 @@ func TestOptionsErrors(t *testing.T) {
 		{Options{SendCapture: MaxSendCapture + 1}, "SendCapture 65537 is outside 1..65536"},
 		{Options{SendCapture: -1}, "SendCapture -1"},
 		{Options{RecvCapture: 257}, "RecvCapture 257 is outside 1..256"},
-		{Options{MaxSockets: -5}, "MaxSockets -5"},
 		{Options{NoExec: true, RequireExec: true}, "contradict"},
 	}
 	for _, tt := range tests {

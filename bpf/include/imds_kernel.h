@@ -41,11 +41,14 @@ typedef int pid_t;
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_CGROUP_ARRAY 8
-#define BPF_MAP_TYPE_LRU_HASH 9
+#define BPF_MAP_TYPE_SK_STORAGE 24
 #define BPF_MAP_TYPE_RINGBUF 27
 
-/* Flags of bpf_map_update_elem. */
-#define BPF_ANY 0
+/* Map flags (BPF_MAP_CREATE), which socket-local storage requires. */
+#define BPF_F_NO_PREALLOC 1
+
+/* Flags of bpf_sk_storage_get. */
+#define BPF_SK_STORAGE_GET_F_CREATE 1
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -60,13 +63,42 @@ typedef int pid_t;
 		__u64 : 64;              \
 	} __attribute__((aligned(8)))
 
-/* Leading fields of the UAPI struct __sk_buff. */
+struct bpf_sock;
+
+/* UAPI struct __sk_buff, up to the fields the programs read. */
 struct __sk_buff {
 	__u32 len;
 	__u32 pkt_type;
 	__u32 mark;
 	__u32 queue_mapping;
 	__u32 protocol;
+	__u32 vlan_present;
+	__u32 vlan_tci;
+	__u32 vlan_proto;
+	__u32 priority;
+	__u32 ingress_ifindex;
+	__u32 ifindex;
+	__u32 tc_index;
+	__u32 cb[5];
+	__u32 hash;
+	__u32 tc_classid;
+	__u32 data;
+	__u32 data_end;
+	__u32 napi_id;
+	/* The socket's, not the packet's (cgroup_skb always has a socket). */
+	__u32 family;
+	__u32 remote_ip4;    /* network byte order */
+	__u32 local_ip4;     /* network byte order */
+	__u32 remote_ip6[4]; /* network byte order */
+	__u32 local_ip6[4];  /* network byte order */
+	__u32 remote_port;   /* network byte order, in the upper 16 bits on little-endian */
+	__u32 local_port;    /* host byte order */
+	__u32 data_meta;
+	__bpf_md_ptr(void *, flow_keys);
+	__u64 tstamp;
+	__u32 wire_len;
+	__u32 gso_segs;
+	__bpf_md_ptr(struct bpf_sock *, sk);
 };
 
 /* UAPI struct bpf_sock, up to the fields the programs read. */
