@@ -147,6 +147,12 @@ func attachForBench(b *testing.B, cg *cgroup.Group, port uint16) *Agent {
 
 // drain consumes events as the auditor would, until the benchmark ends.
 func drain(b *testing.B, agent *Agent) {
+	b.Cleanup(consume(agent))
+}
+
+// consume reads agent's events as the auditor would until stop is called, which then closes
+// the agent.
+func consume(agent *Agent) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -157,11 +163,11 @@ func drain(b *testing.B, agent *Agent) {
 			}
 		}
 	}()
-	b.Cleanup(func() {
+	return func() {
 		cancel()
 		<-done
 		agent.Close()
-	})
+	}
 }
 
 type server struct {
