@@ -65,7 +65,7 @@ bench: ## run every benchmark (the client against the SDK and bare net/http, amo
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: bench-cost
-bench-cost: ## what each eBPF program costs per run over an empty one, kernel's accounting (root; ~5 s)
+bench-cost: ## what each eBPF program costs per run over an empty one, kernel's accounting (root; ~10 s)
 	$(GO) test -run '^$$' -bench Cost -count=1 ./bpf/
 
 .PHONY: lint
