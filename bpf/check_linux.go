@@ -21,12 +21,14 @@ const (
 
 // requirement is one thing of the kernel the programs use: a program type (prog alone), an
 // attach type or a helper of a program type, or a map type; how people call it, and the
-// release that brought it ("" where it varies with the program type).
+// release that brought it ("" where it varies with the program type). A helper that works on
+// one map type (onMap) is not named when the kernel lacks the map type itself.
 type requirement struct {
 	prog        ebpf.ProgramType
 	attach      ebpf.AttachType
 	helper      asm.BuiltinFunc
 	mapType     ebpf.MapType
+	onMap       ebpf.MapType
 	name, since string
 }
 
@@ -47,13 +49,13 @@ var requirements = []requirement{
 	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetCurrentComm, name: "bpf_get_current_comm in connect hooks"},
 	{prog: ebpf.CGroupSockAddr, helper: asm.FnGetCurrentCgroupId, name: "bpf_get_current_cgroup_id", since: "4.18"},
 	{prog: ebpf.CGroupSockAddr, helper: asm.FnRingbufReserve, name: "bpf_ringbuf_reserve", since: "5.8"},
-	{prog: ebpf.CGroupSockAddr, helper: asm.FnSkStorageGet, name: "bpf_sk_storage_get in connect hooks", since: "5.3"},
+	{prog: ebpf.CGroupSockAddr, helper: asm.FnSkStorageGet, onMap: ebpf.SkStorage, name: "bpf_sk_storage_get in connect hooks", since: "5.3"},
 	{prog: ebpf.CGroupSKB, helper: asm.FnSkbLoadBytes, name: "bpf_skb_load_bytes in cgroup_skb programs"},
 	{prog: ebpf.CGroupSKB, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in cgroup_skb programs"},
-	{prog: ebpf.CGroupSKB, helper: asm.FnSkStorageGet, name: "bpf_sk_storage_get in cgroup_skb programs"},
+	{prog: ebpf.CGroupSKB, helper: asm.FnSkStorageGet, onMap: ebpf.SkStorage, name: "bpf_sk_storage_get in cgroup_skb programs", since: "5.2"},
 	{prog: ebpf.CGroupSKB, helper: asm.FnKtimeGetBootNs, name: "bpf_ktime_get_boot_ns", since: "5.8"},
 	{prog: ebpf.CGroupSock, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in the sock_release hook"},
-	{prog: ebpf.CGroupSock, helper: asm.FnSkStorageGet, name: "bpf_sk_storage_get in the sock_release hook", since: "5.9"},
+	{prog: ebpf.CGroupSock, helper: asm.FnSkStorageGet, onMap: ebpf.SkStorage, name: "bpf_sk_storage_get in the sock_release hook", since: "5.9"},
 }
 
 // isProgramType reports whether r is a program type alone.
@@ -84,9 +86,10 @@ func Check() error {
 	}
 	e := &MissingError{Kernel: k.Release()}
 	lacks := map[ebpf.ProgramType]bool{}
+	lacksMap := map[ebpf.MapType]bool{}
 	for _, r := range requirements {
-		if !r.isProgramType() && lacks[r.prog] {
-			continue // the program type says it all
+		if !r.isProgramType() && lacks[r.prog] || r.onMap != ebpf.UnspecifiedMap && lacksMap[r.onMap] {
+			continue // the program or map type says it all
 		}
 		err := r.probe(k)
 		if err == nil {
@@ -99,6 +102,9 @@ func Check() error {
 		e.Features = append(e.Features, f)
 		if r.isProgramType() {
 			lacks[r.prog] = true
+		}
+		if r.mapType != ebpf.UnspecifiedMap {
+			lacksMap[r.mapType] = true
 		}
 	}
 	if len(e.Features) > 0 {

@@ -24,7 +24,7 @@ func TestCheckOnAmazonLinux2(t *testing.T) {
 	assert.True(t, missing.UnsupportedKernel())
 	assert.Equal(t, "this kernel (4.14.355-275.570.amzn2.x86_64) cannot run the auditor: it lacks "+
 		"the BPF ring buffer (5.8+), cgroup sock_addr programs (4.17+), raw tracepoints (4.17+),"+
-		" the cgroup sock_release hook (5.9+) and "+
+		" the cgroup sock_release hook (5.9+), socket-local storage maps (5.2+) and "+
 		"bpf_ktime_get_boot_ns (5.8+); the auditor needs Linux 5.9 or later", err.Error())
 	_, err = Load(Options{})
 	assert.ErrorAs(t, err, &missing, "Load checks first")
@@ -42,7 +42,7 @@ func TestCheckNamesEachMissingPiece(t *testing.T) {
 			"it lacks the cgroup sock_release hook (5.9+);"},
 		{"helper", kfeatures.Without{Helpers: []asm.BuiltinFunc{asm.FnSkbLoadBytes}},
 			"it lacks bpf_skb_load_bytes in cgroup_skb programs;"},
-		{"map", kfeatures.Without{MapTypes: []ebpf.MapType{ebpf.LRUHash}}, "it lacks LRU hash maps (4.10+);"},
+		{"map", kfeatures.Without{MapTypes: []ebpf.MapType{ebpf.SkStorage}}, "it lacks socket-local storage maps (5.2+);"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.without.KernelRelease = "5.8.0"
