@@ -234,12 +234,7 @@ func TestRealClients(t *testing.T) {
 // "1.29.27+repack-1"), or stops the test: skipped with the reason, failed in CI.
 func debianVersion(t *testing.T, pkg string) string {
 	t.Helper()
-	out, err := exec.Command("dpkg-query", "-W", "-f", "${Status} ${Version}", pkg).Output()
-	version, installed := strings.CutPrefix(string(out), "install ok installed ")
-	if err != nil || !installed {
-		privtest.Unavailable(t, "Debian package "+pkg+" is not installed (.ci/run installs it): "+string(out)+errText(err))
-	}
-	v := strings.TrimSpace(version)
+	v := dpkgVersion(t, pkg)
 	if _, rest, ok := strings.Cut(v, ":"); ok { // epoch
 		v = rest
 	}
@@ -247,6 +242,18 @@ func debianVersion(t *testing.T, pkg string) string {
 		v = v[:i]
 	}
 	return v
+}
+
+// dpkgVersion returns the Debian version of an installed package ("1.29.27+repack-1"), or stops
+// the test: skipped with the reason, failed in CI.
+func dpkgVersion(t *testing.T, pkg string) string {
+	t.Helper()
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${Status} ${Version}", pkg).Output()
+	version, installed := strings.CutPrefix(string(out), "install ok installed ")
+	if err != nil || !installed {
+		privtest.Unavailable(t, "Debian package "+pkg+" is not installed (.ci/run installs it): "+string(out)+errText(err))
+	}
+	return strings.TrimSpace(version)
 }
 
 func errText(err error) string {
