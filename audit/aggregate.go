@@ -210,7 +210,7 @@ func (g *aggregate) add(r *Record) {
 	if r.Time.After(c.LastSeen) {
 		c.LastSeen = r.Time
 	}
-	if moreSpecific(r.SDK, c.SDK) {
+	if sdk.MoreSpecific(r.SDK, c.SDK) {
 		c.UserAgent, c.SDK = r.UserAgent, r.SDK
 	}
 	g.addPath(c, r.Path)

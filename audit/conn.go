@@ -115,10 +115,6 @@ func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
 	if req.TokenTTL > 0 {
 		r.TokenTTL = req.TokenTTL
 	}
-	if r.Method != "" {
-		info := sdk.Identify(r.UserAgent)
-		r.SDK = &info
-	}
 	if c.proc == nil {
 		p := a.attribute(c.id, c.local, c.remote, t)
 		c.proc = &p
@@ -129,6 +125,14 @@ func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
 		}
 	}
 	r.Process = *c.proc
+	if r.Method != "" {
+		// Without a User-Agent the header shape and the executable name the client.
+		shape := sdk.Shape{Method: r.Method, Headers: clean(redactText(req.Headers, a.known), httpreq.MaxShapeBytes),
+			TokenTTL: req.TokenTTL, Connection: clean(redactText(req.Connection, a.known), httpreq.MaxShapeValueBytes),
+			Accept: clean(redactText(req.Accept, a.known), httpreq.MaxShapeValueBytes)}
+		info := sdk.IdentifyRequest(r.UserAgent, shape, sdk.Sender{Exe: r.Process.Exe, Comm: r.Process.Comm})
+		r.SDK = &info
+	}
 	if cl.Class == ClassIMDSv1 && a.pendingPUTs(c.id.pid, t) {
 		// The process gave up waiting for a token and asks without one.
 		r.AfterUnansweredPUT = true

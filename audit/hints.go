@@ -97,7 +97,7 @@ func gatherProcesses(callers []Caller) map[callerKey]*processFacts {
 			f = &processFacts{}
 			procs[k] = f
 		}
-		if moreSpecific(c.SDK, f.sdk) {
+		if sdk.MoreSpecific(c.SDK, f.sdk) {
 			f.sdk = c.SDK
 		}
 		if isTokenPUTClass(c.Class) {
@@ -128,34 +128,10 @@ func identifyProcesses(callers []Caller) {
 // process named itself more specifically elsewhere (an agent over the HTTP
 // library underneath). A process that speaks as two SDKs keeps each entry's.
 func identityOf(c *Caller, f *processFacts) *sdk.Info {
-	if moreSpecific(f.sdk, c.SDK) {
+	if sdk.MoreSpecific(f.sdk, c.SDK) {
 		return f.sdk
 	}
 	return c.SDK
-}
-
-// specificity ranks what an identity says of its program: an SDK or agent
-// names it better than the HTTP library it uses underneath (cloud-init sends
-// Cloud-Init/22.4.2 on its token PUT and python-requests on its GETs).
-func specificity(i *sdk.Info) int {
-	if i == nil {
-		return 0
-	}
-	switch i.Kind {
-	case sdk.KindAWSSDK, sdk.KindAgent:
-		return 4
-	case sdk.KindScript:
-		return 3
-	case sdk.KindLibrary:
-		return 2
-	}
-	return 1
-}
-
-// moreSpecific reports whether a names its program better than b does.
-func moreSpecific(a, b *sdk.Info) bool {
-	return specificity(a) > specificity(b) || (specificity(a) == specificity(b) && a != nil && b != nil &&
-		b.Version == "" && a.Version != "")
 }
 
 func readyHints(s *Summary) ReadyHints {
@@ -270,13 +246,16 @@ func v1Advice(c *Caller, f *processFacts) string {
 	case f.askedToken && f.answered > 0:
 		return "it got tokens but still sends some requests without one: a second client or code path in the same " +
 			"program (find it by its paths); then set " + disable
+	case f.askedToken:
+		return "it asked for a token and sent these IMDSv1 requests before any answer came: its token answer is " +
+			"late or lost (a hop limit too low drops it silently; see unanswered_token_puts); fix that, then set " + disable
 	}
 	// It never asked for a token.
 	if id == nil {
 		return "it never asked for a token: find the program by its command line and make it fetch an IMDSv2 " +
 			"token first (PUT /latest/api/token), or use `imdsv2 get`"
 	}
-	if note := neverAskedNote(id); note != "" {
+	if note := neverAskedNote(id, c); note != "" {
 		return note
 	}
 	if id.Kind == sdk.KindAWSSDK && !id.BelowMin {
@@ -287,15 +266,12 @@ func v1Advice(c *Caller, f *processFacts) string {
 	return id.Advice
 }
 
-// neverAskedNote is the advice for products known to send IMDSv1 without ever
-// asking for a token even in versions that can use IMDSv2.
-func neverAskedNote(id *sdk.Info) string {
+// neverAskedNote is the advice for products known to send IMDSv1 without ever asking for a
+// token even in versions that can use IMDSv2: advice per API, from the paths it read.
+func neverAskedNote(id *sdk.Info, c *Caller) string {
 	switch id.Product {
-	case "aws-sdk-js-v2":
-		return "the AWS SDK for JavaScript v2 sends no token from AWS.MetadataService.request(path) in any " +
-			"release (upgrading does not help; EC2MetadataCredentials fetches one since 2.575.0): call " +
-			"fetchMetadataToken first and pass the token in the headers, or move to the v3 SDK " +
-			"(@aws-sdk/credential-providers fromInstanceMetadata)"
+	case imdsfacts.JavaScriptV2.ID:
+		return jsV2Advice(id, c)
 	case "cloud-init":
 		if id.BelowMin {
 			return id.Advice
@@ -309,6 +285,42 @@ func neverAskedNote(id *sdk.Info) string {
 			"/etc/cloud/cloud.cfg.d, and update the image's cloud-init if it still does not say aws"
 	}
 	return ""
+}
+
+// jsMetadataServiceFix is what to call instead of the JavaScript v2 SDK's tokenless API.
+const jsMetadataServiceFix = "call new AWS.MetadataService().fetchMetadataToken(cb) first and pass the token as " +
+	"request(path, {headers: {'x-aws-ec2-metadata-token': token}}, cb), or move to the v3 SDK " +
+	"(@aws-sdk/credential-providers fromInstanceMetadata for credentials, @aws-sdk/ec2-metadata-service for other paths)"
+
+// jsV2Advice is the advice for aws-sdk (JavaScript v2) requests that never asked for a token.
+// They carry its User-Agent, which its token path never does (captures: 2.575.0 to 2.1693.0):
+// so they come from AWS.MetadataService.request(path), which sends no token in any v2 release,
+// or, before 2.575.0, from EC2MetadataCredentials.
+func jsV2Advice(id *sdk.Info, c *Caller) string {
+	name := strings.TrimSpace("aws-sdk (JavaScript v2) " + id.Version)
+	first := imdsfacts.JavaScriptV2CredentialsToken
+	older, known := imdsfacts.OlderThan(id.Version, first)
+	credsOnly := len(c.Paths) > 0
+	for _, p := range c.Paths {
+		credsOnly = credsOnly && strings.Contains(p.Path, "/meta-data/iam/security-credentials")
+	}
+	switch {
+	case older && credsOnly:
+		return name + " read credentials without asking for a token: its EC2MetadataCredentials fetches one from " +
+			first + " on, so upgrade aws-sdk to " + first + " or later; if the program itself calls " +
+			"AWS.MetadataService.request(path), upgrading does not help: " + jsMetadataServiceFix
+	case older:
+		return name + " read these paths without asking for a token: AWS.MetadataService.request(path) sends none " +
+			"in any v2 release, so upgrading alone does not help; upgrade aws-sdk to " + first + " or later (the " +
+			"first with fetchMetadataToken), then " + jsMetadataServiceFix
+	case !known:
+		return name + " read these paths without asking for a token, with its User-Agent, which its token path " +
+			"never sends: that is AWS.MetadataService.request(path) (or EC2MetadataCredentials before " + first +
+			"); request() sends no token in any v2 release, so upgrading does not help: " + jsMetadataServiceFix
+	}
+	return name + " read these paths without asking for a token, with its User-Agent, which its token path never " +
+		"sends: that is AWS.MetadataService.request(path), which sends no token in any v2 release (upgrading does " +
+		"not help; EC2MetadataCredentials already fetches one): " + jsMetadataServiceFix
 }
 
 func unansweredAdvice(c *Caller, fellBack bool) string {

@@ -105,3 +105,86 @@ func TestCallersCarryTheProcessIdentity(t *testing.T) {
 		}
 	}
 }
+
+// Advice for the JavaScript SDK v2 follows the API its requests came from, not only its version:
+// a tokenless GET with its User-Agent is MetadataService.request (any release), or, before
+// 2.575.0 and on the credentials path, EC2MetadataCredentials.
+func TestJavaScriptV2AdvicePerAPI(t *testing.T) {
+	const creds = "/latest/meta-data/iam/security-credentials/"
+	for _, tc := range []struct {
+		version, path string
+		want, not     []string
+	}{
+		{"2.1693.0", "/latest/meta-data/instance-id", []string{"MetadataService.request", "upgrading does not help", "fetchMetadataToken"}, []string{"upgrade aws-sdk to"}},
+		{"2.600.0", creds, []string{"MetadataService.request", "upgrading does not help"}, []string{"upgrade aws-sdk to"}},
+		{"2.574.0", creds, []string{"EC2MetadataCredentials fetches one from 2.575.0", "upgrade aws-sdk to 2.575.0"}, nil},
+		{"2.574.0", "/latest/meta-data/instance-id", []string{"upgrading alone does not help", "fetchMetadataToken"}, []string{"EC2MetadataCredentials fetches"}},
+	} {
+		h := newHarness(t, audit.Options{})
+		r := replay.New(t0)
+		c := r.Connect(curlProc)
+		c.Send(replay.GetV1(tc.path, "aws-sdk-nodejs/"+tc.version+" linux/v20.20.2"))
+		c.Recv(replay.Answer(200, 9), 64)
+		h.feed(r)
+		v1 := h.a.Snapshot().ReadyHints.IMDSv1Callers
+		if len(v1) != 1 {
+			t.Fatalf("%s %s: %+v", tc.version, tc.path, v1)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(v1[0].Advice, w) {
+				t.Errorf("%s %s: advice lacks %q: %s", tc.version, tc.path, w, v1[0].Advice)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(v1[0].Advice, n) {
+				t.Errorf("%s %s: advice says %q: %s", tc.version, tc.path, n, v1[0].Advice)
+			}
+		}
+	}
+}
+
+// A request without a User-Agent is named by its header shape and executable, and the process
+// by the most specific of its requests: the JavaScript SDK v3's token PUT names the process whose
+// fallback GETs look like Node's http, and the advice says what it did (asked, got no answer).
+func TestIdentityByHeaderShape(t *testing.T) {
+	node := replay.Proc{PID: 700, PPID: 1, Comm: "node"}
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	r.Exec(node, "/usr/bin/node", "node", "app.js")
+	put := r.Connect(node)
+	put.Send("PUT /latest/api/token HTTP/1.1\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\nHost: 169.254.169.254\r\n" +
+		"Connection: keep-alive\r\nContent-Length: 0\r\n\r\n")
+	r.Advance(time.Second)
+	put.Close()
+	get := r.Connect(node)
+	get.Send("GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: keep-alive\r\n\r\n")
+	get.Recv(replay.Answer(200, 9), 64)
+	odd := replay.Proc{PID: 701, PPID: 1, Comm: "agent"}
+	r.Exec(odd, "/opt/agent/bin/agent", "agent")
+	o := r.Connect(odd)
+	o.Send("GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nX-Odd: 1\r\n\r\n")
+	o.Recv(replay.Answer(200, 9), 64)
+	h.feed(r)
+	for _, rec := range h.requests() {
+		if rec.SDK == nil || rec.SDK.Headers == "" {
+			t.Errorf("record without its header shape: %+v", rec)
+		}
+	}
+	v1 := h.a.Snapshot().ReadyHints.IMDSv1Callers
+	if len(v1) != 2 {
+		t.Fatalf("%+v", v1)
+	}
+	for _, hint := range v1 {
+		switch hint.Process.PID {
+		case node.PID:
+			if hint.SDK == nil || hint.SDK.Product != "aws-sdk-js-v3" || !strings.Contains(hint.Advice, "raise HttpPutResponseHopLimit") ||
+				strings.Contains(hint.Advice, "fetch an IMDSv2 token first") {
+				t.Errorf("v3 fallback: %+v, advice %q", hint.SDK, hint.Advice)
+			}
+		case odd.PID:
+			if hint.SDK == nil || hint.SDK.Product != "none" || hint.SDK.Headers != "GET Host, X-Odd" {
+				t.Errorf("unknown client: %+v", hint.SDK)
+			}
+		}
+	}
+}

@@ -14,6 +14,12 @@ import (
 // block's would turn a tokenless request into an unclassified one.
 const MaxHeadBytes = 64 << 10
 
+// MaxShapeBytes bounds Request.Headers; MaxShapeValueBytes the Connection and Accept values.
+const (
+	MaxShapeBytes      = 512
+	MaxShapeValueBytes = 64
+)
+
 // Errors returned by the parsers; test with errors.Is.
 var (
 	// ErrIncomplete: the first line is not complete, nothing could be parsed.
@@ -47,6 +53,13 @@ type Request struct {
 	// header is absent, -2 when present but not a number.
 	TokenTTL  int
 	Forwarded bool // X-Forwarded-For present
+
+	// Headers are the header names as sent, in order and case, joined by ", " (a shape that
+	// tells clients without a User-Agent apart); cut at MaxShapeBytes.
+	Headers string
+	// Connection and Accept are those headers' values, cut at MaxShapeValueBytes.
+	Connection string
+	Accept     string
 
 	Metadata       string // "Metadata" header value (Azure IMDS wants "true")
 	MetadataFlavor string // "Metadata-Flavor" header value (GCP "Google", IBM "ibm")
@@ -195,6 +208,12 @@ func (r *Request) parseRequestLine(line []byte) error {
 }
 
 func (r *Request) header(name, value []byte) {
+	if len(r.Headers)+len(name)+2 <= MaxShapeBytes {
+		if r.Headers != "" {
+			r.Headers += ", "
+		}
+		r.Headers += string(name)
+	}
 	switch {
 	case equalFold(name, HeaderToken):
 		r.HasToken = true // the value is a secret: never copied
@@ -209,6 +228,10 @@ func (r *Request) header(name, value []byte) {
 		r.Host = string(value)
 	case equalFold(name, "User-Agent"):
 		r.UserAgent = string(value)
+	case equalFold(name, "Connection"):
+		r.Connection = string(value[:min(len(value), MaxShapeValueBytes)])
+	case equalFold(name, "Accept"):
+		r.Accept = string(value[:min(len(value), MaxShapeValueBytes)])
 	case equalFold(name, "Metadata"):
 		r.Metadata = string(value)
 	case equalFold(name, "Metadata-Flavor"):

@@ -19,25 +19,27 @@ func TestParseRequest(t *testing.T) {
 			name: "v1 get",
 			in:   "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
 			want: Request{Method: "GET", Target: "/latest/meta-data/instance-id", Path: "/latest/meta-data/instance-id",
-				Proto: "HTTP/1.1", Host: "169.254.169.254", UserAgent: "curl/7.88.1", TokenTTL: -1, ContentLength: -1, Complete: true},
+				Proto: "HTTP/1.1", Host: "169.254.169.254", UserAgent: "curl/7.88.1", TokenTTL: -1, ContentLength: -1, Complete: true,
+				Headers: "Host, User-Agent, Accept", Accept: "*/*"},
 		},
 		{
 			name: "v2 get any case, token value dropped",
 			in:   "GET /latest/meta-data/?a=b HTTP/1.1\r\nx-AWS-ec2-METADATA-token:  AQAEAsecretsecret==\r\n\r\n",
 			want: Request{Method: "GET", Target: "/latest/meta-data/?a=b", Path: "/latest/meta-data/", Proto: "HTTP/1.1",
-				HasToken: true, TokenTTL: -1, ContentLength: -1, Complete: true},
+				HasToken: true, TokenTTL: -1, ContentLength: -1, Complete: true, Headers: "x-AWS-ec2-METADATA-token"},
 		},
 		{
 			name: "token put",
 			in:   "PUT /latest/api/token HTTP/1.1\r\nX-Aws-Ec2-Metadata-Token-Ttl-Seconds: 21600\r\nContent-Length: 0\r\n\r\n",
 			want: Request{Method: "PUT", Target: "/latest/api/token", Path: "/latest/api/token", Proto: "HTTP/1.1",
-				TokenTTL: 21600, ContentLength: 0, Complete: true},
+				TokenTTL: 21600, ContentLength: 0, Complete: true, Headers: "X-Aws-Ec2-Metadata-Token-Ttl-Seconds, Content-Length"},
 		},
 		{
 			name: "bad ttl and proxy",
 			in:   "PUT /latest/api/token HTTP/1.0\nX-aws-ec2-metadata-token-ttl-seconds: lots\nX-Forwarded-For: 10.0.0.1\n\n",
 			want: Request{Method: "PUT", Target: "/latest/api/token", Path: "/latest/api/token", Proto: "HTTP/1.0",
-				TokenTTL: -2, Forwarded: true, ContentLength: -1, Complete: true},
+				TokenTTL: -2, Forwarded: true, ContentLength: -1, Complete: true,
+				Headers: "X-aws-ec2-metadata-token-ttl-seconds, X-Forwarded-For"},
 		},
 		{
 			name: "absolute form",
@@ -49,13 +51,13 @@ func TestParseRequest(t *testing.T) {
 			name: "truncated keeps complete lines only",
 			in:   "GET /latest/meta-data/ HTTP/1.1\r\nUser-Agent: a\r\nX-aws-ec2-metadata-tok",
 			want: Request{Method: "GET", Target: "/latest/meta-data/", Path: "/latest/meta-data/", Proto: "HTTP/1.1",
-				UserAgent: "a", TokenTTL: -1, ContentLength: -1},
+				UserAgent: "a", TokenTTL: -1, ContentLength: -1, Headers: "User-Agent"},
 		},
 		{
 			name: "chunked and conflicting lengths",
 			in:   "POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
 			want: Request{Method: "POST", Target: "/x", Path: "/x", Proto: "HTTP/1.1", TokenTTL: -1, ContentLength: -1,
-				Chunked: true, Complete: true},
+				Chunked: true, Complete: true, Headers: "Content-Length, Content-Length, Transfer-Encoding"},
 		},
 		{name: "empty", in: "", err: ErrIncomplete},
 		{name: "half line", in: "GET /latest", err: ErrIncomplete},
@@ -89,6 +91,22 @@ func TestParseRequest(t *testing.T) {
 				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// The header shape keeps names as sent, in order, bounded; Connection and Accept keep their values.
+func TestParseRequestShape(t *testing.T) {
+	got, err := ParseRequest([]byte("PUT /latest/api/token HTTP/1.1\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\n" +
+		"Host: 169.254.169.254\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"))
+	if err != nil || got.Headers != "x-aws-ec2-metadata-token-ttl-seconds, Host, Connection, Content-Length" ||
+		got.Connection != "keep-alive" || got.Accept != "" {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	many, err := ParseRequest([]byte("GET / HTTP/1.1\r\n" + strings.Repeat("X-Long-Header-Name: v\r\n", 100) +
+		"Accept: " + strings.Repeat("a", 100) + "\r\n\r\n"))
+	if err != nil || len(many.Headers) > MaxShapeBytes || len(many.Headers) < MaxShapeBytes-40 ||
+		strings.HasSuffix(many.Headers, ", ") || len(many.Accept) != MaxShapeValueBytes {
+		t.Fatalf("shape of a long block: %d bytes %q, accept %d bytes, %v", len(many.Headers), many.Headers, len(many.Accept), err)
 	}
 }
 

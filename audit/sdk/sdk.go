@@ -45,6 +45,12 @@ type Info struct {
 	// DisableV1 is the switch that turns the IMDSv1 fallback off, for
 	// products that have one.
 	DisableV1 string `json:"disable_v1_fallback,omitempty"`
+	// Fingerprint, for a request without a User-Agent, names the fingerprint that identified
+	// its sender by the request's shape (fingerprint.go).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Headers is, for a request without a User-Agent, its shape: header names in order and
+	// case, with the values that tell clients apart (Shape.String).
+	Headers string `json:"header_shape,omitempty"`
 	// Advice says what to do when this sender is seen using IMDSv1.
 	Advice string `json:"advice"`
 }
@@ -128,7 +134,8 @@ func Identify(userAgent string) Info {
 	}
 	if strings.TrimSpace(userAgent) == "" {
 		return Info{Product: "none", Name: "no User-Agent", Kind: KindUnknown,
-			Advice: "the request carried no User-Agent: find the program by its command line and make it fetch an IMDSv2 token first"}
+			Advice: "the request carried no User-Agent and its header shape matches no known client: find the program " +
+				"by its command line; if it never asks for a token, make it fetch one first (PUT /latest/api/token)"}
 	}
 	name := "unknown"
 	if len(toks) > 0 {

@@ -151,6 +151,7 @@ type jsCase struct {
 
 const (
 	jsV2Old     = "2.574.0"  // before EC2MetadataCredentials fetched tokens
+	jsV2First   = "2.575.0"  // imdsfacts.JavaScriptV2CredentialsToken
 	jsV2Token   = "2.600.0"  // its token path sends no User-Agent
 	jsV2Current = "2.1693.0" // the last v2 release
 	jsV3        = "3.1175.0" // @aws-sdk/credential-providers
@@ -158,7 +159,7 @@ const (
 
 func jsCases() []jsCase {
 	var cs []jsCase
-	for _, v := range []string{jsV2Old, jsV2Token, jsV2Current} {
+	for _, v := range []string{jsV2Old, jsV2First, jsV2Token, jsV2Current} {
 		for _, api := range []string{"EC2MetadataCredentials", "MetadataService.request"} {
 			cs = append(cs, jsCase{pkg: "aws-sdk@" + v, client: "aws-sdk-js-v2", version: v, api: api, ns: testbed.Instance})
 		}
