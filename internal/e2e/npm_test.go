@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/sdk/sdktest"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 	"github.com/imdsv2/imdsv2/internal/netguard"
@@ -204,4 +205,84 @@ func TestCaptureJavaScriptClients(t *testing.T) {
 		capture.Requests = captureCommand(t, imdstest.Config{HopLimit: 1}, testbed.Instance, nil, node, script, "http.get")
 		keepCapture(t, &capture)
 	})
+}
+
+// TestJavaScriptClientsEndToEnd runs the AWS SDK for JavaScript, as installed from the npm
+// registry, under the agent in the bed, and checks who the audit says sent each request and what
+// it advises: by User-Agent where the SDK sends one, by header shape where it does not, per API.
+func TestJavaScriptClientsEndToEnd(t *testing.T) {
+	node, script := nodePath(t), jsClient(t)
+	h := newHarness(t)
+	h.srv.Update(func(c *imdstest.Config) { c.RoleName = "imdsv2-test-role" })
+	cases := []struct {
+		c jsCase
+		// classes of the requests, in order
+		classes []audit.Class
+		product string // of every request ("" : not checked per request)
+		process string // the process's identity in the hints
+		advice  []string
+		notSaid []string
+	}{
+		{c: jsCase{pkg: "aws-sdk@" + jsV2Current, api: "MetadataService.request", ns: testbed.Instance},
+			classes: []audit.Class{audit.ClassIMDSv1}, product: "aws-sdk-js-v2", process: "aws-sdk-js-v2",
+			advice:  []string{"AWS.MetadataService.request(path)", "upgrading does not help", "fetchMetadataToken"},
+			notSaid: []string{"upgrade aws-sdk to"}},
+		{c: jsCase{pkg: "aws-sdk@" + jsV2Old, api: "EC2MetadataCredentials", ns: testbed.Instance},
+			classes: []audit.Class{audit.ClassIMDSv1, audit.ClassIMDSv1}, product: "aws-sdk-js-v2", process: "aws-sdk-js-v2",
+			advice: []string{"upgrade aws-sdk to 2.575.0 or later", "EC2MetadataCredentials fetches one"}},
+		{c: jsCase{pkg: "aws-sdk@" + jsV2Token, api: "EC2MetadataCredentials", ns: testbed.Instance},
+			classes: []audit.Class{audit.ClassTokenPUT, audit.ClassIMDSv2, audit.ClassIMDSv2}, product: "aws-sdk-js"},
+		{c: jsCase{pkg: "@aws-sdk/credential-providers@" + jsV3, api: "fromInstanceMetadata", ns: testbed.Instance},
+			classes: []audit.Class{audit.ClassTokenPUT, audit.ClassIMDSv2, audit.ClassIMDSv2}, product: "aws-sdk-js-v3"},
+		{c: jsCase{pkg: "@aws-sdk/credential-providers@" + jsV3, api: "fromInstanceMetadata", ns: testbed.Container},
+			classes: []audit.Class{audit.ClassTokenPUT, audit.ClassIMDSv1, audit.ClassIMDSv1}, process: "aws-sdk-js-v3",
+			advice:  []string{"got no answer", "raise HttpPutResponseHopLimit to 2", "AWS_EC2_METADATA_V1_DISABLED=true"},
+			notSaid: []string{"fetch an IMDSv2 token first", "never asked"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.c.pkg+"-"+tc.c.api+"-"+tc.c.ns.String(), func(t *testing.T) {
+			p := npmInstall(t, tc.c.pkg)
+			t.Setenv("NODE_PATH", p.nodeModules())
+			// The package in the command line keeps each run a caller of its own (before the API:
+			// an argument after a name ending in Credentials is redacted as a secret).
+			label := strings.Trim(strings.NewReplacer("@", "-", "/", "-").Replace(tc.c.pkg), "-")
+			cmd, out := h.run(t, tc.c.ns, true, node, script, label, tc.c.api)
+			t.Logf("%s: %s", tc.c.api, strings.TrimSpace(out))
+			rs := h.byPID(t, cmd.Process.Pid, len(tc.classes))
+			if len(rs) != len(tc.classes) {
+				t.Fatalf("%d requests, want %d:%s", len(rs), len(tc.classes), describe(rs))
+			}
+			for i, r := range rs {
+				if r.Class != tc.classes[i] {
+					t.Errorf("request %d is %s, want %s:%s", i, r.Class, tc.classes[i], describe(rs))
+				}
+				if r.SDK == nil || tc.product != "" && r.SDK.Product != tc.product {
+					t.Errorf("request %d (%s) identified as %+v, want %s", i, r.Class, r.SDK, tc.product)
+				}
+				if r.SDK != nil && r.UserAgent == "" && r.SDK.Headers == "" {
+					t.Errorf("request %d has no User-Agent and no header shape: %+v", i, r.SDK)
+				}
+			}
+			if tc.process == "" {
+				for _, hint := range h.auditor.Snapshot().ReadyHints.IMDSv1Callers {
+					if strings.Contains(hint.Process.Cmdline, label) {
+						t.Errorf("an IMDSv2 client listed as an IMDSv1 caller: %+v", hint)
+					}
+				}
+				return
+			}
+			// The v3 fallback: its token PUT is reported unanswered when node closes it.
+			hint := h.v1Hint(t, cmd.Process.Pid)
+			if hint.SDK == nil || hint.SDK.Product != tc.process {
+				t.Errorf("caller identified as %+v, want %s", hint.SDK, tc.process)
+			}
+			wantAdvice(t, hint, tc.advice...)
+			for _, n := range tc.notSaid {
+				if strings.Contains(hint.Advice, n) {
+					t.Errorf("advice says %q: %s", n, hint.Advice)
+				}
+			}
+			t.Logf("identity %s (%s), advice: %s", hint.SDK.Name, hint.SDK.Fingerprint, hint.Advice)
+		})
+	}
 }

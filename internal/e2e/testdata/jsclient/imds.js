@@ -1,8 +1,9 @@
-// Reads IMDS the way a program using the AWS SDK for JavaScript does; argv[2] names the API.
+// Reads IMDS the way a program using the AWS SDK for JavaScript does; the last argument names the
+// API (arguments before it only label the run).
 // The SDK comes from NODE_PATH (the test installs it from the npm registry). Prints what it got,
 // never a credential.
 'use strict';
-const api = process.argv[2];
+const api = process.argv[process.argv.length - 1];
 
 function done(err, what) {
   if (err) {
