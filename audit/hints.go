@@ -287,11 +287,6 @@ func neverAskedNote(id *sdk.Info, c *Caller) string {
 	return ""
 }
 
-// jsMetadataServiceFix is what to call instead of the JavaScript v2 SDK's tokenless API.
-const jsMetadataServiceFix = "call new AWS.MetadataService().fetchMetadataToken(cb) first and pass the token as " +
-	"request(path, {headers: {'x-aws-ec2-metadata-token': token}}, cb), or move to the v3 SDK " +
-	"(@aws-sdk/credential-providers fromInstanceMetadata for credentials, @aws-sdk/ec2-metadata-service for other paths)"
-
 // jsV2Advice is the advice for aws-sdk (JavaScript v2) requests that never asked for a token.
 // They carry its User-Agent, which its token path never does (captures: 2.575.0 to 2.1693.0):
 // so they come from AWS.MetadataService.request(path), which sends no token in any v2 release,
@@ -307,20 +302,21 @@ func jsV2Advice(id *sdk.Info, c *Caller) string {
 	switch {
 	case older && credsOnly:
 		return name + " read credentials without asking for a token: its EC2MetadataCredentials fetches one from " +
-			first + " on, so upgrade aws-sdk to " + first + " or later; if the program itself calls " +
-			"AWS.MetadataService.request(path), upgrading does not help: " + jsMetadataServiceFix
+			first + " on, so upgrade aws-sdk to " + first + " or later (" + imdsfacts.JavaScriptV2.MinIMDSv2 +
+			" or later for all of its own metadata calls); if the program itself calls " +
+			"AWS.MetadataService.request(path), upgrading does not help: " + sdk.JSMetadataServiceFix
 	case older:
 		return name + " read these paths without asking for a token: AWS.MetadataService.request(path) sends none " +
 			"in any v2 release, so upgrading alone does not help; upgrade aws-sdk to " + first + " or later (the " +
-			"first with fetchMetadataToken), then " + jsMetadataServiceFix
+			"first with fetchMetadataToken), then " + sdk.JSMetadataServiceFix
 	case !known:
 		return name + " read these paths without asking for a token, with its User-Agent, which its token path " +
 			"never sends: that is AWS.MetadataService.request(path) (or EC2MetadataCredentials before " + first +
-			"); request() sends no token in any v2 release, so upgrading does not help: " + jsMetadataServiceFix
+			"); request() sends no token in any v2 release, so upgrading does not help: " + sdk.JSMetadataServiceFix
 	}
 	return name + " read these paths without asking for a token, with its User-Agent, which its token path never " +
 		"sends: that is AWS.MetadataService.request(path), which sends no token in any v2 release (upgrading does " +
-		"not help; EC2MetadataCredentials already fetches one): " + jsMetadataServiceFix
+		"not help; EC2MetadataCredentials already fetches one): " + sdk.JSMetadataServiceFix
 }
 
 func unansweredAdvice(c *Caller, fellBack bool) string {

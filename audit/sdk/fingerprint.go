@@ -98,6 +98,8 @@ type fingerprint struct {
 	clients []string
 	// note says what the shape cannot tell; it goes into the advice.
 	note string
+	// advice, when set, replaces the advice of the kind.
+	advice string
 }
 
 const (
@@ -140,6 +142,9 @@ var fingerprints = []fingerprint{
 			{method: "GET", headers: "Host, Connection", connection: "close"},
 		},
 		clients: []string{"node-http"},
+		advice: "Node's http module with no User-Agent: a program's own IMDS call, or an AWS SDK for JavaScript " +
+			"falling back to IMDSv1 after its token request failed (the process's token PUTs tell which): a program " +
+			"of its own must fetch a token first (PUT /latest/api/token) or use the v3 SDK",
 	},
 }
 
@@ -193,6 +198,9 @@ func IdentifyRequest(userAgent string, s Shape, from Sender) Info {
 		if f.matches(s, from) {
 			info := rule{product: f.product, name: f.name, kind: f.kind, min: f.min}.info("")
 			info.Fingerprint, info.Headers = f.id, s.String()
+			if f.advice != "" {
+				info.Advice = f.advice
+			}
 			if f.kind == KindAWSSDK && f.min == "" {
 				// A family told apart by shape, not version: the shape itself is the token path.
 				info.Advice = f.name + " (" + f.note + ") asks for tokens on this path; it sends IMDSv1 only after " +
@@ -203,6 +211,9 @@ func IdentifyRequest(userAgent string, s Shape, from Sender) Info {
 	}
 	info := Identify("")
 	info.Headers = s.String()
+	if names := from.names(); len(names) > 0 {
+		info.Name += ", sent by " + names[0]
+	}
 	return info
 }
 

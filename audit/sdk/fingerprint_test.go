@@ -108,6 +108,9 @@ func TestFingerprintUnknownShape(t *testing.T) {
 		if got.Product != "none" || got.Kind != KindUnknown || got.Headers != tc.s.String() || got.Headers == "" {
 			t.Errorf("%s from %+v: %+v, want none with the shape", tc.s, tc.from, got)
 		}
+		if names := tc.from.names(); len(names) > 0 && !strings.HasSuffix(got.Name, "sent by "+names[0]) {
+			t.Errorf("unknown client's name %q does not say what sent it (%s)", got.Name, names[0])
+		}
 		if !strings.Contains(got.Advice, "header shape") {
 			t.Errorf("advice %q does not point at the header shape", got.Advice)
 		}

@@ -171,6 +171,9 @@ func (r rule) info(version string) Info {
 		default:
 			i.Advice = r.name + " " + version + " can use IMDSv2; it sends IMDSv1 only after its token request failed (hop limit too low, proxy, 403/404/405): fix that, then set " + i.DisableV1
 		}
+		if r.product == imdsfacts.JavaScriptV2.ID {
+			i.Advice = jsV2Advice(version)
+		}
 		if r.product == "aws-sdk-rust" {
 			i.DisableV1 = ""
 			i.Advice = "the AWS SDK for Rust never sends IMDSv1: this request came from something else in the process"
@@ -193,6 +196,25 @@ func (r rule) info(version string) Info {
 			"fetch a token first (PUT /latest/api/token), or switch it to an AWS SDK"
 	}
 	return i
+}
+
+// JSMetadataServiceFix is what to call instead of the JavaScript v2 SDK's tokenless API.
+const JSMetadataServiceFix = "call new AWS.MetadataService().fetchMetadataToken(cb) first and pass the token as " +
+	"request(path, {headers: {'x-aws-ec2-metadata-token': token}}, cb), or move to the v3 SDK " +
+	"(@aws-sdk/credential-providers fromInstanceMetadata for credentials, @aws-sdk/ec2-metadata-service for other paths)"
+
+// jsV2Advice is the advice for a request that carries the JavaScript v2 SDK's User-Agent. Its
+// token path sends none (captures 2.575.0 to 2.1693.0), so such a request comes from
+// AWS.MetadataService.request(path), which never sends a token, from EC2MetadataCredentials
+// before 2.575.0, or from its IMDSv1 fallback after a failed token request.
+func jsV2Advice(version string) string {
+	first := imdsfacts.JavaScriptV2CredentialsToken
+	s := "AWS.MetadataService.request(path) of the AWS SDK for JavaScript v2 sends no token in any release " +
+		"(upgrading does not help): " + JSMetadataServiceFix + "; EC2MetadataCredentials fetches one from " + first + " on"
+	if older, known := imdsfacts.OlderThan(version, imdsfacts.JavaScriptV2.MinIMDSv2); older || !known {
+		s += "; upgrade aws-sdk to " + imdsfacts.JavaScriptV2.MinIMDSv2 + " or later, the first whose own metadata calls all use a token"
+	}
+	return s + "; set " + DisableV1Fallback + " to stop its fallback after a failed token request"
 }
 
 type token struct{ name, version string }

@@ -165,6 +165,9 @@ func jsCases() []jsCase {
 			cs = append(cs, jsCase{pkg: "aws-sdk@" + v, client: "aws-sdk-js-v2", version: v, api: api, ns: testbed.Instance})
 		}
 	}
+	// Behind the bridge with hop limit 1 the token PUT gets no answer: what each falls back to.
+	cs = append(cs, jsCase{pkg: "aws-sdk@" + jsV2Current, client: "aws-sdk-js-v2", version: jsV2Current,
+		api: "EC2MetadataCredentials", ns: testbed.Container})
 	for _, ns := range []testbed.NS{testbed.Instance, testbed.Container} {
 		cs = append(cs, jsCase{pkg: "@aws-sdk/credential-providers@" + jsV3, client: "aws-sdk-js-v3", version: jsV3,
 			api: "fromInstanceMetadata", ns: ns, imdsPkg: "@smithy/credential-provider-imds"})
@@ -232,6 +235,10 @@ func TestJavaScriptClientsEndToEnd(t *testing.T) {
 			advice: []string{"upgrade aws-sdk to 2.575.0 or later", "EC2MetadataCredentials fetches one"}},
 		{c: jsCase{pkg: "aws-sdk@" + jsV2Token, api: "EC2MetadataCredentials", ns: testbed.Instance},
 			classes: []audit.Class{audit.ClassTokenPUT, audit.ClassIMDSv2, audit.ClassIMDSv2}, product: "aws-sdk-js"},
+		{c: jsCase{pkg: "aws-sdk@" + jsV2Current, api: "EC2MetadataCredentials", ns: testbed.Container},
+			classes: []audit.Class{audit.ClassTokenPUT, audit.ClassIMDSv1, audit.ClassIMDSv1}, process: "aws-sdk-js-v2",
+			advice:  []string{"got no answer", "raise HttpPutResponseHopLimit to 2", "AWS_EC2_METADATA_V1_DISABLED=true"},
+			notSaid: []string{"fetch an IMDSv2 token first", "MetadataService.request"}},
 		{c: jsCase{pkg: "@aws-sdk/credential-providers@" + jsV3, api: "fromInstanceMetadata", ns: testbed.Instance},
 			classes: []audit.Class{audit.ClassTokenPUT, audit.ClassIMDSv2, audit.ClassIMDSv2}, product: "aws-sdk-js-v3"},
 		{c: jsCase{pkg: "@aws-sdk/credential-providers@" + jsV3, api: "fromInstanceMetadata", ns: testbed.Container},
