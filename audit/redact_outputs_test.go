@@ -98,6 +98,17 @@ func TestRedactionEveryOutput(t *testing.T) {
 		}
 		early.Recv(replay.Answer(200, 10), 64)
 		early.Close()
+		// No User-Agent: the header shape keeps names and the Connection and Accept values.
+		shaped := r.Connect(procs[0])
+		name := "X-Shape"
+		if !strings.ContainsAny(tok, "/+=") {
+			name = tok // a valid header name
+		}
+		shaped.Send("GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nAccept: " + tok + "\r\nConnection: " + tok +
+			"\r\n" + name + ": 1\r\nX-aws-ec2-metadata-token: " + tok + "\r\n\r\n")
+		r.Advance(time.Millisecond)
+		shaped.Recv(replay.Answer(200, 10), 64)
+		shaped.Close()
 	}
 	// Credentials on command lines.
 	for _, argv := range [][]string{
@@ -120,8 +131,8 @@ func TestRedactionEveryOutput(t *testing.T) {
 	h.tick(r.Now().Add(time.Minute))
 
 	snap := h.a.Snapshot()
-	if n := len(h.requests()); n != 3*8+6 {
-		t.Fatalf("%d requests recorded, want %d", n, 3*8+6)
+	if n := len(h.requests()); n != 3*9+6 {
+		t.Fatalf("%d requests recorded, want %d", n, 3*9+6)
 	}
 	outputs := map[string][]byte{"records": jsonOf(t, h.records), "summary": jsonOf(t, snap)}
 	var jl bytes.Buffer
