@@ -79,7 +79,7 @@ func npmInstall(t *testing.T, spec string) npmPackage {
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		privtest.Unavailable(t, "npm is not installed (.ci/run installs nodejs and npm): "+err.Error())
+		privtest.Unavailable(t, "npm is not installed (the machine's Node.js 20 comes with it): "+err.Error())
 	}
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func nodePath(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("node")
 	if err != nil {
-		privtest.Unavailable(t, "node is not installed (.ci/run installs nodejs): "+err.Error())
+		privtest.Unavailable(t, "node is not installed (the machine has Node.js 20): "+err.Error())
 	}
 	if p, err = filepath.EvalSymlinks(p); err != nil {
 		t.Fatal(err)
@@ -214,6 +214,7 @@ func TestCaptureJavaScriptClients(t *testing.T) {
 // registry, under the agent in the bed, and checks who the audit says sent each request and what
 // it advises: by User-Agent where the SDK sends one, by header shape where it does not, per API.
 func TestJavaScriptClientsEndToEnd(t *testing.T) {
+	skipInVM(t)
 	node, script := nodePath(t), jsClient(t)
 	h := newHarness(t)
 	h.srv.Update(func(c *imdstest.Config) { c.RoleName = "imdsv2-test-role" })
