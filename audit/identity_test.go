@@ -170,7 +170,13 @@ func TestIdentityByHeaderShape(t *testing.T) {
 			t.Errorf("record without its header shape: %+v", rec)
 		}
 	}
-	v1 := h.a.Snapshot().ReadyHints.IMDSv1Callers
+	snap := h.a.Snapshot()
+	for _, c := range snap.Callers {
+		if c.Process.PID == node.PID && (c.SDK == nil || c.SDK.Product != "aws-sdk-js-v3") {
+			t.Errorf("caller %s of the v3 process identified as %+v", c.Class, c.SDK)
+		}
+	}
+	v1 := snap.ReadyHints.IMDSv1Callers
 	if len(v1) != 2 {
 		t.Fatalf("%+v", v1)
 	}

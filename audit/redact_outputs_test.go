@@ -197,8 +197,15 @@ func TestRedactionAfterTheFact(t *testing.T) {
 	r.Advance(time.Millisecond)
 	c.Recv(replay.Answer(200, 10), 64)
 	c.Close()
+	shapeOnly := replay.Proc{PID: 8003, PPID: 1, UID: 1000, Comm: "agent"}
+	r.Exec(shapeOnly, "/usr/bin/agent", "agent")
+	c3 := r.Connect(shapeOnly) // no User-Agent: the header shape keeps the Accept value
+	c3.Send("GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nAccept: " + odd + "\r\n\r\n")
+	r.Advance(time.Millisecond)
+	c3.Recv(replay.Answer(200, 10), 64)
+	c3.Close()
 	h.feed(r)
-	if s := jsonOf(t, h.a.Snapshot()); !bytes.Contains(s, []byte(odd)) {
+	if s := jsonOf(t, h.a.Snapshot()); !bytes.Contains(s, []byte("Accept="+odd)) {
 		t.Fatalf("the shapeless token was redacted before it was known: the test plants nothing")
 	}
 

@@ -29,6 +29,13 @@ func (a *Auditor) scrubSummary(s *Summary) {
 		if ua := k.scrub(c.UserAgent); ua != c.UserAgent {
 			c.UserAgent, changed = ua, true
 		}
+		if c.SDK != nil { // shared with records and other callers: copied on change
+			if h, n := k.scrub(c.SDK.Headers), k.scrub(c.SDK.Name); h != c.SDK.Headers || n != c.SDK.Name {
+				info := *c.SDK
+				info.Headers, info.Name = h, n
+				c.SDK, changed = &info, true
+			}
+		}
 		for j := range c.Paths { // the summary's own copy
 			if p := k.scrub(c.Paths[j].Path); p != c.Paths[j].Path {
 				c.Paths[j].Path, changed = p, true
