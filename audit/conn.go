@@ -127,7 +127,7 @@ func (a *Auditor) onRequest(c *conn, h reasm.Head, t time.Time) {
 	r.Process = *c.proc
 	if r.Method != "" {
 		// Without a User-Agent the header shape and the executable name the client.
-		shape := sdk.Shape{Method: r.Method, Headers: clean(redactText(req.Headers, a.known), httpreq.MaxShapeBytes),
+		shape := sdk.Shape{Method: r.Method, Proto: clean(req.Proto, 8), Headers: clean(redactText(req.Headers, a.known), httpreq.MaxShapeBytes),
 			TokenTTL: req.TokenTTL, Connection: clean(redactText(req.Connection, a.known), httpreq.MaxShapeValueBytes),
 			Accept: clean(redactText(req.Accept, a.known), httpreq.MaxShapeValueBytes)}
 		info := sdk.IdentifyRequest(r.UserAgent, shape, sdk.Sender{Exe: r.Process.Exe, Comm: r.Process.Comm})

@@ -18,6 +18,7 @@ import (
 // token header is a name only.
 type Shape struct {
 	Method string
+	Proto  string // of the request line, "HTTP/1.1"
 	// Headers are the header names as sent, in order and case, joined by ", "
 	// (httpreq.Request.Headers).
 	Headers string
@@ -33,6 +34,9 @@ type Shape struct {
 func (s Shape) String() string {
 	var b strings.Builder
 	b.WriteString(s.Method)
+	if s.Proto != "" && s.Proto != "HTTP/1.1" {
+		b.WriteString(" " + s.Proto)
+	}
 	for i, name := range strings.Split(s.Headers, ", ") {
 		if name == "" {
 			continue
@@ -75,7 +79,7 @@ func (s Sender) names() []string {
 	return out
 }
 
-// wire is one request shape a client sends.
+// wire is one request shape a client sends, on an HTTP/1.1 request line (every client captured).
 type wire struct {
 	method     string
 	headers    string // names, exactly as sent
@@ -149,7 +153,7 @@ var fingerprints = []fingerprint{
 }
 
 func (w wire) matches(s Shape) bool {
-	if w.method != s.Method || w.headers != s.Headers || !strings.EqualFold(w.connection, s.Connection) {
+	if w.method != s.Method || s.Proto != "HTTP/1.1" || w.headers != s.Headers || !strings.EqualFold(w.connection, s.Connection) {
 		return false
 	}
 	if w.ttl == 0 {

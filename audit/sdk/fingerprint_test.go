@@ -15,7 +15,7 @@ func shapeOf(t *testing.T, head string) (Shape, string) {
 	if err != nil || !r.Complete {
 		t.Fatalf("capture head does not parse (%v): %q", err, head)
 	}
-	return Shape{Method: r.Method, Headers: r.Headers, TokenTTL: r.TokenTTL, Connection: r.Connection, Accept: r.Accept}, r.UserAgent
+	return Shape{Method: r.Method, Proto: r.Proto, Headers: r.Headers, TokenTTL: r.TokenTTL, Connection: r.Connection, Accept: r.Accept}, r.UserAgent
 }
 
 func loadCaptures(t *testing.T) []sdktest.Capture {
@@ -88,7 +88,7 @@ func identifies(info Info, client string) bool {
 // The same shape from another executable is not the JavaScript SDK, and a shape no client
 // sends is reported as such, with the shape.
 func TestFingerprintUnknownShape(t *testing.T) {
-	js := Shape{Method: "PUT", Headers: jsTTL, TokenTTL: 21600, Connection: "keep-alive"}
+	js := Shape{Method: "PUT", Proto: "HTTP/1.1", Headers: jsTTL, TokenTTL: 21600, Connection: "keep-alive"}
 	if got := IdentifyRequest("", js, Sender{Exe: "/usr/bin/node"}); got.Product != "aws-sdk-js-v3" {
 		t.Errorf("node with the v3 shape: %+v", got)
 	}
@@ -100,7 +100,8 @@ func TestFingerprintUnknownShape(t *testing.T) {
 		from Sender
 	}{
 		{js, Sender{Exe: "/usr/local/bin/my-agent", Comm: "my-agent"}},
-		{Shape{Method: "PUT", Headers: jsTTL, TokenTTL: 300, Connection: "keep-alive"}, Sender{Exe: "/usr/bin/node"}},
+		{Shape{Method: "PUT", Proto: "HTTP/1.1", Headers: jsTTL, TokenTTL: 300, Connection: "keep-alive"}, Sender{Exe: "/usr/bin/node"}},
+		{Shape{Method: "PUT", Proto: "HTTP/1.0", Headers: jsTTL, TokenTTL: 21600, Connection: "keep-alive"}, Sender{Exe: "/usr/bin/node"}},
 		{Shape{Method: "GET", Headers: "host, connection", TokenTTL: -1, Connection: "close"}, Sender{Exe: "/usr/bin/node"}},
 		{Shape{Method: "GET", Headers: "Host, Accept", TokenTTL: -1, Accept: "*/*"}, Sender{}},
 	} {
@@ -127,7 +128,7 @@ func TestShapeString(t *testing.T) {
 	if got, want := s.String(), "PUT x-aws-ec2-metadata-token-ttl-seconds=21600, Host, Connection=keep-alive, Accept=*/*"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if got := (Shape{Method: "GET"}).String(); got != "GET" {
+	if got := (Shape{Method: "GET", Proto: "HTTP/1.0"}).String(); got != "GET HTTP/1.0" {
 		t.Errorf("no headers: %q", got)
 	}
 }
