@@ -11,4 +11,15 @@
 //	CI=true go test -count=1 ./internal/e2e/
 //
 // Outside CI it skips with a reason when root, curl or python3 is missing.
+//
+// Real clients (issue 13): the AWS SDK for JavaScript v2 and v3 are installed from the npm
+// registry at pinned versions into the user's cache (IMDSV2_TEST_CACHE overrides it), npm
+// running in the namespace the test binary started in; an unreachable registry skips, and fails
+// in CI. Their request heads, and Debian's curl's and python3 urllib's, are captured as test data
+// for audit/sdk's fingerprints (audit/sdk/testdata/captures):
+//
+//	go test -count=1 -run 'TestCapture' -update-captures ./internal/e2e/
+//
+// rewrites them; in CI the same tests compare what the clients send now with what is stored.
+// captureCommand and keepCapture are the machinery for a capture of another client.
 package e2e
