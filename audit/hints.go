@@ -293,7 +293,7 @@ func neverAskedNote(id *sdk.Info, c *Caller) string {
 // or, before 2.575.0, from EC2MetadataCredentials.
 func jsV2Advice(id *sdk.Info, c *Caller) string {
 	name := strings.TrimSpace("aws-sdk (JavaScript v2) " + id.Version)
-	first := imdsfacts.JavaScriptV2CredentialsToken
+	first := imdsfacts.JavaScriptV2TokenAPI
 	older, known := imdsfacts.OlderThan(id.Version, first)
 	credsOnly := len(c.Paths) > 0
 	for _, p := range c.Paths {

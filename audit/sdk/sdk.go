@@ -208,7 +208,7 @@ const JSMetadataServiceFix = "call new AWS.MetadataService().fetchMetadataToken(
 // AWS.MetadataService.request(path), which never sends a token, from EC2MetadataCredentials
 // before 2.575.0, or from its IMDSv1 fallback after a failed token request.
 func jsV2Advice(version string) string {
-	first := imdsfacts.JavaScriptV2CredentialsToken
+	first := imdsfacts.JavaScriptV2TokenAPI
 	s := "AWS.MetadataService.request(path) of the AWS SDK for JavaScript v2 sends no token in any release " +
 		"(upgrading does not help): " + JSMetadataServiceFix + "; EC2MetadataCredentials fetches one from " + first + " on"
 	if older, known := imdsfacts.OlderThan(version, imdsfacts.JavaScriptV2.MinIMDSv2); older || !known {

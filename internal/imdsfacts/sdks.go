@@ -42,15 +42,12 @@ var (
 	// credential and region code uses a token; MetadataService.request(path)
 	// never sends one, in any v2 release.
 	JavaScriptV2 = SDK{ID: "aws-sdk-js-v2", Name: "AWS SDK for JavaScript v2", MinIMDSv2: "2.722.0"}
-	// JavaScriptV2CredentialsToken is the first aws-sdk (JavaScript v2) release whose
-	// EC2MetadataCredentials fetches a token (captured: 2.574.0 does not, 2.575.0 does).
-	JavaScriptV2CredentialsToken = "2.575.0"
-	JavaScriptV3                 = SDK{ID: "aws-sdk-js-v3", Name: "AWS SDK for JavaScript v3", MinIMDSv2: AllReleases}
-	DotNet                       = SDK{ID: "aws-sdk-dotnet", Name: "AWS SDK for .NET", MinIMDSv2: "3.3.634.1"}
-	CPP                          = SDK{ID: "aws-sdk-cpp", Name: "AWS SDK for C++", MinIMDSv2: "1.7.229"}
-	PHP                          = SDK{ID: "aws-sdk-php", Name: "AWS SDK for PHP", MinIMDSv2: "3.147.7"}
-	Ruby                         = SDK{ID: "aws-sdk-ruby", Name: "AWS SDK for Ruby", MinIMDSv2: "3.79.0"}
-	PowerShell                   = SDK{ID: "aws-tools-powershell", Name: "AWS Tools for PowerShell", MinIMDSv2: "4.0.1.0"}
+	JavaScriptV3 = SDK{ID: "aws-sdk-js-v3", Name: "AWS SDK for JavaScript v3", MinIMDSv2: AllReleases}
+	DotNet       = SDK{ID: "aws-sdk-dotnet", Name: "AWS SDK for .NET", MinIMDSv2: "3.3.634.1"}
+	CPP          = SDK{ID: "aws-sdk-cpp", Name: "AWS SDK for C++", MinIMDSv2: "1.7.229"}
+	PHP          = SDK{ID: "aws-sdk-php", Name: "AWS SDK for PHP", MinIMDSv2: "3.147.7"}
+	Ruby         = SDK{ID: "aws-sdk-ruby", Name: "AWS SDK for Ruby", MinIMDSv2: "3.79.0"}
+	PowerShell   = SDK{ID: "aws-tools-powershell", Name: "AWS Tools for PowerShell", MinIMDSv2: "4.0.1.0"}
 	// Rust never sends IMDSv1 at all.
 	Rust = SDK{ID: "aws-sdk-rust", Name: "AWS SDK for Rust", MinIMDSv2: AllReleases}
 	// CloudInit is not an SDK but an agent of nearly every image: it asks for
@@ -71,7 +68,8 @@ const SmithyIMDSV1Switch = "2.1.0"
 // JavaScriptV2TokenAPI is the first aws-sdk (JavaScript v2) release whose
 // MetadataService has fetchMetadataToken (2.574.0 lacks it): the call that
 // gets the token MetadataService.request(path, {headers}) needs, since that
-// API never fetches one itself.
+// API never fetches one itself. It is also the first whose
+// EC2MetadataCredentials fetches a token (captured: 2.574.0 does not).
 const JavaScriptV2TokenAPI = "2.575.0"
 
 // GoV2Switch says where the AWS SDK for Go v2 has its IMDSv1 switches.
