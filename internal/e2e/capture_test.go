@@ -188,12 +188,12 @@ func makingCaptures(t *testing.T) {
 }
 
 // skipInVM skips tests of real clients inside make test-vm's VM: it has no network for the npm
-// registry, and naming clients is user space, which the kernel under the VM does not change;
-// make test runs them on the host.
+// registry or the Go module proxy, and naming clients is user space, which the kernel under the
+// VM does not change; make test runs them on the host.
 func skipInVM(t *testing.T) {
 	t.Helper()
 	if privtest.InTestVM() {
-		t.Skip("real clients run on the host (make test): the test VM has no network for the npm registry, and naming them is user space")
+		t.Skip("real clients run on the host (make test): the test VM has no network for the registries, and naming them is user space")
 	}
 }
 
@@ -283,14 +283,14 @@ func captureCommand(t *testing.T, cfg imdstest.Config, ns testbed.NS, env []stri
 // without a token, so that the fingerprints are tested against more than node.
 func TestCaptureDebianClients(t *testing.T) {
 	makingCaptures(t)
-	curl, py := "/usr/bin/curl", "/usr/bin/python3"
+	curl, py := "/usr/bin/curl", debPython
 	for _, p := range []string{curl, py} {
 		if _, err := os.Stat(p); err != nil {
 			privtest.Unavailable(t, p+" is not installed: "+err.Error())
 		}
 	}
 	curlVersion, curlSource := debianVersion(t, "curl"), debianSource(t, "curl")
-	pyPkg := "python3." + pythonMinor(t, py)
+	pyPkg := "python" + pythonVersion(t)
 	pyVersion, pySource := debianVersion(t, pyPkg), debianSource(t, pyPkg)
 	const tokenScript = `import urllib.request as u
 t = u.urlopen(u.Request("http://169.254.169.254/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"}), timeout=5).read().decode()
@@ -325,15 +325,6 @@ print(u.urlopen("http://169.254.169.254/latest/meta-data/instance-id", timeout=5
 			keepCapture(t, &c)
 		})
 	}
-}
-
-func pythonMinor(t *testing.T, py string) string {
-	t.Helper()
-	out, err := exec.Command(py, "-c", "import sys; print(sys.version_info[1])").Output()
-	if err != nil {
-		t.Fatalf("%s: %v", py, err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // The recorder splits what a connection carries into heads however the bytes arrive, skipping

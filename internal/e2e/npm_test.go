@@ -11,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/sdk/sdktest"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
-	"github.com/imdsv2/imdsv2/internal/netguard"
 	"github.com/imdsv2/imdsv2/internal/privtest"
 	"github.com/imdsv2/imdsv2/internal/testbed"
 )
@@ -91,17 +88,7 @@ func npmInstall(t *testing.T, spec string) npmPackage {
 	cmd.Env = append(os.Environ(), "npm_config_cache="+filepath.Join(testCache(t), "npm-cache"), "npm_config_update_notifier=false")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	start := func() error { return cmd.Start() }
-	if netguard.Active() {
-		// The parent of this process is netguard's, still in the namespace the test started in.
-		h, err := netns.GetFromPid(os.Getppid())
-		if err != nil {
-			t.Fatalf("network namespace of the test's parent: %v", err)
-		}
-		defer h.Close()
-		start = func() error { return testbed.InNamespace(h, cmd.Start) }
-	}
-	err = start()
+	err = startOutsideNetguard(t, cmd)
 	if err == nil {
 		err = cmd.Wait()
 	}
@@ -131,11 +118,7 @@ func nodePath(t *testing.T) string {
 // jsClient is the path of the test's JavaScript client program.
 func jsClient(t *testing.T) string {
 	t.Helper()
-	p, err := filepath.Abs("testdata/jsclient/imds.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return filepath.Join(testdataDir(t), "jsclient", "imds.js")
 }
 
 // jsCase is one JavaScript SDK API run against the emulator.
@@ -152,7 +135,7 @@ type jsCase struct {
 
 const (
 	jsV2Old     = "2.574.0"  // before EC2MetadataCredentials fetched tokens
-	jsV2First   = "2.575.0"  // imdsfacts.JavaScriptV2CredentialsToken
+	jsV2First   = "2.575.0"  // imdsfacts.JavaScriptV2TokenAPI
 	jsV2Token   = "2.600.0"  // its token path sends no User-Agent
 	jsV2Current = "2.1693.0" // the last v2 release
 	jsV3        = "3.1175.0" // @aws-sdk/credential-providers

@@ -55,11 +55,9 @@ var goClients = []struct{ name, dir, modfile, module, version string }{
 const goBuildLimit = 10 * time.Minute
 
 func TestRealClients(t *testing.T) {
-	if os.Getenv("IMDSV2_VM") == "1" {
-		// Identity and advice do not depend on the kernel; compiling the SDKs and starting the
-		// Python clients under software emulation would take most of the VM's time.
-		t.Skip("real clients run on the host's make test; the VM run checks the kernel side")
-	}
+	// Identity and advice do not depend on the kernel; compiling the SDKs and starting the
+	// Python clients under software emulation would take most of the VM's time.
+	skipInVM(t)
 	versions := map[string]string{}
 	for _, pkg := range []string{"curl", "python3-botocore", "awscli", "cloud-init", "python3-requests"} {
 		versions[pkg] = debianVersion(t, pkg)
