@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -237,11 +239,22 @@ func keepCapture(t *testing.T, c *sdktest.Capture) {
 	}
 }
 
+// distinct returns the heads sorted, once each, with the machine's and the runtime's versions
+// masked (runtimeVersions).
 func distinct(heads []string) []string {
-	out := slices.Clone(heads)
+	out := make([]string, len(heads))
+	for i, h := range heads {
+		out[i] = runtimeVersions.ReplaceAllString(h, "${1}*")
+	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// runtimeVersions matches what a User-Agent says of the machine and the Go runtime rather than of
+// the client: the kernel release (botocore's "Linux/6.1.0-18-amd64") and Go's version (aws-sdk-go's
+// "go1.26.8", v2's "lang/go#1.26.8"). A capture keeps them as sent; the comparison ignores them, so
+// that CI on another kernel or Go release compares the clients, not the machine.
+var runtimeVersions = regexp.MustCompile(`(Linux/|\bgo|lang/go#)[0-9][^ ;)\r]*`)
 
 // relArgs reduces the paths of files the test made to their base names, so that captures do
 // not depend on temporary directories.
@@ -342,6 +355,30 @@ func TestRecordingConnSplitsHeads(t *testing.T) {
 		want := []string{stream[:strings.Index(stream, "hello")], stream[strings.Index(stream, "GET"):]}
 		if !slices.Equal(got, want) {
 			t.Errorf("fed %d bytes at a time: %q, want %q", step, got, want)
+		}
+	}
+}
+
+// The comparison with a stored capture ignores the kernel release and the Go release a
+// User-Agent carries (CI runs on other machines), and nothing of the client itself.
+func TestCaptureComparisonIgnoresTheMachine(t *testing.T) {
+	const boto = "GET / HTTP/1.1\r\nUser-Agent: Botocore/1.29.27 Python/3.11.2 Linux/%s awscrt/1.0.0.dev0\r\n\r\n"
+	const gov1 = "GET / HTTP/1.1\r\nUser-Agent: aws-sdk-go/%s (go%s; linux; amd64)\r\n\r\n"
+	const gov2 = "GET / HTTP/1.1\r\nUser-Agent: aws-sdk-go-v2/%s ua/2.1 os/linux lang/go#%s md/GOOS#linux\r\n\r\n"
+	same := func(a, b string) bool { return slices.Equal(distinct([]string{a}), distinct([]string{b})) }
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{fmt.Sprintf(boto, "6.18.44-fc-v1045"), fmt.Sprintf(boto, "6.1.0-18-amd64"), true},
+		{fmt.Sprintf(gov1, "1.55.8", "1.26.8"), fmt.Sprintf(gov1, "1.55.8", "1.24.1"), true},
+		{fmt.Sprintf(gov2, "1.48.0", "1.26.8"), fmt.Sprintf(gov2, "1.48.0", "1.25.0"), true},
+		{fmt.Sprintf(gov1, "1.55.8", "1.26.8"), fmt.Sprintf(gov1, "1.55.9", "1.26.8"), false},
+		{fmt.Sprintf(gov2, "1.48.0", "1.26.8"), fmt.Sprintf(gov2, "1.49.0", "1.26.8"), false},
+		{fmt.Sprintf(boto, "6.1.0"), strings.Replace(fmt.Sprintf(boto, "6.1.0"), "1.29.27", "1.29.28", 1), false},
+	} {
+		if got := same(tc.a, tc.b); got != tc.same {
+			t.Errorf("%q and %q compare the same: %v, want %v", tc.a, tc.b, got, tc.same)
 		}
 	}
 }

@@ -15,8 +15,9 @@
 // Real clients (issue 13): the AWS SDK for JavaScript v2 and v3 are installed from the npm
 // registry at pinned versions into the user's cache (IMDSV2_TEST_CACHE overrides it), npm
 // running in the namespace the test binary started in; an unreachable registry skips, and fails
-// in CI. Their request heads, and Debian's curl's and python3 urllib's, are captured as test data
-// for audit/sdk's fingerprints (audit/sdk/testdata/captures):
+// in CI. Their request heads, Debian's curl's and python3 urllib's, and those of TestRealClients'
+// clients (which send a User-Agent, so that no fingerprint may take them) are captured as test
+// data for audit/sdk's fingerprints (audit/sdk/testdata/captures):
 //
 //	go test -count=1 -run 'TestCapture' -update-captures ./internal/e2e/
 //

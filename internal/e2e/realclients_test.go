@@ -68,16 +68,11 @@ func TestRealClients(t *testing.T) {
 		wantModule(t, filepath.Join(h.bin, c.name), c.module, c.version)
 	}
 	h.srv.Update(func(c *imdstest.Config) { c.RoleName = "imdsv2-e2e-role" })
-	home := t.TempDir()
-	// botocore's and the CLI's IMDS time-out is 1 s by default: on a loaded machine a token answer
-	// can take longer, and they would fall back to IMDSv1 in the instance too. (The Go SDKs retry.)
-	env := []string{"HOME=" + home, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"),
-		"AWS_METADATA_SERVICE_TIMEOUT=5"}
+	env := clientEnv(t)
 	// client runs argv with only env (no AWS_* variable of the test's own) in ns.
 	client := func(t *testing.T, ns testbed.NS, wantOK bool, argv ...string) (int, string) {
 		t.Helper()
-		cmd, out := h.run(t, ns, wantOK, "/usr/bin/env", append(append([]string{"-i"}, env...), argv...)...)
+		cmd, out := h.run(t, ns, wantOK, env[0], append(env[1:], argv...)...)
 		return cmd.Process.Pid, out
 	}
 	py := func(name string) string { return filepath.Join(testdataDir(t), "pyclients", name) }
@@ -226,6 +221,17 @@ func TestRealClients(t *testing.T) {
 			h.unansweredHint(t, pid, "falls back to IMDSv1")
 		})
 	}
+}
+
+// clientEnv is the command that runs a real client with an environment of its own (no AWS_*
+// variable of the test's, an empty HOME and AWS configuration): argv follows it.
+func clientEnv(t *testing.T) []string {
+	home := t.TempDir()
+	// botocore's and the CLI's IMDS time-out is 1 s by default: on a loaded machine a token answer
+	// can take longer, and they would fall back to IMDSv1 in the instance too. (The Go SDKs retry.)
+	return []string{"/usr/bin/env", "-i", "HOME=" + home, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"),
+		"AWS_METADATA_SERVICE_TIMEOUT=5"}
 }
 
 // debianVersion returns the upstream version of an installed Debian package ("1.29.27" of
