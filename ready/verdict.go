@@ -42,7 +42,7 @@ func decide(r *Report, in Input) {
 			Detail: fmt.Sprintf("%d IMDSv1 request(s) were counted", s.Requests[audit.ClassIMDSv1]),
 			Fix:    "audit with imdsv2 audit to name the callers, and fix each"})
 	}
-	r.Uncertain = uncertainties(in, r)
+	r.Uncertain = uncertainties(in)
 	switch {
 	case len(r.Reasons) > 0:
 		r.Verdict = NotReady
@@ -94,6 +94,179 @@ const (
 )
 
 // uncertainties lists every condition that keeps the verdict from READY, in the order an
+// operator should look at them: whether IMDS itself could be asked, whether an audit ran, then
+// the audit's doubts (auditDoubts).
+func uncertainties(in Input) []Reason {
+	u := []Reason{}
+	if r := probeDoubt(in); r != nil {
+		u = append(u, *r)
+	}
+	if in.Summary == nil {
+		return append(u, noAuditDoubt(in.AuditErr))
+	}
+	for _, doubt := range auditDoubts {
+		if r := doubt(in, in.Summary); r != nil {
+			u = append(u, *r)
+		}
+	}
+	return u
+}
+
+// auditDoubts are the doubts an audit's summary can leave, in the order they are listed. Each
+// returns nil when its doubt does not hold.
+var auditDoubts = []func(Input, *audit.Summary) *Reason{
+	coverageDoubt,
+	execTracingDoubt,
+	watchTimeDoubt,
+	staleDoubt,
+	lostEventsDoubt,
+	unclassifiedDoubt,
+	captureGapsDoubt,
+	unpairedAnswersDoubt,
+}
+
+func doubt(code, subject, detail, fix string) *Reason {
+	return &Reason{Code: code, Subject: subject, Detail: detail, Fix: fix}
+}
+
+// probeDoubt is why ready's own read of the instance's identity failed, or that it made none.
+func probeDoubt(in Input) *Reason {
+	err := in.ProbeErr
+	switch {
+	case err == nil && in.Identity == nil:
+		return doubt(codeProbeFailed, "IMDS", "ready did not ask IMDS for this instance's identity", "run ready on the instance")
+	case err == nil:
+		return nil
+	case errors.Is(err, imds.ErrDisabled):
+		return doubt(codeIMDSDisabled, "IMDS", "IMDS is disabled on this instance (HttpEndpoint=disabled, or "+
+			"AWS_EC2_METADATA_DISABLED=true in ready's environment): nothing can read metadata, with a token or "+
+			"without, so there is nothing to check",
+			"if software here needs IMDS, enable it with "+
+				imdsfacts.MetadataOptions{HTTPTokens: "required", HTTPEndpoint: "enabled"}.Command()+" and run ready again")
+	case errors.Is(err, imds.ErrUnreachable):
+		return doubt(codeIMDSUnreachable, "IMDS", "IMDS did not answer at 169.254.169.254: this does not look like an EC2 "+
+			"instance, or IMDS is blocked from this network namespace (a firewall rule, a proxy). ("+err.Error()+")",
+			"run ready on the instance, in its host network namespace")
+	case errors.Is(err, imds.ErrHopLimit):
+		return doubt(codeProbeHopLimit, "imdsv2 ready", "ready's own IMDSv2 token request got no answer: ready itself runs "+
+			"behind a bridge (in a container)",
+			"run it in the host's network namespace (docker --network host, hostNetwork: true)")
+	}
+	return doubt(codeProbeFailed, "IMDS", "ready could not read this instance's identity with IMDSv2: "+err.Error(),
+		"run ready on the instance, as root")
+}
+
+// noAuditDoubt is the doubt of a verdict without an audit: the only one listed after the probe's.
+func noAuditDoubt(auditErr error) Reason {
+	why := "no audit of IMDS callers"
+	if auditErr != nil {
+		why = "the audit of IMDS callers could not run: " + auditErr.Error()
+	}
+	return *doubt(codeNoAudit, "auditor", why+". Without it ready cannot know which processes still use IMDSv1", noAuditFix(auditErr))
+}
+
+// watchedAnything reports whether the audit recorded any of what it watched.
+func watchedAnything(cv audit.Coverage) bool { return len(cv.Spans) > 0 || cv.Earlier != nil }
+
+// coverageDoubt: the audit proves no coverage, or not of the whole host, or not of the scope asked about.
+func coverageDoubt(in Input, s *audit.Summary) *Reason {
+	cv := s.Coverage
+	switch {
+	case !watchedAnything(cv):
+		return doubt(codeCoverageUnknown, "auditor", "the audit recorded nothing of what it watched (a state file written by "+
+			"an older agent, or a source that does not report it): it proves no coverage",
+			"let the current agent (imdsv2 audit --state FILE) watch for at least --min-watch, then ask again")
+	case in.Scope == nil:
+		return wholeHostDoubt(cv)
+	case !covers(cv, in.Scope):
+		return doubt(codeScopeNotCovered, "auditor", fmt.Sprintf("the audit watched %s, which does not include the cgroup "+
+			"asked about (%s)", orUnknown(cv.Scope), in.Scope.Cgroup),
+			"audit that cgroup (or the whole host) and ask again")
+	}
+	return nil
+}
+
+func execTracingDoubt(_ Input, s *audit.Summary) *Reason {
+	if !watchedAnything(s.Coverage) || s.Coverage.ExecTracing {
+		return nil
+	}
+	return doubt(codeExecTracingOff, "auditor", "exec tracing was off for part of the audit: short-lived callers may "+
+		"be missing their names, and the audit cannot show it saw every process",
+		"run the agent where its exec programs load (see imdsv2 version --features)")
+}
+
+// watchTimeDoubt: the audit watched without a long gap for less than the minimum watch time.
+func watchTimeDoubt(in Input, s *audit.Summary) *Reason {
+	if !watchedAnything(s.Coverage) {
+		return nil
+	}
+	minWatch := in.MinWatch
+	if minWatch <= 0 {
+		minWatch = DefaultMinWatch
+	}
+	watched := continuousWatch(s.Coverage)
+	if watched >= minWatch {
+		return nil
+	}
+	return doubt(codeWatchedTooShort, "auditor", fmt.Sprintf("the audit watched %s without a gap over %s, less than "+
+		"the %s required (--min-watch): callers that run hourly, daily or at boot may not have been seen",
+		watched.Round(100*time.Millisecond), MaxGap, minWatch),
+		"let the agent watch longer (a day or more for fleets: --min-watch 24h), or lower --min-watch knowingly")
+}
+
+// staleDoubt: the agent whose state file is read stopped watching longer ago than MaxGap.
+func staleDoubt(in Input, s *audit.Summary) *Reason {
+	if !watchedAnything(s.Coverage) || in.Source != "state" {
+		return nil
+	}
+	now := in.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	last := lastWatched(s.Coverage)
+	if now.Sub(last) <= MaxGap {
+		return nil
+	}
+	return doubt(codeCoverageStale, "auditor", fmt.Sprintf("the agent last watched at %s, %s ago: anything started "+
+		"since is unseen", last.UTC().Format(time.RFC3339), now.Sub(last).Round(time.Second)),
+		"make sure the agent runs (imdsv2 audit --state FILE, as a service), then ask again")
+}
+
+func lostEventsDoubt(_ Input, s *audit.Summary) *Reason {
+	if s.LostEvents == 0 {
+		return nil
+	}
+	return doubt(codeEventsLost, "auditor", fmt.Sprintf("%d kernel events were lost: any of them may have been an IMDSv1 "+
+		"request", s.LostEvents), "audit again; if it recurs, report it with imdsv2 version --features")
+}
+
+func unclassifiedDoubt(_ Input, s *audit.Summary) *Reason {
+	n := s.Requests[audit.ClassIncomplete]
+	if n == 0 {
+		return nil
+	}
+	return doubt(codeUnclassified, "auditor", fmt.Sprintf("%d request(s) could not be classified (their header block "+
+		"was not fully captured): any of them may be IMDSv1", n), "see the audit's incomplete requests and "+
+		"their callers; audit again")
+}
+
+func captureGapsDoubt(_ Input, s *audit.Summary) *Reason {
+	g := s.Reassembly.Gaps + s.Reassembly.Evictions
+	if g == 0 {
+		return nil
+	}
+	return doubt(codeCaptureGaps, "auditor", fmt.Sprintf("%d capture gap(s) or evicted connection(s): requests on them "+
+		"may have gone unseen", g), "audit again, on a quieter moment")
+}
+
+func unpairedAnswersDoubt(_ Input, s *audit.Summary) *Reason {
+	if s.UnpairedAnswers == 0 {
+		return nil
+	}
+	return doubt(codeUnpairedAnswers, "auditor", fmt.Sprintf("%d answer(s) from IMDS to requests the audit did not see",
+		s.UnpairedAnswers), "audit again")
+}
+
 // noAuditFallback is what an operator has where the agent cannot run: the instance's own count
 // of IMDSv1 calls, and the scan (which runs without the agent).
 const noAuditFallback = "watch the instance's CloudWatch metric MetadataNoToken (AWS/EC2, per InstanceId: " +
@@ -116,103 +289,6 @@ func noAuditFix(auditErr error) string {
 type unsupportedKernel interface {
 	error
 	UnsupportedKernel() bool
-}
-
-// operator should look at them.
-func uncertainties(in Input, r *Report) []Reason {
-	u := []Reason{}
-	add := func(code, subject, detail, fix string) {
-		u = append(u, Reason{Code: code, Subject: subject, Detail: detail, Fix: fix})
-	}
-	if err := in.ProbeErr; err != nil {
-		switch {
-		case errors.Is(err, imds.ErrDisabled):
-			add(codeIMDSDisabled, "IMDS", "IMDS is disabled on this instance (HttpEndpoint=disabled, or "+
-				"AWS_EC2_METADATA_DISABLED=true in ready's environment): nothing can read metadata, with a token or "+
-				"without, so there is nothing to check",
-				"if software here needs IMDS, enable it with "+
-					imdsfacts.MetadataOptions{HTTPTokens: "required", HTTPEndpoint: "enabled"}.Command()+" and run ready again")
-		case errors.Is(err, imds.ErrUnreachable):
-			add(codeIMDSUnreachable, "IMDS", "IMDS did not answer at 169.254.169.254: this does not look like an EC2 "+
-				"instance, or IMDS is blocked from this network namespace (a firewall rule, a proxy). ("+err.Error()+")",
-				"run ready on the instance, in its host network namespace")
-		case errors.Is(err, imds.ErrHopLimit):
-			add(codeProbeHopLimit, "imdsv2 ready", "ready's own IMDSv2 token request got no answer: ready itself runs "+
-				"behind a bridge (in a container)",
-				"run it in the host's network namespace (docker --network host, hostNetwork: true)")
-		default:
-			add(codeProbeFailed, "IMDS", "ready could not read this instance's identity with IMDSv2: "+err.Error(),
-				"run ready on the instance, as root")
-		}
-	} else if in.Identity == nil {
-		add(codeProbeFailed, "IMDS", "ready did not ask IMDS for this instance's identity", "run ready on the instance")
-	}
-	s := in.Summary
-	if s == nil {
-		why := "no audit of IMDS callers"
-		if in.AuditErr != nil {
-			why = "the audit of IMDS callers could not run: " + in.AuditErr.Error()
-		}
-		add(codeNoAudit, "auditor", why+". Without it ready cannot know which processes still use IMDSv1", noAuditFix(in.AuditErr))
-		return u
-	}
-	cv := s.Coverage
-	switch {
-	case len(cv.Spans) == 0 && cv.Earlier == nil:
-		add(codeCoverageUnknown, "auditor", "the audit recorded nothing of what it watched (a state file written by "+
-			"an older agent, or a source that does not report it): it proves no coverage",
-			"let the current agent (imdsv2 audit --state FILE) watch for at least --min-watch, then ask again")
-	case in.Scope == nil:
-		u = append(u, wholeHostUncertainties(cv)...)
-	case !covers(cv, in.Scope):
-		add(codeScopeNotCovered, "auditor", fmt.Sprintf("the audit watched %s, which does not include the cgroup "+
-			"asked about (%s)", orUnknown(cv.Scope), in.Scope.Cgroup),
-			"audit that cgroup (or the whole host) and ask again")
-	}
-	if len(cv.Spans) > 0 || cv.Earlier != nil {
-		if !cv.ExecTracing {
-			add(codeExecTracingOff, "auditor", "exec tracing was off for part of the audit: short-lived callers may "+
-				"be missing their names, and the audit cannot show it saw every process",
-				"run the agent where its exec programs load (see imdsv2 version --features)")
-		}
-		minWatch := in.MinWatch
-		if minWatch <= 0 {
-			minWatch = DefaultMinWatch
-		}
-		if watched := continuousWatch(cv); watched < minWatch {
-			add(codeWatchedTooShort, "auditor", fmt.Sprintf("the audit watched %s without a gap over %s, less than "+
-				"the %s required (--min-watch): callers that run hourly, daily or at boot may not have been seen",
-				watched.Round(100*time.Millisecond), MaxGap, minWatch),
-				"let the agent watch longer (a day or more for fleets: --min-watch 24h), or lower --min-watch knowingly")
-		}
-		now := in.Now
-		if now.IsZero() {
-			now = time.Now()
-		}
-		if last := lastWatched(cv); in.Source == "state" && now.Sub(last) > MaxGap {
-			add(codeCoverageStale, "auditor", fmt.Sprintf("the agent last watched at %s, %s ago: anything started "+
-				"since is unseen", last.UTC().Format(time.RFC3339), now.Sub(last).Round(time.Second)),
-				"make sure the agent runs (imdsv2 audit --state FILE, as a service), then ask again")
-		}
-	}
-	if s.LostEvents > 0 {
-		add(codeEventsLost, "auditor", fmt.Sprintf("%d kernel events were lost: any of them may have been an IMDSv1 "+
-			"request", s.LostEvents), "audit again; if it recurs, report it with imdsv2 version --features")
-	}
-	if n := s.Requests[audit.ClassIncomplete]; n > 0 {
-		add(codeUnclassified, "auditor", fmt.Sprintf("%d request(s) could not be classified (their header block "+
-			"was not fully captured): any of them may be IMDSv1", n), "see the audit's incomplete requests and "+
-			"their callers; audit again")
-	}
-	if g := s.Reassembly.Gaps + s.Reassembly.Evictions; g > 0 {
-		add(codeCaptureGaps, "auditor", fmt.Sprintf("%d capture gap(s) or evicted connection(s): requests on them "+
-			"may have gone unseen", g), "audit again, on a quieter moment")
-	}
-	if s.UnpairedAnswers > 0 {
-		add(codeUnpairedAnswers, "auditor", fmt.Sprintf("%d answer(s) from IMDS to requests the audit did not see",
-			s.UnpairedAnswers), "audit again")
-	}
-	return u
 }
 
 // continuousWatch is the time watched since the last gap longer than MaxGap (the newest
@@ -240,22 +316,23 @@ func lastWatched(cv audit.Coverage) time.Time {
 	return time.Time{}
 }
 
-func wholeHostUncertainties(cv audit.Coverage) []Reason {
+// wholeHostDoubt: the audit watched less than the whole host, or from a container's namespaces.
+func wholeHostDoubt(cv audit.Coverage) *Reason {
 	if cv.WholeHost {
 		return nil
 	}
 	for _, sp := range cv.Spans {
 		if sp.Agent != nil && !sp.Agent.SeesHost() {
-			return []Reason{{Code: codeAgentNamespaces, Subject: "auditor", Detail: "the agent ran in a container's " +
+			return doubt(codeAgentNamespaces, "auditor", "the agent ran in a container's "+
 				"cgroup or pid namespace without --host-proc and --host-cgroup: it saw its own pod, not the host",
-				Fix: "run it with hostPID: true and the host's /proc and /sys/fs/cgroup mounted, passed with " +
-					"--host-proc and --host-cgroup (see the README's DaemonSet settings)"}}
+				"run it with hostPID: true and the host's /proc and /sys/fs/cgroup mounted, passed with "+
+					"--host-proc and --host-cgroup (see the README's DaemonSet settings)")
 		}
 	}
-	return []Reason{{Code: codeNotWholeHost, Subject: "auditor",
-		Detail: fmt.Sprintf("the audit watched %s, not the whole host (the root of the host's cgroup2 hierarchy, "+
+	return doubt(codeNotWholeHost, "auditor",
+		fmt.Sprintf("the audit watched %s, not the whole host (the root of the host's cgroup2 hierarchy, "+
 			"from the host's namespaces, for its whole time): this is not the instance's verdict", orUnknown(cv.Scope)),
-		Fix: "run the agent without --cgroup; for a verdict about that subtree only, ask with ready --cgroup"}}
+		"run the agent without --cgroup; for a verdict about that subtree only, ask with ready --cgroup")
 }
 
 // covers reports whether every span watched the scope's cgroup or the whole host. A span
