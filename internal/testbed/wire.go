@@ -42,46 +42,77 @@ const readyTimeout = 10 * time.Second
 // wire builds links, addresses and routes, each inside its own namespace, through netlink
 // handles opened in that namespace: nothing is created in the caller's namespace even briefly.
 func (b *Bed) wire() error {
-	handles := map[NS]*netlink.Handle{}
-	fds := map[NS]netns.NsHandle{}
-	defer func() {
-		for _, h := range handles {
-			h.Close()
+	nl, err := b.openNamespaces()
+	defer nl.close()
+	if err != nil {
+		return err
+	}
+	for _, step := range []func() error{nl.makeLinks, nl.addAddresses, nl.addRoutes, nl.enableForwarding} {
+		if err := step(); err != nil {
+			return err
 		}
-		for _, fd := range fds {
-			fd.Close()
-		}
-	}()
+	}
+	if err := pinNeighbours(nl.handles); err != nil {
+		return err
+	}
+	return waitReady(nl.handles, readyTimeout)
+}
+
+// nsLinks are the bed's namespaces as wire works on them: a namespace handle and a netlink
+// handle opened in each.
+type nsLinks struct {
+	handles map[NS]*netlink.Handle
+	fds     map[NS]netns.NsHandle
+}
+
+func (n *nsLinks) close() {
+	for _, h := range n.handles {
+		h.Close()
+	}
+	for _, fd := range n.fds {
+		fd.Close()
+	}
+}
+
+// openNamespaces opens every namespace of the bed, turns off IPv6 duplicate address detection
+// in it and brings its loopback up. What it opened is in the result even on error, to close.
+func (b *Bed) openNamespaces() (*nsLinks, error) {
+	nl := &nsLinks{handles: map[NS]*netlink.Handle{}, fds: map[NS]netns.NsHandle{}}
 	for _, ns := range allNS {
 		fd, err := netns.GetFromName(b.names[ns])
 		if err != nil {
-			return err
+			return nl, err
 		}
-		fds[ns] = fd
+		nl.fds[ns] = fd
 		h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
 		if err != nil {
-			return fmt.Errorf("netlink handle in %s: %w", ns, err)
+			return nl, fmt.Errorf("netlink handle in %s: %w", ns, err)
 		}
-		handles[ns] = h
+		nl.handles[ns] = h
 		// Link-local IPv6 addresses go through duplicate address detection for about a second,
 		// during which neighbour discovery cannot use them and first connections stall. Nothing
 		// can collide in a private namespace, so links made from here on skip it.
 		if err := InNamespace(fd, func() error {
 			return writeSysctls("0", "/proc/sys/net/ipv6/conf/all/accept_dad", "/proc/sys/net/ipv6/conf/default/accept_dad")
 		}); err != nil {
-			return fmt.Errorf("%s: disable IPv6 duplicate address detection: %w", ns, err)
+			return nl, fmt.Errorf("%s: disable IPv6 duplicate address detection: %w", ns, err)
 		}
 		if err := linkUp(h, "lo"); err != nil {
-			return fmt.Errorf("%s: %w", ns, err)
+			return nl, fmt.Errorf("%s: %w", ns, err)
 		}
 	}
-	inst := handles[Instance]
+	return nl, nil
+}
 
-	// Each veth is created in the instance with its peer born inside the other namespace.
+// makeLinks creates the instance's veth to IMDS, its container bridge and the bridge port's
+// veth to the container. Each veth is created in the instance with its peer born inside the
+// other namespace.
+func (n *nsLinks) makeLinks() error {
+	inst := n.handles[Instance]
 	if err := inst.LinkAdd(&netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: linkInstanceToIMDS},
 		PeerName:      linkPeer,
-		PeerNamespace: netlink.NsFd(fds[IMDS]),
+		PeerNamespace: netlink.NsFd(n.fds[IMDS]),
 	}); err != nil {
 		return fmt.Errorf("veth instance-imds: %w", err)
 	}
@@ -94,7 +125,7 @@ func (b *Bed) wire() error {
 	if err := inst.LinkAdd(&netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: linkInstanceToCtr},
 		PeerName:      linkPeer,
-		PeerNamespace: netlink.NsFd(fds[Container]),
+		PeerNamespace: netlink.NsFd(n.fds[Container]),
 	}); err != nil {
 		return fmt.Errorf("veth instance-container: %w", err)
 	}
@@ -105,20 +136,26 @@ func (b *Bed) wire() error {
 	if err := inst.LinkSetMaster(toCtr, br); err != nil {
 		return fmt.Errorf("attach to bridge: %w", err)
 	}
+	return nil
+}
 
-	steps := []struct {
-		ns    NS
-		link  string
-		addrs []netip.Prefix
-	}{
-		{Instance, linkInstanceToIMDS, []netip.Prefix{instanceToIMDSv4, instanceToIMDSv6}},
-		{Instance, linkBridge, []netip.Prefix{bridgev4, bridgev6}},
-		{Instance, linkInstanceToCtr, nil},
-		{IMDS, linkPeer, []netip.Prefix{imdsLinkv4, netip.PrefixFrom(imdsfacts.AddrV4, 32), imdsLinkv6}},
-		{Container, linkPeer, []netip.Prefix{containerv4, containerv6}},
-	}
-	for _, s := range steps {
-		h := handles[s.ns]
+// bedLinks are every link of the bed, by namespace, with the addresses it carries.
+var bedLinks = []struct {
+	ns    NS
+	link  string
+	addrs []netip.Prefix
+}{
+	{Instance, linkInstanceToIMDS, []netip.Prefix{instanceToIMDSv4, instanceToIMDSv6}},
+	{Instance, linkBridge, []netip.Prefix{bridgev4, bridgev6}},
+	{Instance, linkInstanceToCtr, nil},
+	{IMDS, linkPeer, []netip.Prefix{imdsLinkv4, netip.PrefixFrom(imdsfacts.AddrV4, 32), imdsLinkv6}},
+	{Container, linkPeer, []netip.Prefix{containerv4, containerv6}},
+}
+
+// addAddresses puts the addresses of bedLinks on their links and sets the links up.
+func (n *nsLinks) addAddresses() error {
+	for _, s := range bedLinks {
+		h := n.handles[s.ns]
 		l, err := linkByName(h, s.link)
 		if err != nil {
 			return fmt.Errorf("find %s in %s: %w", s.link, s.ns, err)
@@ -136,10 +173,14 @@ func (b *Bed) wire() error {
 			return fmt.Errorf("up %s in %s: %w", s.link, s.ns, err)
 		}
 	}
+	return nil
+}
 
-	// Routes: the instance reaches 169.254.169.254 through the imds link (fd00:ec2::254 is on
-	// that link's /64); the imds and container namespaces route everything back through the
-	// instance.
+// addRoutes: the instance reaches 169.254.169.254 through the imds link (fd00:ec2::254 is on
+// that link's /64); the imds and container namespaces route everything back through the
+// instance.
+func (n *nsLinks) addRoutes() error {
+	inst := n.handles[Instance]
 	toIMDS, err := linkByName(inst, linkInstanceToIMDS)
 	if err != nil {
 		return err
@@ -159,7 +200,7 @@ func (b *Bed) wire() error {
 		{IMDS, instanceToIMDSv4.Addr()}, {IMDS, instanceToIMDSv6.Addr()},
 		{Container, bridgev4.Addr()}, {Container, bridgev6.Addr()},
 	} {
-		h := handles[r.ns]
+		h := n.handles[r.ns]
 		l, err := linkByName(h, linkPeer)
 		if err != nil {
 			return err
@@ -168,16 +209,18 @@ func (b *Bed) wire() error {
 			return fmt.Errorf("%s: default route via %s: %w", r.ns, r.gw, err)
 		}
 	}
-	// Forwarding, in the instance namespace only: it is the router between container and IMDS.
-	if err := InNamespace(fds[Instance], func() error {
+	return nil
+}
+
+// enableForwarding turns on forwarding in the instance namespace only: it is the router between
+// container and IMDS.
+func (n *nsLinks) enableForwarding() error {
+	if err := InNamespace(n.fds[Instance], func() error {
 		return writeSysctls("1", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
 	}); err != nil {
 		return fmt.Errorf("instance: enable forwarding: %w", err)
 	}
-	if err := pinNeighbours(handles); err != nil {
-		return err
-	}
-	return waitReady(handles, readyTimeout)
+	return nil
 }
 
 // waitReady waits until every link of the bed is operationally up and its IPv6 addresses are
@@ -190,18 +233,11 @@ func (b *Bed) wire() error {
 // SYN and taking 1.4 to 2.5 s (retransmission time-outs) to connect, longer than a metadata
 // client's dial time-out.
 func waitReady(handles map[NS]*netlink.Handle, timeout time.Duration) error {
-	want := []struct {
-		ns   NS
-		link string
-	}{
-		{Instance, linkInstanceToIMDS}, {Instance, linkBridge}, {Instance, linkInstanceToCtr},
-		{IMDS, linkPeer}, {Container, linkPeer},
-	}
 	deadline := time.Now().Add(timeout)
 	pause := time.Millisecond
 	for {
 		var notUp []string
-		for _, w := range want {
+		for _, w := range bedLinks {
 			l, err := linkByName(handles[w.ns], w.link)
 			if err != nil {
 				return fmt.Errorf("find %s in %s: %w", w.link, w.ns, err)
