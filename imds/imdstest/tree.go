@@ -33,34 +33,43 @@ func newDir() *node { return &node{kids: map[string]*node{}} }
 
 // add creates the leaf at the slash-separated path p, with the directories above it.
 func (n *node) add(p string, f leafFunc) {
-	segs := strings.Split(p, "/")
-	for i, seg := range segs {
-		k, ok := n.kids[seg]
-		if !ok {
-			k = newDir()
-			if i == len(segs)-1 {
-				k = &node{leaf: f}
-			}
-			n.kids[seg] = k
-			i, _ := slices.BinarySearch(n.names, seg)
-			n.names = slices.Insert(n.names, i, seg)
-		}
-		n = k
+	dir, name, _ := cutLast(p)
+	if dir != "" {
+		n = n.dir(dir)
 	}
+	n.child(name, &node{leaf: f})
 }
 
-// dir creates an empty directory at p (one that exists even when nothing is in it).
-func (n *node) dir(p string) {
+// dir creates the directory at p (one that exists even when nothing is in it), with the
+// directories above it, and returns it.
+func (n *node) dir(p string) *node {
 	for seg := range strings.SplitSeq(p, "/") {
-		k, ok := n.kids[seg]
-		if !ok {
-			k = newDir()
-			n.kids[seg] = k
-			i, _ := slices.BinarySearch(n.names, seg)
-			n.names = slices.Insert(n.names, i, seg)
-		}
-		n = k
+		n = n.child(seg, nil)
 	}
+	return n
+}
+
+// child returns n's child called name, made from k (a new directory when k is nil) when n has
+// none by that name yet.
+func (n *node) child(name string, k *node) *node {
+	if c, ok := n.kids[name]; ok {
+		return c
+	}
+	if k == nil {
+		k = newDir()
+	}
+	n.kids[name] = k
+	i, _ := slices.BinarySearch(n.names, name)
+	n.names = slices.Insert(n.names, i, name)
+	return k
+}
+
+// cutLast splits a slash-separated path at its last slash.
+func cutLast(p string) (dir, name string, found bool) {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i+1:], true
+	}
+	return "", p, false
 }
 
 // list returns the directory listing: one name per line, directories with a trailing "/", no
@@ -157,14 +166,35 @@ func (s *Server) buildTree(st *state) *node {
 	c := &st.cfg
 	root := newDir()
 	root.bare = true
-	root.dir("meta-data")
-	root.dir("dynamic")
+	md := root.dir("meta-data")
+	dyn := root.dir("dynamic")
 	if c.UserData != nil {
 		ud := c.UserData
 		root.add("user-data", func(time.Time) ([]byte, bool) { return ud, true })
 	}
+	addInstance(md, c)
+	addInterface(md, c)
+	s.addNotices(md, c)
+	if c.TargetLifecycleState != "" {
+		md.add("autoscaling/target-lifecycle-state", static(c.TargetLifecycleState))
+	}
+	if c.TagsEnabled {
+		addTags(md, c.Tags)
+	}
+	if c.RoleName != "" && !strings.Contains(c.RoleName, "/") {
+		s.addIAM(md, c)
+	}
+	for _, name := range []string{"document", "signature", "pkcs7", "rsa2048"} {
+		dyn.add("instance-identity/"+name, func(time.Time) ([]byte, bool) {
+			return st.identityPart(s.start, name)
+		})
+	}
+	return root
+}
 
-	md := root.kids["meta-data"]
+// addInstance adds the instance's own fixed leaves: identity, placement, addresses, services
+// and scheduled maintenance.
+func addInstance(md *node, c *Config) {
 	lifeCycle := "on-demand"
 	if c.SpotActionAfter > 0 {
 		lifeCycle = "spot"
@@ -194,7 +224,11 @@ func (s *Server) buildTree(st *state) *node {
 	if c.IPv6 != "" {
 		md.add("ipv6", static(c.IPv6))
 	}
-	s.addInterface(md, c)
+}
+
+// addNotices adds the leaves that appear while the server runs: the rebalance recommendation
+// and the spot interruption notice, each once its delay has passed since the server started.
+func (s *Server) addNotices(md *node, c *Config) {
 	md.dir("events/recommendations")
 	if c.RebalanceAfter > 0 {
 		md.add("events/recommendations/rebalance", after(s.start, c.RebalanceAfter, func(at time.Time) []byte {
@@ -212,33 +246,20 @@ func (s *Server) buildTree(st *state) *node {
 			}))
 		}
 	}
-	if c.TargetLifecycleState != "" {
-		md.add("autoscaling/target-lifecycle-state", static(c.TargetLifecycleState))
-	}
-	if c.TagsEnabled {
-		md.dir("tags/instance")
-		for k, v := range c.Tags {
-			if k == "" || strings.Contains(k, "/") {
-				continue
-			}
-			md.add("tags/instance/"+k, static(v))
-		}
-	}
-	if c.RoleName != "" && !strings.Contains(c.RoleName, "/") {
-		s.addIAM(md, c)
-	}
-
-	dyn := root.kids["dynamic"]
-	for _, name := range []string{"document", "signature", "pkcs7", "rsa2048"} {
-		name := name
-		dyn.add("instance-identity/"+name, func(time.Time) ([]byte, bool) {
-			return st.identityPart(s.start, name)
-		})
-	}
-	return root
 }
 
-func (s *Server) addInterface(md *node, c *Config) {
+// addTags adds the instance's tags; a key IMDS cannot serve as one path segment is left out.
+func addTags(md *node, tags map[string]string) {
+	md.dir("tags/instance")
+	for k, v := range tags {
+		if k == "" || strings.Contains(k, "/") {
+			continue
+		}
+		md.add("tags/instance/"+k, static(v))
+	}
+}
+
+func addInterface(md *node, c *Config) {
 	base := "network/interfaces/macs/" + c.MAC + "/"
 	for p, v := range map[string]string{
 		"device-number":          "0",
