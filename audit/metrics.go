@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -27,7 +28,7 @@ func WriteMetrics(w io.Writer, s Summary, maxCallers int) error {
 	}
 
 	metric("imdsv2_audit_requests_total", "counter", "IMDS requests seen, by class.")
-	for _, c := range sortedClasses(s.Requests) {
+	for _, c := range slices.Sorted(maps.Keys(s.Requests)) {
 		fmt.Fprintf(bw, "imdsv2_audit_requests_total{class=%s} %d\n", quoteLabel(string(c)), s.Requests[c])
 	}
 	metric("imdsv2_audit_lost_events_total", "counter", "Kernel records lost before they reached the auditor.")
@@ -36,29 +37,8 @@ func WriteMetrics(w io.Writer, s Summary, maxCallers int) error {
 	fmt.Fprintf(bw, "imdsv2_audit_reassembly_evictions_total %d\n", s.Reassembly.Evictions)
 
 	var unanswered uint64
-	hops := map[uint8]uint64{}
-	type v1key struct{ exe, container string }
-	v1 := map[v1key]uint64{}
-	firstSeen := map[v1key]time.Time{}
 	for _, c := range s.Callers {
 		unanswered += c.Unanswered
-		if c.Class != ClassIMDSv1 {
-			continue
-		}
-		exe := c.Process.Exe
-		if exe == "" {
-			exe = "[" + c.Process.Comm + "]"
-		}
-		// Keyed by the label text: two names that escape or cut to the same text are one series,
-		// never two series with the same labels.
-		k := v1key{labelValue(exe), labelValue(c.Process.ID)}
-		v1[k] += c.Count
-		if t, ok := firstSeen[k]; !ok || c.FirstSeen.Before(t) {
-			firstSeen[k] = c.FirstSeen
-		}
-	}
-	for _, h := range s.ReadyHints.ObservedHopLimits {
-		hops[h.HopLimit] += h.TokenAnswers
 	}
 	metric("imdsv2_audit_unanswered_token_puts_total", "counter", "Token PUTs that got no answer (hop limit too low for the caller).")
 	fmt.Fprintf(bw, "imdsv2_audit_unanswered_token_puts_total %d\n", unanswered)
@@ -66,12 +46,71 @@ func WriteMetrics(w io.Writer, s Summary, maxCallers int) error {
 	metric("imdsv2_audit_imdsv1_callers", "gauge", "Distinct callers (executable, command line, container) seen using IMDSv1.")
 	fmt.Fprintf(bw, "imdsv2_audit_imdsv1_callers %d\n", len(s.ReadyHints.IMDSv1Callers))
 
-	keys := make([]v1key, 0, len(v1))
-	for k := range v1 {
-		keys = append(keys, k)
+	metric("imdsv2_audit_imdsv1_requests_total", "counter", "IMDSv1 requests by caller executable and container (bounded series; the rest under exe=\"_other\").")
+	series := v1Series(s.Callers)
+	var other uint64
+	for i, v := range series {
+		if i >= maxCallers {
+			other += v.count
+			continue
+		}
+		fmt.Fprintf(bw, "imdsv2_audit_imdsv1_requests_total{exe=\"%s\",container_id=\"%s\"} %d\n", v.exe, v.container, v.count)
 	}
-	slices.SortFunc(keys, func(a, b v1key) int {
-		if c := firstSeen[a].Compare(firstSeen[b]); c != 0 {
+	if other > 0 {
+		fmt.Fprintf(bw, "imdsv2_audit_imdsv1_requests_total{exe=%s,container_id=\"\"} %d\n", quoteLabel(otherLabel), other)
+	}
+
+	metric("imdsv2_audit_token_answers_by_hop_limit_total", "counter", "Token answers by the IP TTL they arrived with.")
+	hops := map[uint8]uint64{}
+	for _, h := range s.ReadyHints.ObservedHopLimits {
+		hops[h.HopLimit] += h.TokenAnswers
+	}
+	for _, h := range slices.Sorted(maps.Keys(hops)) {
+		fmt.Fprintf(bw, "imdsv2_audit_token_answers_by_hop_limit_total{hop_limit=\"%d\"} %d\n", h, hops[h])
+	}
+	return bw.Flush()
+}
+
+// v1SeriesKey is one IMDSv1 series' labels, as label text (labelValue): two names that escape
+// or cut to the same text are one series, never two series with the same labels.
+type v1SeriesKey struct{ exe, container string }
+
+// v1Count is one IMDSv1 series: its labels, its count and its first caller's first request.
+type v1Count struct {
+	v1SeriesKey
+	count     uint64
+	firstSeen time.Time
+}
+
+// v1Series sums the IMDSv1 callers by series, in the order their series were first seen (then
+// by labels).
+func v1Series(callers []Caller) []v1Count {
+	byKey := map[v1SeriesKey]*v1Count{}
+	for _, c := range callers {
+		if c.Class != ClassIMDSv1 {
+			continue
+		}
+		exe := c.Process.Exe
+		if exe == "" {
+			exe = "[" + c.Process.Comm + "]"
+		}
+		k := v1SeriesKey{labelValue(exe), labelValue(c.Process.ID)}
+		v := byKey[k]
+		if v == nil {
+			v = &v1Count{v1SeriesKey: k, firstSeen: c.FirstSeen}
+			byKey[k] = v
+		}
+		v.count += c.Count
+		if c.FirstSeen.Before(v.firstSeen) {
+			v.firstSeen = c.FirstSeen
+		}
+	}
+	series := make([]v1Count, 0, len(byKey))
+	for _, v := range byKey {
+		series = append(series, *v)
+	}
+	slices.SortFunc(series, func(a, b v1Count) int {
+		if c := a.firstSeen.Compare(b.firstSeen); c != 0 {
 			return c
 		}
 		if c := strings.Compare(a.exe, b.exe); c != 0 {
@@ -79,38 +118,7 @@ func WriteMetrics(w io.Writer, s Summary, maxCallers int) error {
 		}
 		return strings.Compare(a.container, b.container)
 	})
-	metric("imdsv2_audit_imdsv1_requests_total", "counter", "IMDSv1 requests by caller executable and container (bounded series; the rest under exe=\"_other\").")
-	var other uint64
-	for i, k := range keys {
-		if i >= maxCallers {
-			other += v1[k]
-			continue
-		}
-		fmt.Fprintf(bw, "imdsv2_audit_imdsv1_requests_total{exe=\"%s\",container_id=\"%s\"} %d\n", k.exe, k.container, v1[k])
-	}
-	if other > 0 {
-		fmt.Fprintf(bw, "imdsv2_audit_imdsv1_requests_total{exe=%s,container_id=\"\"} %d\n", quoteLabel(otherLabel), other)
-	}
-
-	metric("imdsv2_audit_token_answers_by_hop_limit_total", "counter", "Token answers by the IP TTL they arrived with.")
-	hl := make([]uint8, 0, len(hops))
-	for h := range hops {
-		hl = append(hl, h)
-	}
-	slices.Sort(hl)
-	for _, h := range hl {
-		fmt.Fprintf(bw, "imdsv2_audit_token_answers_by_hop_limit_total{hop_limit=\"%d\"} %d\n", h, hops[h])
-	}
-	return bw.Flush()
-}
-
-func sortedClasses(m map[Class]uint64) []Class {
-	cs := make([]Class, 0, len(m))
-	for c := range m {
-		cs = append(cs, c)
-	}
-	slices.SortFunc(cs, func(a, b Class) int { return strings.Compare(string(a), string(b)) })
-	return cs
+	return series
 }
 
 // quoteLabel quotes a label value (labelValue) in double quotes.
