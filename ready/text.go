@@ -36,33 +36,46 @@ func WriteText(w io.Writer, r *Report) error {
 	// Every line is escaped at this one edge: names, paths, errors and identifiers from
 	// processes, files and IMDS cannot move the cursor or hide text.
 	p := func(format string, a ...any) { fmt.Fprintln(b, audit.EscapeText(fmt.Sprintf(format, a...))) }
+	p("%s", verdictLine(r))
+	writeFacts(p, r)
+	writeReasons(p, "Reasons (each breaks under HttpTokens=required)", r.Reasons)
+	writeReasons(p, "Uncertain (each keeps the verdict from READY)", r.Uncertain)
+	writeReasons(p, "Warnings", r.Warnings)
+	writeNextSteps(p, r)
+	return b.Flush()
+}
+
+// verdictLine is the report's first line: the verdict, what it is about and why in short.
+func verdictLine(r *Report) string {
 	about := "this instance"
 	if r.Scope.Kind == "cgroup" {
 		about = "cgroup " + r.Scope.Cgroup + " only (not the whole instance)"
 	}
 	switch {
 	case r.Verdict == Ready && r.Scope.Kind == "cgroup":
-		p("READY for %s: nothing seen or found in it would break under HttpTokens=required.", about)
+		return fmt.Sprintf("READY for %s: nothing seen or found in it would break under HttpTokens=required.", about)
 	case r.Verdict == Ready:
-		p("READY: nothing seen or found on this instance would break if it required IMDSv2.")
+		return "READY: nothing seen or found on this instance would break if it required IMDSv2."
 	case r.Verdict == NotReady && r.Scope.Kind == "cgroup":
-		p("NOT READY (%s): %d reason(s) below would break under HttpTokens=required.", about, len(r.Reasons))
+		return fmt.Sprintf("NOT READY (%s): %d reason(s) below would break under HttpTokens=required.", about, len(r.Reasons))
 	case r.Verdict == NotReady:
-		p("NOT READY: %d reason(s) below would break if this instance required IMDSv2 now.", len(r.Reasons))
-	default:
-		p("UNDECIDED about %s: %s", about, r.UndecidedReason)
+		return fmt.Sprintf("NOT READY: %d reason(s) below would break if this instance required IMDSv2 now.", len(r.Reasons))
 	}
+	return fmt.Sprintf("UNDECIDED about %s: %s", about, r.UndecidedReason)
+}
+
+// writeFacts writes the block under the verdict: the instance, coverage, audit, hop limit and
+// scan, each on labelled lines.
+func writeFacts(p func(string, ...any), r *Report) {
 	if i := r.Instance; i != nil {
 		p("Instance:  %s (%s)", i.InstanceID, strings.Join(nonEmpty(i.Region, i.AvailabilityZone, i.InstanceType), ", "))
 	}
-	if lines := coverageLines(r.Coverage); len(lines) > 0 {
-		for i, l := range lines {
-			label := "Coverage: "
-			if i > 0 {
-				label = "          "
-			}
-			p("%s %s", label, l)
+	for i, l := range coverageLines(r.Coverage) {
+		label := "Coverage: "
+		if i > 0 {
+			label = "          "
 		}
+		p("%s %s", label, l)
 	}
 	a := r.Audit
 	if a.Source != "none" {
@@ -78,9 +91,10 @@ func WriteText(w io.Writer, r *Report) error {
 	if s := r.Scan; s != nil {
 		p("Scan:      %d file(s) in %s, %d finding(s)", s.FilesScanned, strings.Join(s.Roots, " "), s.Findings)
 	}
-	writeReasons(p, "Reasons (each breaks under HttpTokens=required)", r.Reasons)
-	writeReasons(p, "Uncertain (each keeps the verdict from READY)", r.Uncertain)
-	writeReasons(p, "Warnings", r.Warnings)
+}
+
+// writeNextSteps writes the numbered next steps, with their commands, and what to watch after.
+func writeNextSteps(p func(string, ...any), r *Report) {
 	if len(r.NextSteps) > 0 {
 		p("")
 		p("Next steps:")
@@ -98,7 +112,6 @@ func WriteText(w io.Writer, r *Report) error {
 			p("  - %s", s)
 		}
 	}
-	return b.Flush()
 }
 
 func writeReasons(p func(string, ...any), title string, rs []Reason) {
