@@ -225,76 +225,15 @@ func pathPruneReason(name string) string {
 // hold many files.
 var skipNames = map[string]bool{".git": true, ".hg": true, ".svn": true, "__pycache__": true}
 
+// walkDir walks a directory and, in name order, the directories below it.
 func (w *walker) walkDir(name string, info, parent fs.FileInfo, depth int) {
-	if w.stopped() {
+	if !w.enterDir(name, info, parent, depth) {
 		return
 	}
-	if reason := w.src.skipMount(name, info, parent); reason != "" {
-		w.skipDir(name, reason)
+	subdirs, ok := w.readDir(name)
+	if !ok {
 		return
 	}
-	var key any = name
-	if id, ok := idOf(info); ok {
-		key = id
-	}
-	if w.seenDirs[key] {
-		return // an overlapping root or a bind mount of a walked directory
-	}
-	w.seenDirs[key] = true
-	if w.checkMetadataDir(name) {
-		return
-	}
-	if depth > maxDepth {
-		w.skipDir(name, "nested too deep")
-		return
-	}
-	d, err := w.src.openDir(name)
-	if err != nil {
-		w.unreadable()
-		return
-	}
-	w.update(func(r *Report) { r.DirsScanned++ })
-	var subdirs []string
-	for !w.stopped() {
-		entries, err := d.ReadDir(dirBatch)
-		for _, e := range entries {
-			if w.stopped() {
-				break
-			}
-			child := path.Join(name, e.Name())
-			switch t := e.Type(); {
-			case t.IsDir():
-				if !skipNames[e.Name()] {
-					subdirs = append(subdirs, child)
-				}
-			case t.IsRegular():
-				if fi, err := e.Info(); err == nil {
-					w.visitFile(child, fi)
-				}
-			case t&fs.ModeSymlink != 0:
-				// Links to files are followed, links to directories are not.
-				if fi, err := w.src.stat(child); err == nil && !fi.IsDir() {
-					w.visitFile(child, fi)
-				}
-			default:
-				// A FIFO, socket or device: never opened, but counted as
-				// skipped when its name looks relevant.
-				if fi, err := e.Info(); err == nil && classify(child, fi) != nil {
-					w.skipped()
-				}
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				w.unreadable()
-			}
-			break
-		}
-		if len(entries) == 0 {
-			break
-		}
-	}
-	d.Close()
 	slices.Sort(subdirs)
 	for _, sub := range subdirs {
 		if w.stopped() {
@@ -311,6 +250,100 @@ func (w *walker) walkDir(name string, info, parent fs.FileInfo, depth int) {
 	}
 }
 
+// enterDir decides whether the walk enters a directory: not when it has stopped, nor into
+// another file system it keeps out of, a directory it walked already, an application's metadata
+// directory (checked whole here) or one nested too deep.
+func (w *walker) enterDir(name string, info, parent fs.FileInfo, depth int) bool {
+	if w.stopped() {
+		return false
+	}
+	if reason := w.src.skipMount(name, info, parent); reason != "" {
+		w.skipDir(name, reason)
+		return false
+	}
+	key := seenKey(name, info)
+	if w.seenDirs[key] {
+		return false // an overlapping root or a bind mount of a walked directory
+	}
+	w.seenDirs[key] = true
+	if w.checkMetadataDir(name) {
+		return false
+	}
+	if depth > maxDepth {
+		w.skipDir(name, "nested too deep")
+		return false
+	}
+	return true
+}
+
+// readDir reads a directory in batches, visits its files and returns its subdirectories; ok
+// is false when it cannot be opened.
+func (w *walker) readDir(name string) (subdirs []string, ok bool) {
+	d, err := w.src.openDir(name)
+	if err != nil {
+		w.unreadable()
+		return nil, false
+	}
+	defer d.Close()
+	w.update(func(r *Report) { r.DirsScanned++ })
+	for !w.stopped() {
+		entries, err := d.ReadDir(dirBatch)
+		for _, e := range entries {
+			if w.stopped() {
+				break
+			}
+			child := path.Join(name, e.Name())
+			if w.visitEntry(child, e) && !skipNames[e.Name()] {
+				subdirs = append(subdirs, child)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				w.unreadable()
+			}
+			break
+		}
+		if len(entries) == 0 {
+			break
+		}
+	}
+	return subdirs, true
+}
+
+// visitEntry visits one directory entry that is not a directory; it reports whether the entry
+// is a directory, left to the caller.
+func (w *walker) visitEntry(child string, e fs.DirEntry) (isDir bool) {
+	switch t := e.Type(); {
+	case t.IsDir():
+		return true
+	case t.IsRegular():
+		if fi, err := e.Info(); err == nil {
+			w.visitFile(child, fi)
+		}
+	case t&fs.ModeSymlink != 0:
+		// Links to files are followed, links to directories are not.
+		if fi, err := w.src.stat(child); err == nil && !fi.IsDir() {
+			w.visitFile(child, fi)
+		}
+	default:
+		// A FIFO, socket or device: never opened, but counted as skipped when its name looks
+		// relevant.
+		if fi, err := e.Info(); err == nil && classify(child, fi) != nil {
+			w.skipped()
+		}
+	}
+	return false
+}
+
+// seenKey is what tells a file or directory walked already: its file ID, or its name when the
+// source has no IDs.
+func seenKey(name string, info fs.FileInfo) any {
+	if id, ok := idOf(info); ok {
+		return id
+	}
+	return name
+}
+
 // visitFile counts a file against MaxFiles and checks it when its name makes
 // it relevant. info comes from stat (links followed).
 func (w *walker) visitFile(name string, info fs.FileInfo) {
@@ -325,10 +358,7 @@ func (w *walker) visitFile(name string, info fs.FileInfo) {
 		w.skipped() // a FIFO or device with a relevant name: never opened
 		return
 	}
-	var key any = name
-	if id, ok := idOf(info); ok {
-		key = id
-	}
+	key := seenKey(name, info)
 	if w.seenFiles[key] {
 		return // another name (link) of a file already checked
 	}
