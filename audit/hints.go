@@ -134,32 +134,26 @@ func identityOf(c *Caller, f *processFacts) *sdk.Info {
 	return c.SDK
 }
 
+// readyHints gathers, per caller entry, the hints a verdict is built on: IMDSv1 callers,
+// token PUTs unanswered, refused or answered late, IPv6 callers (one per process), and the hop
+// limits token answers arrived with.
 func readyHints(s *Summary) ReadyHints {
 	h := ReadyHints{
 		IMDSv1Callers: []Hint{}, UnansweredTokenPUTs: []Hint{}, FailedTokenPUTs: []Hint{}, SlowTokenAnswers: []Hint{},
-		IPv6Callers: []Hint{}, ObservedHopLimits: []HopLimit{}, IncompleteRequests: s.Requests[ClassIncomplete],
+		IPv6Callers: []Hint{}, IncompleteRequests: s.Requests[ClassIncomplete],
 		LostEvents: s.LostEvents,
 	}
 	h.Complete = s.LostEvents == 0 && s.Reassembly.Evictions == 0 && s.Reassembly.Gaps == 0 &&
 		h.IncompleteRequests == 0 && s.UnpairedAnswers == 0
-	fellBack := make(map[callerKey]bool)
-	for i := range s.Callers {
-		if c := &s.Callers[i]; c.Class == ClassIMDSv1 && c.AfterUnansweredPUT > 0 {
-			fellBack[keyOf("", &c.Process)] = true
-		}
-	}
-	hops := make(map[HopLimit]uint64)
+	fellBack := fellBackProcesses(s.Callers)
 	ipv6 := make(map[callerKey]bool)
 	procs := gatherProcesses(s.Callers)
 	for i := range s.Callers {
 		c := &s.Callers[i]
-		facts := procs[keyOf("", &c.Process)]
-		hint := Hint{Class: c.Class, Process: c.Process, Count: c.Count, LastSeen: c.LastSeen, Answers: c.Answers,
-			SDK: identityOf(c, facts), Aggregated: c.Aggregated}
-		for _, p := range c.Paths[:min(3, len(c.Paths))] {
-			hint.Paths = append(hint.Paths, p.Path)
-		}
-		if k := keyOf("", &c.Process); c.IPv6 && !ipv6[k] {
+		k := keyOf("", &c.Process)
+		facts := procs[k]
+		hint := newHint(c, facts)
+		if c.IPv6 && !ipv6[k] {
 			ipv6[k] = true
 			h.IPv6Callers = append(h.IPv6Callers, hint)
 		}
@@ -168,37 +162,79 @@ func readyHints(s *Summary) ReadyHints {
 			hint.Advice = v1Advice(c, facts)
 			h.IMDSv1Callers = append(h.IMDSv1Callers, hint)
 		case ClassTokenPUT, ClassTokenPUTProxied:
-			if c.Unanswered > 0 {
-				u := hint
-				u.FellBack = fellBack[keyOf("", &c.Process)]
-				u.Unanswered = c.Unanswered
-				u.Advice = unansweredAdvice(c, u.FellBack)
-				h.UnansweredTokenPUTs = append(h.UnansweredTokenPUTs, u)
-			}
-			if status := failedStatus(c); status != 0 {
-				f := hint
-				f.Advice = failedAdvice(c, status)
-				h.FailedTokenPUTs = append(h.FailedTokenPUTs, f)
-			}
-			if c.SlowAnswers > 0 {
-				sl := hint
-				sl.MaxAnswerDelayMillis = c.MaxAnswerDelayMillis
-				sl.Advice = slowAdvice(c)
-				h.SlowTokenAnswers = append(h.SlowTokenAnswers, sl)
-			}
-			for ttl, n := range c.HopLimits {
-				if ttl > 0 {
-					hops[HopLimit{HopLimit: ttl, InContainer: c.Process.InContainer(),
-						OtherNetwork: c.Process.OtherNetwork}] += n
-				}
+			h.addTokenHints(hint, c, fellBack[k])
+		}
+	}
+	h.ObservedHopLimits = observedHopLimits(s.Callers)
+	return h
+}
+
+// newHint is a caller entry as a hint, without advice yet.
+func newHint(c *Caller, facts *processFacts) Hint {
+	hint := Hint{Class: c.Class, Process: c.Process, Count: c.Count, LastSeen: c.LastSeen, Answers: c.Answers,
+		SDK: identityOf(c, facts), Aggregated: c.Aggregated}
+	for _, p := range c.Paths[:min(3, len(c.Paths))] {
+		hint.Paths = append(hint.Paths, p.Path)
+	}
+	return hint
+}
+
+// fellBackProcesses are the processes that sent IMDSv1 requests after a token PUT of theirs got
+// no answer.
+func fellBackProcesses(callers []Caller) map[callerKey]bool {
+	fellBack := make(map[callerKey]bool)
+	for i := range callers {
+		if c := &callers[i]; c.Class == ClassIMDSv1 && c.AfterUnansweredPUT > 0 {
+			fellBack[keyOf("", &c.Process)] = true
+		}
+	}
+	return fellBack
+}
+
+// addTokenHints adds a token PUT caller's hints: its PUTs unanswered, refused, answered late.
+func (h *ReadyHints) addTokenHints(hint Hint, c *Caller, fellBack bool) {
+	if c.Unanswered > 0 {
+		u := hint
+		u.FellBack = fellBack
+		u.Unanswered = c.Unanswered
+		u.Advice = unansweredAdvice(c, u.FellBack)
+		h.UnansweredTokenPUTs = append(h.UnansweredTokenPUTs, u)
+	}
+	if status := failedStatus(c); status != 0 {
+		f := hint
+		f.Advice = failedAdvice(c, status)
+		h.FailedTokenPUTs = append(h.FailedTokenPUTs, f)
+	}
+	if c.SlowAnswers > 0 {
+		sl := hint
+		sl.MaxAnswerDelayMillis = c.MaxAnswerDelayMillis
+		sl.Advice = slowAdvice(c)
+		h.SlowTokenAnswers = append(h.SlowTokenAnswers, sl)
+	}
+}
+
+// observedHopLimits counts the token answers by the TTL they arrived with and where their
+// caller ran, lowest TTL first.
+func observedHopLimits(callers []Caller) []HopLimit {
+	hops := make(map[HopLimit]uint64)
+	for i := range callers {
+		c := &callers[i]
+		if !isTokenPUTClass(c.Class) {
+			continue
+		}
+		for ttl, n := range c.HopLimits {
+			if ttl > 0 {
+				hops[HopLimit{HopLimit: ttl, InContainer: c.Process.InContainer(),
+					OtherNetwork: c.Process.OtherNetwork}] += n
 			}
 		}
 	}
+	out := []HopLimit{}
 	for k, n := range hops {
 		k.TokenAnswers = n
-		h.ObservedHopLimits = append(h.ObservedHopLimits, k)
+		out = append(out, k)
 	}
-	slices.SortFunc(h.ObservedHopLimits, func(a, b HopLimit) int {
+	slices.SortFunc(out, func(a, b HopLimit) int {
 		if a.HopLimit != b.HopLimit {
 			return int(a.HopLimit) - int(b.HopLimit)
 		}
@@ -207,7 +243,7 @@ func readyHints(s *Summary) ReadyHints {
 		}
 		return boolRank(a.InContainer) - boolRank(b.InContainer)
 	})
-	return h
+	return out
 }
 
 func boolRank(b bool) int {
