@@ -122,19 +122,13 @@ func (c *auditConfig) run(ctx context.Context, s streams) error {
 	defer signal.Stop(sigpipe)
 	var lines *audit.JSONLines
 	var running *agent.Agent
-	opts := agent.Options{Cgroup: c.cgroup, Host: c.host.paths, Stop: agent.Stop{After: c.duration},
-		Audit: audit.Options{StateFile: c.state, StateInterval: c.stateInterval, Logf: logf}}
+	opts := c.agentOptions(logf)
 	if c.output == "json" {
 		lines = audit.NewJSONLinesWith(stdout, audit.JSONLinesOptions{
 			Warn:      func(msg string) { logf("%s", msg) },
 			OnDropped: func(n uint64) { running.Auditor().DropRecords(n) },
 		})
 		opts.Audit.OnRecord = lines.OnRecord
-	}
-	// The host network namespace's addresses tell callers in their own network namespaces
-	// (containers on a bridge) apart; without them that is left undecided.
-	if host, err := ready.InspectHost("", "/nonexistent"); err == nil {
-		opts.Audit.HostAddrs = host.Addrs
 	}
 	running, err := agent.Start(opts)
 	if err != nil {
@@ -147,50 +141,23 @@ func (c *auditConfig) run(ctx context.Context, s streams) error {
 	// failed read (hop limit 1 in a pod, not on EC2) is recorded and never stops the audit.
 	go recordInstance(ctx, running.Auditor())
 
-	var metricsErr chan error
-	if c.metricsAddr != "" {
-		ln, err := net.Listen("tcp", c.metricsAddr)
-		if err != nil {
-			return cannotRun(fmt.Errorf("--metrics-addr: %w", err))
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", running.Auditor().MetricsHandler())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		metricsErr = make(chan error, 1)
-		go func() { metricsErr <- srv.Serve(ln) }()
-		defer srv.Close()
-		fmt.Fprintf(stderr, "imdsv2 audit: metrics at http://%s/metrics\n", ln.Addr())
+	metrics, err := serveMetrics(c.metricsAddr, running.Auditor(), stderr)
+	if err != nil {
+		return cannotRun(err)
 	}
+	defer metrics.close()
 
 	if c.duration > 0 {
 		fmt.Fprintf(stderr, "imdsv2 audit: watching for %v\n", c.duration)
 	} else {
 		fmt.Fprintln(stderr, "imdsv2 audit: watching until SIGINT or SIGTERM")
 	}
-	endStatus := func() {}
-	if term, ok := stderr.(*os.File); ok && isTerminal(term) {
-		done, finished := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(finished)
-			statusLine(term, running, time.Now(), c.duration, done)
-		}()
-		endStatus = func() { close(done); <-finished }
-	}
+	endStatus := startStatusLine(stderr, running, c.duration)
 	sum, _, runErr := running.Wait(ctx)
 	endStatus()
-	if metricsErr != nil {
-		select {
-		case err := <-metricsErr:
-			runErr = errors.Join(runErr, fmt.Errorf("metrics server: %w", err))
-		default:
-		}
-	}
+	runErr = errors.Join(runErr, metrics.err())
 	if c.output == "json" {
-		err := writeSummaryLine(stdout, *sum)
-		if lerr := lines.Err(); lerr != nil {
-			err = errors.Join(fmt.Errorf("%d JSON records could not be written (counted in dropped_records; first error: %w)", lines.Dropped(), lerr), err)
-		}
-		runErr = errors.Join(runErr, err)
+		runErr = errors.Join(runErr, droppedLines(lines), writeSummaryLine(stdout, *sum))
 	} else {
 		runErr = errors.Join(runErr, audit.WriteTable(stdout, *sum))
 	}
@@ -198,6 +165,75 @@ func (c *auditConfig) run(ctx context.Context, s streams) error {
 		fmt.Fprintf(stderr, "imdsv2 audit: warning: %d kernel records were lost (ring buffer full); requests may be missing from the counts\n", sum.LostEvents)
 	}
 	return runErr
+}
+
+// agentOptions are the agent's options from the command line (all but the JSON output).
+func (c *auditConfig) agentOptions(logf func(string, ...any)) agent.Options {
+	opts := agent.Options{Cgroup: c.cgroup, Host: c.host.paths, Stop: agent.Stop{After: c.duration},
+		Audit: audit.Options{StateFile: c.state, StateInterval: c.stateInterval, Logf: logf}}
+	// The host network namespace's addresses tell callers in their own network namespaces
+	// (containers on a bridge) apart; without them that is left undecided.
+	if host, err := ready.InspectHost("", "/nonexistent"); err == nil {
+		opts.Audit.HostAddrs = host.Addrs
+	}
+	return opts
+}
+
+// metricsServer serves --metrics-addr; the zero value is no server.
+type metricsServer struct {
+	srv  *http.Server
+	errc chan error
+}
+
+// serveMetrics serves the auditor's metrics at http://addr/metrics, or nothing when addr is "".
+func serveMetrics(addr string, a *audit.Auditor, stderr io.Writer) (metricsServer, error) {
+	if addr == "" {
+		return metricsServer{}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return metricsServer{}, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", a.MetricsHandler())
+	m := metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, errc: make(chan error, 1)}
+	go func() { m.errc <- m.srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "imdsv2 audit: metrics at http://%s/metrics\n", ln.Addr())
+	return m, nil
+}
+
+// err is why the server stopped serving, if it did.
+func (m metricsServer) err() error {
+	if m.srv == nil {
+		return nil
+	}
+	select {
+	case err := <-m.errc:
+		return fmt.Errorf("metrics server: %w", err)
+	default:
+		return nil
+	}
+}
+
+func (m metricsServer) close() {
+	if m.srv != nil {
+		m.srv.Close()
+	}
+}
+
+// startStatusLine shows the status line (statusLine) when stderr is a terminal; the function
+// it returns clears it and waits for it to end.
+func startStatusLine(stderr io.Writer, running *agent.Agent, duration time.Duration) (end func()) {
+	term, ok := stderr.(*os.File)
+	if !ok || !isTerminal(term) {
+		return func() {}
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		statusLine(term, running, time.Now(), duration, done)
+	}()
+	return func() { close(done); <-finished }
 }
 
 // auditStartError says why the agent could not start, in the words of the command line:
@@ -232,6 +268,14 @@ func writeSummaryLine(w io.Writer, sum audit.Summary) error {
 	}
 	if err != nil {
 		return fmt.Errorf("writing the summary line: %w", err)
+	}
+	return nil
+}
+
+// droppedLines says how many request lines of --output json could not be written, if any.
+func droppedLines(lines *audit.JSONLines) error {
+	if err := lines.Err(); err != nil {
+		return fmt.Errorf("%d JSON records could not be written (counted in dropped_records; first error: %w)", lines.Dropped(), err)
 	}
 	return nil
 }
