@@ -4,36 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/proc"
 	"github.com/imdsv2/imdsv2/audit/replay"
+	"github.com/imdsv2/imdsv2/internal/fakeclock"
 )
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const dockerID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-
-// fakeClock is moved by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // fakeTable reads the fake /proc tree of audit/proc/testdata, with cgroup ids
 // from a map and processes that can be added or hidden.
@@ -69,7 +51,7 @@ func (f *fakeTable) CgroupPath(id uint64) (string, error) {
 type harness struct {
 	t       *testing.T
 	a       *audit.Auditor
-	clock   *fakeClock
+	clock   *fakeclock.Clock
 	table   *fakeTable
 	records []audit.Record
 	fed     map[*replay.Recorder]int
@@ -77,7 +59,7 @@ type harness struct {
 
 func newHarness(t *testing.T, opts audit.Options) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &fakeClock{t: t0}, table: newFakeTable()}
+	h := &harness{t: t, clock: fakeclock.New(t0), table: newFakeTable()}
 	if opts.ProcessTable == nil {
 		opts.ProcessTable = h.table
 	}

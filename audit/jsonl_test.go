@@ -16,6 +16,7 @@ import (
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/replay"
+	"github.com/imdsv2/imdsv2/internal/fakeclock"
 	"github.com/imdsv2/imdsv2/internal/privtest"
 )
 
@@ -198,7 +199,7 @@ func TestJSONOutputOnAFullFileSystem(t *testing.T) {
 	jl := audit.NewJSONLinesWith(f, audit.JSONLinesOptions{Warn: got.warn,
 		OnDropped: func(n uint64) { a.DropRecords(n) }})
 	warnedAt := -1
-	a, err = audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: &fakeClock{t: t0},
+	a, err = audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: fakeclock.New(t0),
 		OnRecord: func(r audit.Record) {
 			records++
 			jl.OnRecord(r)

@@ -10,11 +10,12 @@ import (
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/replay"
+	"github.com/imdsv2/imdsv2/internal/fakeclock"
 )
 
 func TestRunToEOFSavesState(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	var mu sync.Mutex
 	var got []audit.Record
 	a, err := audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: clock, StateFile: path,
@@ -59,7 +60,7 @@ func (b *blockingSource) Next(ctx context.Context) (audit.Event, error) {
 }
 
 func TestRunStopsWithContextAndTicks(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	records := make(chan audit.Record, 10)
 	a, err := audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: clock, Records: records,
 		TokenAnswerTimeout: time.Second, TickInterval: time.Millisecond})
@@ -91,7 +92,7 @@ func TestRunStopsWithContextAndTicks(t *testing.T) {
 
 func TestFullRecordsChannelDrops(t *testing.T) {
 	records := make(chan audit.Record) // nobody reads
-	a, err := audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: &fakeClock{t: t0}, Records: records})
+	a, err := audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: fakeclock.New(t0), Records: records})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestFullRecordsChannelDrops(t *testing.T) {
 }
 
 func TestSourceErrorIsReturned(t *testing.T) {
-	a, err := audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: &fakeClock{t: t0}})
+	a, err := audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: fakeclock.New(t0)})
 	if err != nil {
 		t.Fatal(err)
 	}

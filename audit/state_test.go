@@ -12,6 +12,7 @@ import (
 
 	"github.com/imdsv2/imdsv2/audit"
 	"github.com/imdsv2/imdsv2/audit/replay"
+	"github.com/imdsv2/imdsv2/internal/fakeclock"
 )
 
 // v1Session sends n IMDSv1 requests from curl and one unanswered token PUT.
@@ -179,7 +180,7 @@ func TestSchema1StateIsRead(t *testing.T) {
 // Coverage: spans from the source's attach and detach events, the gap of a
 // cgroup re-creation and of an agent restart, and what the state file keeps.
 func TestCoverageSpansAndGaps(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	path := filepath.Join(t.TempDir(), "state.json")
 	host := &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}
 	a, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
@@ -229,7 +230,7 @@ func TestCoverageSpansAndGaps(t *testing.T) {
 
 // Spans beyond the bound are folded into one sum that keeps what matters.
 func TestCoverageSpansAreBounded(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	a, err := audit.New(audit.Options{ProcessTable: newFakeTable(), Clock: clock,
 		Agent: &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}})
 	if err != nil {
@@ -255,7 +256,7 @@ func TestCoverageSpansAreBounded(t *testing.T) {
 // A state file brought from another instance (an image built with it): once the agent reads
 // this instance's identity, the coverage the file brought no longer counts; its counts stay.
 func TestStateOfAnotherInstanceLosesItsCoverage(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	path := filepath.Join(t.TempDir(), "state.json")
 	host := &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}
 	a, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
