@@ -113,27 +113,21 @@ func TestErrorClasses(t *testing.T) {
 			},
 		},
 		{
-			name: "token refused/400",
-			setup: func(_ *testing.T, srv *imdstest.Server, _ *Options) {
-				srv.InjectFault(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 400})
-			},
-			want: ErrTokenRefused, kind: KindTokenRefused, op: "PUT", path: tokenPath, status: 400,
+			name:  "token refused/400",
+			setup: inject(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 400}),
+			want:  ErrTokenRefused, kind: KindTokenRefused, op: "PUT", path: tokenPath, status: 400,
 			text: []string{"400 Bad Request", "1 to 21600"},
 		},
 		{
-			name: "token refused/404 (no IMDSv2)",
-			setup: func(_ *testing.T, srv *imdstest.Server, _ *Options) {
-				srv.InjectFault(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 404})
-			},
-			want: ErrTokenRefused, kind: KindTokenRefused, op: "PUT", path: tokenPath, status: 404,
+			name:  "token refused/404 (no IMDSv2)",
+			setup: inject(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 404}),
+			want:  ErrTokenRefused, kind: KindTokenRefused, op: "PUT", path: tokenPath, status: 404,
 			text: []string{"does not offer IMDSv2"},
 		},
 		{
-			name: "token refused/405",
-			setup: func(_ *testing.T, srv *imdstest.Server, _ *Options) {
-				srv.InjectFault(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 405})
-			},
-			want: ErrTokenRefused, kind: KindTokenRefused, op: "PUT", path: tokenPath, status: 405,
+			name:  "token refused/405",
+			setup: inject(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 405}),
+			want:  ErrTokenRefused, kind: KindTokenRefused, op: "PUT", path: tokenPath, status: 405,
 			text: []string{"blocks PUT"},
 		},
 		{
@@ -153,11 +147,9 @@ func TestErrorClasses(t *testing.T) {
 			text: []string{"went through", "NO_PROXY"},
 		},
 		{
-			name: "token refused/401 to a fresh token",
-			setup: func(_ *testing.T, srv *imdstest.Server, _ *Options) {
-				srv.InjectFault(imdstest.Fault{Method: "GET", Kind: imdstest.FaultStatus, Status: 401, Count: 2})
-			},
-			want: ErrTokenRefused, kind: KindTokenRefused, op: "GET", path: idPath, status: 401,
+			name:  "token refused/401 to a fresh token",
+			setup: inject(imdstest.Fault{Method: "GET", Kind: imdstest.FaultStatus, Status: 401, Count: 2}),
+			want:  ErrTokenRefused, kind: KindTokenRefused, op: "GET", path: idPath, status: 401,
 			text: []string{"just issued"},
 			check: func(t *testing.T, srv *imdstest.Server) {
 				assert.Equal(t, 2, countRequests(srv, "PUT", tokenPath), "one new token after the 401")
@@ -166,28 +158,20 @@ func TestErrorClasses(t *testing.T) {
 		},
 		{
 			name: "not found",
-			call: func(ctx context.Context, c *Client, _ *imdstest.Server) error {
-				_, err := c.Get(ctx, "no/such/path")
-				return err
-			},
+			call: calling1((*Client).Get, "no/such/path"),
 			want: ErrNotFound, kind: KindNotFound, op: "GET", path: "/latest/meta-data/no/such/path", status: 404,
 			text: []string{"/latest/meta-data/no/such/path", "does not exist"},
 		},
 		{
 			name: "not found/no instance profile",
-			call: func(ctx context.Context, c *Client, _ *imdstest.Server) error {
-				_, err := c.IAMCredentials(ctx)
-				return err
-			},
+			call: calling((*Client).IAMCredentials),
 			want: ErrNotFound, kind: KindNotFound, op: "GET", path: pathRoles, status: 404,
 			text: []string{"associate-iam-instance-profile"},
 		},
 		{
-			name: "throttled/429",
-			setup: func(_ *testing.T, srv *imdstest.Server, _ *Options) {
-				srv.InjectFault(imdstest.Fault{Method: "GET", Kind: imdstest.FaultStatus, Status: 429})
-			},
-			want: ErrThrottled, kind: KindThrottled, op: "GET", path: idPath, status: 429,
+			name:  "throttled/429",
+			setup: inject(imdstest.Fault{Method: "GET", Kind: imdstest.FaultStatus, Status: 429}),
+			want:  ErrThrottled, kind: KindThrottled, op: "GET", path: idPath, status: 429,
 			text: []string{"429 Too Many Requests (3 attempts)", "cache"},
 			check: func(t *testing.T, srv *imdstest.Server) {
 				assert.Equal(t, 3, countRequests(srv, "GET", idPath), "retried up to MaxAttempts")
@@ -217,32 +201,26 @@ func TestErrorClasses(t *testing.T) {
 			text: []string{"rate limit"},
 		},
 		{
-			name: "server error/500",
-			setup: func(_ *testing.T, srv *imdstest.Server, _ *Options) {
-				srv.InjectFault(imdstest.Fault{Method: "GET", Kind: imdstest.FaultStatus, Status: 500})
-			},
-			want: ErrServer, kind: KindServer, op: "GET", path: idPath, status: 500,
+			name:  "server error/500",
+			setup: inject(imdstest.Fault{Method: "GET", Kind: imdstest.FaultStatus, Status: 500}),
+			want:  ErrServer, kind: KindServer, op: "GET", path: idPath, status: 500,
 			text: []string{"500 Internal Server Error (3 attempts)"},
 			check: func(t *testing.T, srv *imdstest.Server) {
 				assert.Equal(t, 3, countRequests(srv, "GET", idPath))
 			},
 		},
 		{
-			name: "server error/503 on the token",
-			setup: func(_ *testing.T, srv *imdstest.Server, _ *Options) {
-				srv.InjectFault(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 503})
-			},
-			want: ErrServer, kind: KindServer, op: "PUT", path: tokenPath, status: 503,
+			name:  "server error/503 on the token",
+			setup: inject(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 503}),
+			want:  ErrServer, kind: KindServer, op: "PUT", path: tokenPath, status: 503,
 			check: func(t *testing.T, srv *imdstest.Server) {
 				assert.Equal(t, 3, countRequests(srv, "PUT", tokenPath))
 			},
 		},
 		{
-			name: "server error/connection reset",
-			setup: func(_ *testing.T, srv *imdstest.Server, _ *Options) {
-				srv.InjectFault(imdstest.Fault{Method: "GET", Kind: imdstest.FaultReset})
-			},
-			want: ErrServer, kind: KindServer, op: "GET", path: idPath,
+			name:  "server error/connection reset",
+			setup: inject(imdstest.Fault{Method: "GET", Kind: imdstest.FaultReset}),
+			want:  ErrServer, kind: KindServer, op: "GET", path: idPath,
 			text: []string{"connection broke"},
 		},
 		{
@@ -259,56 +237,38 @@ func TestErrorClasses(t *testing.T) {
 			setup: func(_ *testing.T, _ *imdstest.Server, o *Options) {
 				o.MaxBodyBytes = 32 << 10
 			},
-			call: func(ctx context.Context, c *Client, _ *imdstest.Server) error {
-				_, err := c.UserData(ctx)
-				return err
-			},
+			call: calling((*Client).UserData),
 			want: ErrTooLarge, kind: KindTooLarge, op: "GET", path: pathUserData, status: 200,
 			text: []string{"decompressed"},
 		},
 		{
 			name: "malformed/user data gzip",
 			cfg:  imdstest.Config{UserData: []byte{0x1f, 0x8b, 1, 2, 3}},
-			call: func(ctx context.Context, c *Client, _ *imdstest.Server) error {
-				_, err := c.UserData(ctx)
-				return err
-			},
+			call: calling((*Client).UserData),
 			want: ErrMalformed, kind: KindMalformed, op: "GET", path: pathUserData, status: 200,
 			text: []string{"gzip"},
 		},
 		{
 			name: "tags not enabled",
-			call: func(ctx context.Context, c *Client, _ *imdstest.Server) error {
-				_, err := c.Tags(ctx)
-				return err
-			},
+			call: calling((*Client).Tags),
 			want: ErrTagsNotEnabled, kind: KindTagsNotEnabled, op: "GET", path: pathTags, status: 404,
 			text: []string{"--instance-metadata-tags enabled"},
 		},
 		{
 			name: "tags not enabled/single tag",
-			call: func(ctx context.Context, c *Client, _ *imdstest.Server) error {
-				_, err := c.Tag(ctx, "Name")
-				return err
-			},
+			call: calling1((*Client).Tag, "Name"),
 			want: ErrTagsNotEnabled, kind: KindTagsNotEnabled, op: "GET", path: pathTags + "Name", status: 404,
 		},
 		{
 			name: "credentials code",
 			cfg:  imdstest.Config{RoleName: "app", CredentialCode: "AssumeRoleUnauthorizedAccess"},
-			call: func(ctx context.Context, c *Client, _ *imdstest.Server) error {
-				_, err := c.IAMCredentials(ctx)
-				return err
-			},
+			call: calling((*Client).IAMCredentials),
 			want: ErrCredentials, kind: KindCredentials, op: "GET", path: pathRoles + "app", status: 200,
 			text: []string{"AssumeRoleUnauthorizedAccess", "trust policy"},
 		},
 		{
 			name: "invalid argument/path",
-			call: func(ctx context.Context, c *Client, _ *imdstest.Server) error {
-				_, err := c.Get(ctx, "../../etc/passwd")
-				return err
-			},
+			call: calling1((*Client).Get, "../../etc/passwd"),
 			want: ErrInvalidArgument, kind: KindInvalidArgument, op: "GET",
 			check: func(t *testing.T, srv *imdstest.Server) {
 				assert.Empty(t, srv.Requests())
@@ -421,4 +381,22 @@ func TestStatusLine(t *testing.T) {
 	assert.Equal(t, "599", statusLine(599))
 	e := statusError(http.MethodGet, "/p", "http://x", 299, 1)
 	assert.Contains(t, e.Error(), "unexpected status 299:")
+}
+
+// inject is a setup that injects f into the emulator.
+func inject(f imdstest.Fault) func(*testing.T, *imdstest.Server, *Options) {
+	return func(_ *testing.T, srv *imdstest.Server, _ *Options) { srv.InjectFault(f) }
+}
+
+// calling is a call that makes one read and keeps its error.
+func calling[T any](read func(*Client, context.Context) (T, error)) func(context.Context, *Client, *imdstest.Server) error {
+	return func(ctx context.Context, c *Client, _ *imdstest.Server) error {
+		_, err := read(c, ctx)
+		return err
+	}
+}
+
+// calling1 is calling for a read that takes one argument.
+func calling1[T any](read func(*Client, context.Context, string) (T, error), arg string) func(context.Context, *Client, *imdstest.Server) error {
+	return calling(func(c *Client, ctx context.Context) (T, error) { return read(c, ctx, arg) })
 }
