@@ -181,14 +181,9 @@ func TestSchema1StateIsRead(t *testing.T) {
 // cgroup re-creation and of an agent restart, and what the state file keeps.
 func TestCoverageSpansAndGaps(t *testing.T) {
 	clock := fakeclock.New(t0)
-	path := filepath.Join(t.TempDir(), "state.json")
-	host := &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}
-	a, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := hostAgentOptions(t, clock)
 	root := audit.Watch{Path: "/", CgroupID: 1, HostRoot: true, ExecTracing: true}
-	a.Handle(audit.Event{Kind: audit.EventAttached, Time: t0, Watch: &root})
+	a := startAttached(t, opts, t0, &root)
 	clock.Set(t0.Add(10 * time.Minute))
 	s := a.Snapshot()
 	if cv := s.Coverage; len(cv.Spans) != 1 || !cv.WholeHost || !cv.ExecTracing || cv.Scope != "/" ||
@@ -203,18 +198,9 @@ func TestCoverageSpansAndGaps(t *testing.T) {
 	again.CgroupID = 2
 	a.Handle(audit.Event{Kind: audit.EventAttached, Time: t0.Add(11 * time.Minute), Watch: &again})
 	clock.Set(t0.Add(20 * time.Minute))
-	if err := a.SaveState(); err != nil {
-		t.Fatal(err)
-	}
 	// The agent dies without a word (kill -9; the kernel releases its lock): the
 	// state keeps 20 minutes. A new agent starts an hour later from the same state.
-	a.Close()
-	clock.Set(t0.Add(80 * time.Minute))
-	b, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Handle(audit.Event{Kind: audit.EventAttached, Time: t0.Add(80 * time.Minute), Watch: &again})
+	b := restart(t, a, opts, clock, t0.Add(80*time.Minute), &again)
 	clock.Set(t0.Add(90 * time.Minute))
 	cv := b.Snapshot().Coverage
 	if len(cv.Spans) != 3 || len(cv.Gaps) != 2 || cv.WatchedSeconds != (10+9+10)*60 || cv.GapSeconds != (1+60)*60 ||
@@ -226,6 +212,36 @@ func TestCoverageSpansAndGaps(t *testing.T) {
 	if cv := b.Snapshot().Coverage; cv.WholeHost || cv.ExecTracing || cv.Scope != "mixed" {
 		t.Fatalf("%+v", cv)
 	}
+}
+
+// hostAgentOptions are the options of an auditor whose agent sees the host, with a state file
+// and the clock.
+func hostAgentOptions(t *testing.T, clock *fakeclock.Clock) audit.Options {
+	return audit.Options{StateFile: filepath.Join(t.TempDir(), "state.json"), ProcessTable: newFakeTable(),
+		Clock: clock, Agent: &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}}
+}
+
+// startAttached starts an auditor attached to w at the moment at.
+func startAttached(t *testing.T, opts audit.Options, at time.Time, w *audit.Watch) *audit.Auditor {
+	t.Helper()
+	a, err := audit.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Handle(audit.Event{Kind: audit.EventAttached, Time: at, Watch: w})
+	return a
+}
+
+// restart saves a's state and closes it, then, with the clock moved to at, starts the next
+// auditor from the same options and state file, attached to w.
+func restart(t *testing.T, a *audit.Auditor, opts audit.Options, clock *fakeclock.Clock, at time.Time, w *audit.Watch) *audit.Auditor {
+	t.Helper()
+	if err := a.SaveState(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	clock.Set(at)
+	return startAttached(t, opts, at, w)
 }
 
 // Spans beyond the bound are folded into one sum that keeps what matters.
@@ -257,26 +273,12 @@ func TestCoverageSpansAreBounded(t *testing.T) {
 // this instance's identity, the coverage the file brought no longer counts; its counts stay.
 func TestStateOfAnotherInstanceLosesItsCoverage(t *testing.T) {
 	clock := fakeclock.New(t0)
-	path := filepath.Join(t.TempDir(), "state.json")
-	host := &audit.Agent{InitialCgroupNS: true, InitialPIDNS: true}
-	a, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := hostAgentOptions(t, clock)
 	root := audit.Watch{Path: "/", CgroupID: 1, HostRoot: true, ExecTracing: true}
-	a.Handle(audit.Event{Kind: audit.EventAttached, Time: t0, Watch: &root})
+	a := startAttached(t, opts, t0, &root)
 	a.SetInstance(audit.Instance{InstanceID: "i-0aaaaaaaaaaaaaaaa"})
 	clock.Set(t0.Add(48 * time.Hour))
-	if err := a.SaveState(); err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
-	clock.Set(t0.Add(49 * time.Hour))
-	b, err := audit.New(audit.Options{StateFile: path, ProcessTable: newFakeTable(), Clock: clock, Agent: host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Handle(audit.Event{Kind: audit.EventAttached, Time: t0.Add(49 * time.Hour), Watch: &root})
+	b := restart(t, a, opts, clock, t0.Add(49*time.Hour), &root)
 	b.SetInstance(audit.Instance{InstanceID: "i-0bbbbbbbbbbbbbbbb"})
 	clock.Set(t0.Add(49*time.Hour + time.Minute))
 	s := b.Snapshot()
