@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imdsv2/imdsv2/imds/imdstest"
+	"github.com/imdsv2/imdsv2/internal/fakeclock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -49,12 +50,8 @@ func TestTokenReusedUntilRefresh(t *testing.T) {
 // TestTokenOnePutForConcurrentCallers has 100 goroutines call at the moment the token is due for
 // renewal; exactly one PUT may go out.
 func TestTokenOnePutForConcurrentCallers(t *testing.T) {
-	clock := newFakeClock()
-	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
-	c := newHookedClient(t, srv, hooks{now: clock.Now}, relaxed)
+	clock, srv, c := tokenAfterOneRead(t)
 	ctx := context.Background()
-	_, err := c.InstanceID(ctx)
-	require.NoError(t, err)
 	require.Equal(t, 1, countRequests(srv, "PUT", tokenPath))
 
 	clock.Advance(DefaultTokenTTL) // expired on the client's clock
@@ -122,15 +119,11 @@ func TestTokenUsesShorterEchoedTTL(t *testing.T) {
 }
 
 func TestTokenRenewalFailureKeepsUsableToken(t *testing.T) {
-	clock := newFakeClock()
-	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
-	c := newHookedClient(t, srv, hooks{now: clock.Now}, relaxed)
+	clock, srv, c := tokenAfterOneRead(t)
 	ctx := context.Background()
-	_, err := c.InstanceID(ctx)
-	require.NoError(t, err)
 	clock.Advance(DefaultTokenTTL - 30*time.Second) // within the renewal margin, not expired
 	srv.InjectFault(imdstest.Fault{Method: "PUT", Kind: imdstest.FaultStatus, Status: 500})
-	_, err = c.InstanceID(ctx)
+	_, err := c.InstanceID(ctx)
 	require.NoError(t, err, "the old token still works while renewal fails")
 	srv.ClearFaults()
 	_, err = c.InstanceID(ctx)
@@ -257,4 +250,16 @@ func TestClassifyPutFailure(t *testing.T) {
 		assert.Equal(t, tc.kind, e.Kind, tc.name)
 		assert.Contains(t, e.Error(), tc.text, tc.name)
 	}
+}
+
+// tokenAfterOneRead is a client on a hand-moved clock, of an emulator that requires tokens,
+// after one read: it holds one token, fetched with one PUT.
+func tokenAfterOneRead(t *testing.T) (*fakeclock.Clock, *imdstest.Server, *Client) {
+	t.Helper()
+	clock := newFakeClock()
+	srv := newEmulator(t, imdstest.Config{HTTPTokens: imdstest.TokensRequired})
+	c := newHookedClient(t, srv, hooks{now: clock.Now}, relaxed)
+	_, err := c.InstanceID(context.Background())
+	require.NoError(t, err)
+	return clock, srv, c
 }
