@@ -88,17 +88,8 @@ func (s *osSource) open(name string) (file, error) {
 	} else {
 		f, err = os.OpenFile(s.real(name), flags, 0)
 	}
-	if err != nil {
+	if _, err := regular(f, err); err != nil {
 		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, errNotRegular
 	}
 	// A symbolic link may lead into /proc or /sys even though the walk never
 	// enters them; never read such files.
@@ -169,12 +160,9 @@ func (s *fsSource) lstat(name string) (fs.FileInfo, error)            { return f
 func (s *fsSource) skipMount(string, fs.FileInfo, fs.FileInfo) string { return "" }
 func (s *fsSource) close() error                                      { return nil }
 
-// maxBufferedFile bounds how much of a file that cannot be read at random
-// offsets is copied into memory.
-const maxBufferedFile = 64 << 20
-
-func (s *fsSource) open(name string) (file, error) {
-	f, err := s.fsys.Open(name)
+// regular checks a file just opened (f, err: the open's result) is a regular file, and closes
+// it when it is not (errNotRegular) or cannot be asked.
+func regular(f fs.File, err error) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +174,19 @@ func (s *fsSource) open(name string) (file, error) {
 	if !st.Mode().IsRegular() {
 		f.Close()
 		return nil, errNotRegular
+	}
+	return st, nil
+}
+
+// maxBufferedFile bounds how much of a file that cannot be read at random
+// offsets is copied into memory.
+const maxBufferedFile = 64 << 20
+
+func (s *fsSource) open(name string) (file, error) {
+	f, err := s.fsys.Open(name)
+	st, err := regular(f, err)
+	if err != nil {
+		return nil, err
 	}
 	if ra, ok := f.(file); ok {
 		return ra, nil
