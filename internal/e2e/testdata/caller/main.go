@@ -61,7 +61,16 @@ func main() {
 // at once in a VM without KVM) would see its own timer expire before the connection it already
 // has, and the harness bounds every caller anyway (it kills those still running after its
 // outcome limit).
-func dial() (net.Conn, error) { return net.Dial("tcp", host) }
+// dial connects to IMDS; the connection gives up after a minute, so that a lost answer fails
+// the test instead of hanging it.
+func dial() (net.Conn, error) {
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(time.Minute))
+	return c, nil
+}
 
 func sdkFallback(path string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -101,7 +110,6 @@ func split(path string) error {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
 	r := bufio.NewReader(c)
 	resp, token, err := roundTrip(c, r, "PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: e2e-split\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n")
 	if err != nil {
@@ -143,7 +151,6 @@ func keepAlive(args []string) error {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
 	r := bufio.NewReader(c)
 	for i := range n {
 		path := args[1+i%(len(args)-1)]
@@ -164,7 +171,6 @@ func probe() error {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
 	_, _, err = roundTrip(c, bufio.NewReader(c), "GET /computeMetadata/v1/instance/id HTTP/1.1\r\nHost: metadata.google.internal\r\nMetadata-Flavor: Google\r\nUser-Agent: e2e-probe\r\n\r\n")
 	return err
 }
@@ -192,7 +198,6 @@ func load(args []string) error {
 					errs <- err
 					return
 				}
-				conn.SetDeadline(time.Now().Add(time.Minute))
 				resp, _, err := roundTrip(conn, bufio.NewReader(conn), req)
 				conn.Close()
 				if err == nil && resp.StatusCode != 200 {
