@@ -104,8 +104,8 @@ func uncertainties(in Input) []Reason {
 	if in.Summary == nil {
 		return append(u, noAuditDoubt(in.AuditErr))
 	}
-	for _, doubt := range auditDoubts {
-		if r := doubt(in, in.Summary); r != nil {
+	for _, check := range auditDoubts {
+		if r := check(in, in.Summary); r != nil {
 			u = append(u, *r)
 		}
 	}
