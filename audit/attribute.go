@@ -127,7 +127,26 @@ type identity struct {
 	pid, ppid, uid uint32
 	comm           string
 	cgroupID       uint64
+	netns          uint64 // network namespace cookie, 0 when not known
+	hostNetns      bool   // netns is the host's
 	preexisting    bool
+}
+
+func eventIdentity(ev Event) identity {
+	return identity{pid: ev.PID, ppid: ev.PPID, uid: ev.UID, comm: ev.Comm, cgroupID: ev.CgroupID,
+		netns: ev.NetnsCookie, hostNetns: ev.HostNetns}
+}
+
+// network decides, once per caller, whether it runs in a network namespace
+// of its own (other) or, for certain, in the host's (host). The kernel's
+// namespace cookie decides when it read one at connect; without it, a local
+// address that is not one of the host's (Options.HostAddrs) says "its own",
+// and nothing says "the host's" for certain.
+func (a *Auditor) network(id identity, local netip.Addr) (other, host bool) {
+	if id.netns != 0 {
+		return !id.hostNetns, id.hostNetns
+	}
+	return local.IsValid() && !local.IsUnspecified() && len(a.hostAddrs) > 0 && !a.hostAddrs[local], false
 }
 
 // SocketOwnerFinder is implemented by process tables that can find the
@@ -193,10 +212,11 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 			PodUID: clean(c.PodUID, maxNameBytes), Unit: clean(c.Unit, maxNameBytes)}
 	}
 	p.Parents = a.parents(p.PID, p.PPID, t)
-	if l := local.Addr().Unmap(); l.IsValid() && !l.IsUnspecified() {
+	l := local.Addr().Unmap()
+	if l.IsValid() && !l.IsUnspecified() {
 		p.LocalAddr = l.String()
-		p.OtherNetwork = len(a.hostAddrs) > 0 && !a.hostAddrs[l]
 	}
+	p.OtherNetwork, p.HostNetwork = a.network(id, l)
 	return p
 }
 

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,44 @@ func TestShortLivedProcessFromExecRecords(t *testing.T) {
 	}
 	if sdk := got[0].SDK; sdk == nil || sdk.Product != "botocore" || !sdk.BelowMin {
 		t.Fatalf("sdk: %+v", sdk)
+	}
+}
+
+// TestNetworkFromNamespaceCookie: where the kernel read the caller's network namespace at
+// connect, it alone says whether the caller has a network namespace of its own; the local
+// address decides only where the kernel did not.
+func TestNetworkFromNamespaceCookie(t *testing.T) {
+	replayLocal := netip.MustParseAddr("10.0.0.5") // every replay connection's local address
+	other := netip.MustParseAddr("192.0.2.1")
+	for _, tt := range []struct {
+		name            string
+		hostAddrs       []netip.Addr
+		netns           uint64
+		hostNetns       bool
+		wantOther, host bool
+	}{
+		{"own namespace, host's address", []netip.Addr{replayLocal}, 7, false, true, false},
+		{"host namespace, foreign address", []netip.Addr{other}, 7, true, false, true},
+		{"no cookie, foreign address", []netip.Addr{other}, 0, false, true, false},
+		{"no cookie, host's address", []netip.Addr{replayLocal}, 0, false, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, audit.Options{HostAddrs: tt.hostAddrs})
+			r := replay.New(t0)
+			c := r.Connect(curlProc)
+			evs := r.Events()
+			evs[len(evs)-1].NetnsCookie, evs[len(evs)-1].HostNetns = tt.netns, tt.hostNetns
+			c.Send(replay.GetV1("/latest/meta-data/", "curl/8.5.0"))
+			c.Recv(replay.Answer(200, 3), 64)
+			h.feed(r)
+			got := h.requests()
+			if len(got) != 1 {
+				t.Fatalf("%+v", got)
+			}
+			if p := got[0].Process; p.OtherNetwork != tt.wantOther || p.HostNetwork != tt.host || p.LocalAddr != "10.0.0.5" {
+				t.Errorf("other network %v, host network %v, local %q; want %v, %v, 10.0.0.5", p.OtherNetwork, p.HostNetwork, p.LocalAddr, tt.wantOther, tt.host)
+			}
+		})
 	}
 }
 

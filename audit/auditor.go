@@ -209,9 +209,7 @@ func (a *Auditor) Handle(ev Event) {
 	case EventExec:
 		a.onExec(ev, t)
 	case EventExit:
-		if ev.Cookie != 0 {
-			a.closeConn(ev.Cookie, t)
-		} else if ev.TID == 0 || ev.TID == ev.PID {
+		if ev.TID == 0 || ev.TID == ev.PID {
 			a.processExit(ev.PID, t)
 		}
 	case EventClose:

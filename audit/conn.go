@@ -33,8 +33,8 @@ func (a *Auditor) getConn(ev Event, t time.Time, connect bool) *conn {
 		if len(a.conns) >= a.opts.MaxConnections {
 			a.dropIdlest(t)
 		}
-		c = &conn{cookie: ev.Cookie, id: identity{pid: ev.PID, ppid: ev.PPID, uid: ev.UID, comm: ev.Comm,
-			cgroupID: ev.CgroupID, preexisting: !connect}}
+		c = &conn{cookie: ev.Cookie, id: eventIdentity(ev)}
+		c.id.preexisting = !connect
 		a.conns[ev.Cookie] = c
 	}
 	if ev.Remote.IsValid() {
@@ -65,7 +65,7 @@ func (a *Auditor) connect(ev Event, t time.Time) {
 	}
 	c := a.getConn(ev, t, true)
 	// A connect after payload (events reordered) still names the owner.
-	c.id = identity{pid: ev.PID, ppid: ev.PPID, uid: ev.UID, comm: ev.Comm, cgroupID: ev.CgroupID}
+	c.id = eventIdentity(ev)
 }
 
 func (a *Auditor) payload(ev Event, t time.Time) {

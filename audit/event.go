@@ -22,8 +22,7 @@ const (
 	EventRecv
 	// EventExec: a process executed a program (Exe, Args captured in the kernel).
 	EventExec
-	// EventExit: a process exited (PID is the thread group id). With a
-	// non-zero Cookie it is read as EventClose of that socket.
+	// EventExit: a process exited (PID is the thread group id).
 	EventExit
 	// EventLost: the kernel side dropped Lost records since its last report.
 	EventLost
@@ -78,6 +77,33 @@ type Event struct {
 	PID, TID, PPID, UID, GID uint32
 	CgroupID                 uint64
 	Comm                     string
+
+	// NetnsCookie is the cookie of the network namespace of the caller's
+	// socket, read in the kernel at connect (EventConnect and the events of
+	// that socket); 0 where it is not known: exec and exit, a socket whose
+	// connect was not seen, a source that cannot read it.
+	NetnsCookie uint64
+	// HostNetns says that namespace is the host's (the bpf agent's own, or
+	// the initial one on kernels that cannot name the agent's); with a
+	// NetnsCookie and without HostNetns, the caller has a network namespace
+	// of its own (a container on a bridge, a pod). Meaningless without a
+	// NetnsCookie.
+	HostNetns bool
+
+	// What the kernel side flagged about the event.
+	//
+	// NoConnect: the socket's connect was not seen (it predates the agent,
+	// or the kernel's socket table evicted it): no caller identity, PID 0.
+	NoConnect bool
+	// Truncated: Data (EventSend, EventRecv) or Args (EventExec) hold less
+	// than the kernel saw.
+	Truncated bool
+	// V4Mapped: the socket reached the IPv4 endpoint at an IPv4-mapped IPv6
+	// address (connect6 of a dual-stack socket); Remote is unmapped.
+	V4Mapped bool
+	// ArgvFault: EventExec's argv could not be read from the new process's
+	// memory; Args is empty.
+	ArgvFault bool
 
 	// Local and Remote are the socket's addresses; Remote is the IMDS side.
 	Local, Remote netip.AddrPort

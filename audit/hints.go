@@ -71,7 +71,11 @@ type HopLimit struct {
 	InContainer bool `json:"in_container"`
 	// OtherNetwork: the caller's socket was in a network namespace of its
 	// own (Process.OtherNetwork), so the TTL is not the instance's setting.
-	OtherNetwork bool   `json:"other_network"`
+	OtherNetwork bool `json:"other_network"`
+	// HostNetwork: the kernel saw the caller's socket in the host's network
+	// namespace (Process.HostNetwork), so the TTL is the instance's setting
+	// even for a caller in a container.
+	HostNetwork  bool   `json:"host_network,omitempty"`
 	TokenAnswers uint64 `json:"token_answers"`
 }
 
@@ -225,7 +229,7 @@ func observedHopLimits(callers []Caller) []HopLimit {
 		for ttl, n := range c.HopLimits {
 			if ttl > 0 {
 				hops[HopLimit{HopLimit: ttl, InContainer: c.Process.InContainer(),
-					OtherNetwork: c.Process.OtherNetwork}] += n
+					OtherNetwork: c.Process.OtherNetwork, HostNetwork: c.Process.HostNetwork}] += n
 			}
 		}
 	}
@@ -241,7 +245,10 @@ func observedHopLimits(callers []Caller) []HopLimit {
 		if a.OtherNetwork != b.OtherNetwork {
 			return boolRank(a.OtherNetwork) - boolRank(b.OtherNetwork)
 		}
-		return boolRank(a.InContainer) - boolRank(b.InContainer)
+		if a.InContainer != b.InContainer {
+			return boolRank(a.InContainer) - boolRank(b.InContainer)
+		}
+		return boolRank(a.HostNetwork) - boolRank(b.HostNetwork)
 	})
 	return out
 }

@@ -119,11 +119,17 @@ type Process struct {
 	Preexisting bool `json:"preexisting,omitempty"`
 	// LocalAddr is the local address of the caller's socket.
 	LocalAddr string `json:"local_addr,omitempty"`
-	// OtherNetwork says that address is not one of the host's
-	// (Options.HostAddrs): the caller runs in a network namespace of its own
+	// OtherNetwork says the caller runs in a network namespace of its own
 	// (a container on a bridge, a pod), one or more routing hops further from
-	// IMDS than the host, which matters for the hop limit.
+	// IMDS than the host, which matters for the hop limit: the kernel read
+	// the socket's namespace at connect (Event.NetnsCookie), or, where it did
+	// not, the local address is not one of the host's (Options.HostAddrs).
 	OtherNetwork bool `json:"other_network,omitempty"`
+	// HostNetwork says the kernel saw the caller's socket in the host's
+	// network namespace (its namespace cookie at connect): whatever its
+	// cgroup says, it is as many hops from IMDS as the host (a container
+	// with host networking). False when not known.
+	HostNetwork bool `json:"host_network,omitempty"`
 }
 
 // InContainer reports whether the process runs in a container or pod.

@@ -146,9 +146,26 @@ func Load(opts Options) (*Agent, error) {
 	return &Agent{opts: opts, coll: coll, reader: reader, boot: bootOffset(), features: f}, nil
 }
 
+// hostNetnsCookie returns the cookie of the agent's network namespace, which the kernel side
+// counts as the host's (the agent runs on the host, or in a container with host networking);
+// 0, which the kernel side reads as the initial namespace, where the kernel cannot say
+// (SO_NETNS_COOKIE is Linux 5.14).
+func hostNetnsCookie() uint64 {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(fd)
+	c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if err != nil {
+		return 0
+	}
+	return c
+}
+
 // singleRecordCapture is what the packet programs for kernels without BTF keep of a packet: one
-// record's worth (imds.c, CAPTURE_RECORD_MAX).
-const singleRecordCapture = 2048
+// record's worth.
+const singleRecordCapture = int(imdsCaptureLimitCAPTURE_RECORD_MAX)
 
 // loadCollection sets the load-time variables and map sizes and loads the collection;
 // kernelTypes, when not nil, is the kernel's BTF for CO-RE relocations, already parsed. single
@@ -185,6 +202,7 @@ func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*eb
 		{imdsVarSendCapture, uint32(opts.SendCapture)},
 		{imdsVarRecvCapture, uint32(opts.RecvCapture)},
 		{imdsVarExecEvents, execOn},
+		{imdsVarHostNetns, hostNetnsCookie()},
 	}
 	for _, v := range vars {
 		if err := spec.Variables[v.name].Set(v.value); err != nil {

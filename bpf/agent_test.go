@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -45,14 +46,17 @@ func TestRequestIsReported(t *testing.T) {
 			})
 			conn := filter(evs, audit.EventConnect, byPID(pid))[0]
 			if conn.Comm != comm() || conn.Remote != imds || conn.Cookie == 0 || conn.CgroupID != b.cg.ID() ||
-				conn.UID != uint32(os.Getuid()) || conn.TID == 0 || conn.Time.IsZero() {
-				t.Errorf("connect event = %+v; want comm %q, remote %v, a cookie, cgroup %d, uid %d", conn, comm(), imds, b.cg.ID(), os.Getuid())
+				conn.UID != uint32(os.Getuid()) || conn.TID == 0 || conn.Time.IsZero() ||
+				conn.NetnsCookie == 0 || !conn.HostNetns || conn.NoConnect || conn.V4Mapped {
+				t.Errorf("connect event = %+v; want comm %q, remote %v, a cookie, cgroup %d, uid %d, the host's network namespace",
+					conn, comm(), imds, b.cg.ID(), os.Getuid())
 			}
 			send := filter(evs, audit.EventSend, hasData(marker))[0]
 			wantReq := "GET /latest/meta-data/instance-id HTTP/1.1\r\n"
 			if send.PID != uint32(pid) || send.Cookie != conn.Cookie || !strings.HasPrefix(string(send.Data), wantReq) ||
 				send.Remote != imds || send.Local.Port() == 0 || send.Local.Addr() != imds.Addr() ||
-				int(send.DataLen) != len(send.Data) || send.Seq == 0 {
+				int(send.DataLen) != len(send.Data) || send.Seq == 0 ||
+				send.NetnsCookie != conn.NetnsCookie || !send.HostNetns || send.Truncated {
 				t.Errorf("send event = %+v; want pid %d, cookie %d, data starting %q, whole request", send, pid, conn.Cookie, wantReq)
 			}
 			recv := filter(evs, audit.EventRecv, byPID(pid))[0]
@@ -107,6 +111,31 @@ func TestShortLivedProcessKeepsArgvAndParent(t *testing.T) {
 	}
 }
 
+// TestConnectFromOwnNetworkNamespace: a caller in a network namespace of its own is reported
+// with that namespace's cookie, not the host's, and without the host flag.
+func TestConnectFromOwnNetworkNamespace(t *testing.T) {
+	b := newBed(t, Options{})
+	marker := "netns-" + strconv.Itoa(os.Getpid())
+	own := child("send-exit", "127.0.0.1:"+strconv.Itoa(int(b.imds.port)), marker)
+	own.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+	own.Stderr = nil // its connect fails: loopback is down in a new namespace
+	if err := b.cg.Start(own); err != nil {
+		t.Fatal(err)
+	}
+	_ = own.Wait()
+	host := child("get", b.imds.url("127.0.0.1"), marker)
+	b.run(t, host)
+	evs := b.ev.waitFor(t, "both connects", func(evs []audit.Event) bool {
+		return count(audit.EventConnect, byPID(own.Process.Pid), 1)(evs) && count(audit.EventConnect, byPID(host.Process.Pid), 1)(evs)
+	})
+	o := filter(evs, audit.EventConnect, byPID(own.Process.Pid))[0]
+	h := filter(evs, audit.EventConnect, byPID(host.Process.Pid))[0]
+	if o.NetnsCookie == 0 || o.HostNetns || o.NetnsCookie == h.NetnsCookie || !h.HostNetns || h.NetnsCookie == 0 {
+		t.Errorf("own namespace: cookie %d host %v; host namespace: cookie %d host %v; want two different cookies, only the second the host's",
+			o.NetnsCookie, o.HostNetns, h.NetnsCookie, h.HostNetns)
+	}
+}
+
 // TestSocketConnectedBeforeAttach: a connection opened before the agent existed is still
 // reported, by address and port, with no caller identity.
 func TestSocketConnectedBeforeAttach(t *testing.T) {
@@ -150,7 +179,7 @@ func TestSocketConnectedBeforeAttach(t *testing.T) {
 		return count(audit.EventSend, hasData(marker), 1)(evs) && count(audit.EventRecv, nil, 1)(evs)
 	})
 	send := filter(evs, audit.EventSend, hasData(marker))[0]
-	if send.PID != 0 || send.Comm != "" || send.Cookie == 0 || send.Remote.Port() != b.imds.port {
+	if send.PID != 0 || send.Comm != "" || send.Cookie == 0 || send.Remote.Port() != b.imds.port || !send.NoConnect || send.NetnsCookie != 0 {
 		t.Errorf("send on the early socket = %+v; want pid 0 and no comm (caller unknown), a cookie, the IMDS port", send)
 	}
 	if n := len(filter(evs, audit.EventConnect, nil)); n != 0 {
@@ -184,7 +213,7 @@ func TestConnectsAreAllowedAndOnlyIMDSIsReported(t *testing.T) {
 			t.Errorf("event for unrelated traffic: %+v", e)
 		}
 	}
-	if mapped := filter(evs, audit.EventSend, hasData("mapped"))[0]; mapped.PID != uint32(pid) || !mapped.Remote.Addr().Is4() {
+	if mapped := filter(evs, audit.EventSend, hasData("mapped"))[0]; mapped.PID != uint32(pid) || !mapped.Remote.Addr().Is4() || !mapped.V4Mapped {
 		t.Errorf("send on the v4-mapped socket = %+v; want pid %d and an IPv4 remote", mapped, pid)
 	}
 }

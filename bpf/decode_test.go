@@ -17,7 +17,7 @@ import (
 )
 
 // TestHeaderMatchesC checks that the generated Go struct has the size of struct event in the
-// object's BTF, and that the reservation sizes in imds.c agree with the Go limits.
+// object's BTF, and that imds.c's load-time defaults are the Go defaults.
 func TestHeaderMatchesC(t *testing.T) {
 	spec, err := loadImds()
 	if err != nil {
@@ -27,14 +27,10 @@ func TestHeaderMatchesC(t *testing.T) {
 	if err := spec.Types.TypeByName("event", &ev); err != nil {
 		t.Fatal(err)
 	}
-	if int(ev.Size) != headerSize || headerSize != 112 {
-		t.Fatalf("struct event is %d bytes in BTF, the Go header %d, want both 112", ev.Size, headerSize)
+	if int(ev.Size) != headerSize || headerSize != 120 {
+		t.Fatalf("struct event is %d bytes in BTF, the Go header %d, want both 120", ev.Size, headerSize)
 	}
-	if MaxSendCapture != imdsCaptureLimitCAPTURE_SEND_MAX || MaxRecvCapture != imdsCaptureLimitCAPTURE_RECV_MAX {
-		t.Errorf("MaxSendCapture %d, MaxRecvCapture %d; imds.c's limits are %d and %d",
-			MaxSendCapture, MaxRecvCapture, imdsCaptureLimitCAPTURE_SEND_MAX, imdsCaptureLimitCAPTURE_RECV_MAX)
-	}
-	for name, want := range map[string]uint32{imdsVarSendCapture: MaxSendCapture, imdsVarRecvCapture: 64} {
+	for name, want := range map[string]uint32{imdsVarSendCapture: uint32(MaxSendCapture), imdsVarRecvCapture: uint32(defaultRecvCapture)} {
 		var got uint32
 		if err := spec.Variables[name].Get(&got); err != nil || got != want {
 			t.Errorf("%s default = %d, %v; want %d", name, got, err, want)
@@ -58,8 +54,9 @@ func TestDecodeAndConvert(t *testing.T) {
 		comm[i] = int8(c)
 	}
 	boot := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	send := imdsEvent{Kind: uint8(imdsEventKindEVENT_SEND), TimeNs: 5e9, Cookie: 9, Pid: 10, Tid: 11, Uid: 1000, Gid: 1000,
-		CgroupId: 77, Seq: 123, DataLen: 4000, LocalPort: 40000, RemotePort: 80, Family: afInet, Ttl: 64, Comm: comm,
+	send := imdsEvent{Kind: uint8(imdsEventKindEVENT_SEND), TimeNs: 5e9, Cookie: 9,
+		Id: imdsIdentity{Pid: 10, Tid: 11, Uid: 1000, Gid: 1000, CgroupId: 77, NetnsCookie: 4096, Comm: comm}, Seq: 123, DataLen: 4000, LocalPort: 40000, RemotePort: 80, Family: afInet, Ttl: 64,
+		Flags:     uint8(imdsEventFlagFLAG_HOST_NETNS),
 		LocalAddr: [16]uint8{10, 0, 0, 5}, RemoteAddr: [16]uint8{169, 254, 169, 254}}
 	raw := encode(t, send, []byte("GET / HTTP/1.1\r\n"))
 	rec, err := decodeRecord(raw)
@@ -71,11 +68,12 @@ func TestDecodeAndConvert(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := audit.Event{Kind: audit.EventSend, Time: time.Unix(0, boot+5e9), Cookie: 9, PID: 10, TID: 11, UID: 1000, GID: 1000,
-		CgroupID: 77, Comm: "curl", Local: netip.MustParseAddrPort("10.0.0.5:40000"),
+		CgroupID: 77, Comm: "curl", NetnsCookie: 4096, HostNetns: true, Local: netip.MustParseAddrPort("10.0.0.5:40000"),
 		Remote: netip.MustParseAddrPort("169.254.169.254:80"), Seq: 123, Data: []byte("GET / HTTP/1.1\r\n"), DataLen: 4000, TTL: 64}
 	if !ev.Time.Equal(want.Time) || ev.Kind != want.Kind || ev.Local != want.Local || ev.Remote != want.Remote ||
 		!bytes.Equal(ev.Data, want.Data) || ev.Comm != want.Comm || ev.Seq != want.Seq || ev.DataLen != want.DataLen ||
-		ev.PID != want.PID || ev.CgroupID != want.CgroupID || ev.TTL != want.TTL {
+		ev.PID != want.PID || ev.CgroupID != want.CgroupID || ev.TTL != want.TTL ||
+		ev.NetnsCookie != want.NetnsCookie || ev.HostNetns != want.HostNetns || ev.TID != want.TID || ev.UID != want.UID {
 		t.Fatalf("convert = %+v\nwant      %+v", ev, want)
 	}
 	raw[headerSize] = 'X' // Data must not alias the ring buffer
@@ -94,6 +92,47 @@ func TestDecodeAndConvert(t *testing.T) {
 	rec, _ = decodeRecord(encode(t, exec, []byte("/usr/bin/curl\x00curl\x00-s\x00http://x\x00")))
 	if ev, _ := convert(rec, 0); ev.Exe != "/usr/bin/curl" || !slices.Equal(ev.Args, []string{"curl", "-s", "http://x"}) {
 		t.Errorf("exec: Exe %q Args %q", ev.Exe, ev.Args)
+	}
+}
+
+// TestEveryFlagReachesTheEvent sets each flag imds.c defines, alone, and checks that convert
+// carries it into exactly the audit.Event field that stands for it.
+func TestEveryFlagReachesTheEvent(t *testing.T) {
+	fields := func(ev audit.Event) []bool {
+		return []bool{ev.NoConnect, ev.Truncated, ev.V4Mapped, ev.ArgvFault, ev.HostNetns}
+	}
+	flags := []imdsEventFlag{imdsEventFlagFLAG_NO_CONNECT, imdsEventFlagFLAG_TRUNCATED, imdsEventFlagFLAG_V4MAPPED,
+		imdsEventFlagFLAG_ARGV_FAULT, imdsEventFlagFLAG_HOST_NETNS}
+	var all imdsEventFlag
+	for i, f := range flags {
+		all |= f
+		rec, err := decodeRecord(encode(t, imdsEvent{Kind: uint8(imdsEventKindEVENT_SEND), Flags: uint8(f)}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := convert(rec, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]bool, len(flags))
+		want[i] = true
+		if got := fields(ev); !slices.Equal(got, want) {
+			t.Errorf("flag %#x: event fields %v, want %v", f, got, want)
+		}
+	}
+	// Every bit imds.c defines is in the list: a new flag fails here until convert carries it.
+	var enum *btf.Enum
+	spec, err := loadImds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.Types.TypeByName("event_flag", &enum); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range enum.Values {
+		if imdsEventFlag(v.Value)&all == 0 {
+			t.Errorf("imds.c flag %s (%#x) is not carried into audit.Event", v.Name, v.Value)
+		}
 	}
 }
 
@@ -144,8 +183,8 @@ func TestSplitExec(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(make([]byte, 112))
-	f.Add(append(make([]byte, 112), "abc"...))
+	f.Add(make([]byte, 120))
+	f.Add(append(make([]byte, 120), "abc"...))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		rec, err := decodeRecord(raw)
 		if err != nil {

@@ -4,12 +4,14 @@
 //
 // # Programs
 //
-// All programs live in imds.c and are compiled ahead of time (bpf2go, committed objects for
-// amd64 and arm64), so running the auditor needs neither a compiler nor kernel headers:
+// All programs live in imds.c and are compiled ahead of time (bpf2go, one committed object for
+// every little-endian architecture), so running the auditor needs neither a compiler nor kernel
+// headers:
 //
 //   - cgroup/connect4 and cgroup/connect6: a connect() to the IMDS address and port (also as
 //     an IPv4-mapped IPv6 address) marks the socket, in socket-local storage, with the
-//     caller's pid, tid, uid, gid, comm and cgroup id, and reports EventConnect;
+//     caller's identity (pid, tid, uid, gid, comm, cgroup id and network namespace cookie, and
+//     whether that namespace is the host's), and reports EventConnect;
 //   - cgroup_skb/egress: every TCP segment with payload on such a socket is reported with its
 //     sequence number and up to Options.SendCapture payload bytes (EventSend), a GSO/TSO
 //     packet of up to 64 KiB as several events of at most 2 KiB, each with the sequence

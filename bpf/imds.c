@@ -53,11 +53,20 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ARGV_MAX 2048
 #define COMM_LEN 16
 
-/* The limits Go checks Options against (bpf2go generates them). */
+/* The limits and defaults Go checks and fills Options with (bpf2go -type
+ * generates them; Go keeps no copy). */
 enum capture_limit {
-	CAPTURE_SEND_MAX = SEND_MAX,     /* Options.SendCapture */
-	CAPTURE_RECV_MAX = RECV_MAX,     /* Options.RecvCapture */
-	CAPTURE_RECORD_MAX = SEND_CHUNK, /* data bytes of one record */
+	CAPTURE_SEND_MAX = SEND_MAX,       /* largest Options.SendCapture */
+	CAPTURE_RECV_MAX = RECV_MAX,       /* largest Options.RecvCapture */
+	CAPTURE_RECV_DEFAULT = RECV_SMALL, /* default Options.RecvCapture */
+	CAPTURE_RECORD_MAX = SEND_CHUNK,   /* data bytes of one packet record */
+	CAPTURE_EXE_MAX = EXE_MAX,         /* executable path bytes of an exec record */
+	CAPTURE_ARGV_MAX = ARGV_MAX,       /* argv bytes of an exec record */
+};
+
+/* Default map size (Options.RingBufferSize). */
+enum map_size {
+	MAP_RING_BUFFER = 4 << 20,
 };
 
 enum event_kind {
@@ -80,6 +89,25 @@ enum event_flag {
 	FLAG_V4_MAPPED = 4,
 	/* argv could not be read from the new process's memory. */
 	FLAG_ARGV_FAULT = 8,
+	/* The caller's socket is in the host's network namespace (host_netns):
+	 * identity.netns_cookie is that namespace's. Set from connect on. */
+	FLAG_HOST_NETNS = 16,
+};
+
+/*
+ * Who a record is about: the task that connected (for the records of its
+ * socket, as connect saw it), executed or exited.
+ */
+struct identity {
+	__u64 cgroup_id;    /* cgroup v2 id */
+	__u64 netns_cookie; /* network namespace of the socket (bpf_get_netns_cookie at
+			     * connect); 0 where not known: exec/exit, sockets whose
+			     * connect was not seen */
+	__u32 pid;          /* thread-group id, as user space calls a pid */
+	__u32 tid;
+	__u32 uid;
+	__u32 gid;
+	char comm[COMM_LEN];
 };
 
 /*
@@ -98,14 +126,10 @@ enum event_flag {
  *   other       nothing
  */
 struct event {
-	__u64 time_ns;   /* bpf_ktime_get_boot_ns (CLOCK_BOOTTIME) */
-	__u64 cookie;    /* socket cookie; 0 for exec/exit */
-	__u64 cgroup_id; /* cgroup v2 id of the caller */
-	__u32 pid;       /* thread-group id, as user space calls a pid */
-	__u32 tid;
-	__u32 ppid; /* exec/exit only: parent's thread-group id */
-	__u32 uid;
-	__u32 gid;
+	__u64 time_ns; /* bpf_ktime_get_boot_ns (CLOCK_BOOTTIME) */
+	__u64 cookie;  /* socket cookie; 0 for exec/exit */
+	struct identity id;
+	__u32 ppid;     /* exec/exit only: parent's thread-group id */
 	__u32 seq;      /* send/recv: TCP sequence number of data[0] */
 	__u32 data_len; /* send/recv: payload bytes from seq on that this record stands
 			 * for (the last record of a packet: to its end); exec: argv bytes */
@@ -119,18 +143,13 @@ struct event {
 	__u8 flags;  /* enum event_flag bits */
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
-	char comm[COMM_LEN];
 };
 
 /* What connect() learnt about a socket, kept for its packets. */
 struct sock_info {
-	__u64 time_ns;
-	__u64 cgroup_id;
-	__u32 pid;
-	__u32 tid;
-	__u32 uid;
-	__u32 gid;
-	char comm[COMM_LEN];
+	struct identity id;
+	__u8 flags; /* FLAG_V4_MAPPED, FLAG_HOST_NETNS: copied into its records */
+	__u8 pad[7];
 };
 
 /* Load-time configuration (CollectionSpec.Variables). Addresses in network
@@ -144,10 +163,13 @@ volatile const __u16 imds_port = 80;
 volatile const __u32 send_capture = SEND_MAX;
 volatile const __u32 recv_capture = RECV_SMALL;
 volatile const __u8 exec_events = 1;
+/* Cookie of the network namespace counted as the host's: the agent's own
+ * (SO_NETNS_COOKIE, Linux 5.14); 0 for the initial namespace. */
+volatile const __u64 host_netns = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, MAP_RING_BUFFER);
 } events SEC(".maps");
 
 /* Ring-buffer reservations that failed, per CPU. */
@@ -177,12 +199,15 @@ struct {
 	__type(value, __u32);
 } exec_cgroup SEC(".maps");
 
-/* Keep the record types in BTF for bpf2go even where the compiler folds
- * every use into constants. */
-const struct event *unused_event __attribute__((unused));
+
+/* The contract's enums in BTF, for bpf2go, even where the compiler folds every
+ * use into constants: bpf2go generates the types of these variables. */
 const enum event_kind unused_event_kind __attribute__((unused));
 const enum event_flag unused_event_flag __attribute__((unused));
 const enum capture_limit unused_capture_limit __attribute__((unused));
+const enum map_size unused_map_size __attribute__((unused));
+/* The record header: named with bpf2go -type (a pointer keeps it in BTF). */
+const struct event *unused_event __attribute__((unused));
 
 /* Hides what the compiler knows about v, so that a bounds check written after
  * it is emitted as written, on the register later passed to a helper, where
@@ -212,18 +237,19 @@ static __always_inline struct event *reserve(__u64 size)
 	return e;
 }
 
-/* Identity of the current task (connect, exec, exit: process context). */
-static __always_inline void fill_current(struct event *e)
+/* Identity of the current task (connect, exec, exit: process context); the
+ * network namespace is left to connect, the only hook that can read it. */
+static __always_inline void fill_identity(struct identity *id)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 pt = bpf_get_current_pid_tgid();
 	__u64 ug = bpf_get_current_uid_gid();
 
-	e->pid = id >> 32;
-	e->tid = (__u32)id;
-	e->uid = (__u32)ug;
-	e->gid = ug >> 32;
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	id->pid = pt >> 32;
+	id->tid = (__u32)pt;
+	id->uid = (__u32)ug;
+	id->gid = ug >> 32;
+	id->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(id->comm, sizeof(id->comm));
 }
 
 /* ---- connect ---------------------------------------------------------- */
@@ -244,27 +270,24 @@ static __always_inline void mark_socket(struct bpf_sock_addr *ctx, const struct 
 static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u8 flags)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
-	struct event *e = reserve(sizeof(*e));
 	struct sock_info si = {};
 
-	/* Remember the socket even when the event cannot be reported: its
-	 * packets still name the caller. */
-	if (!e) {
-		__u64 id = bpf_get_current_pid_tgid();
-		__u64 ug = bpf_get_current_uid_gid();
+	fill_identity(&si.id);
+	si.id.netns_cookie = bpf_get_netns_cookie(ctx);
+	__u64 host = host_netns;
+	if (!host)
+		host = bpf_get_netns_cookie(0); /* NULL: the initial namespace */
+	if (si.id.netns_cookie == host)
+		flags |= FLAG_HOST_NETNS;
+	si.flags = flags;
+	/* Marked even when the event cannot be reported: its packets still name
+	 * the caller. */
+	mark_socket(ctx, &si);
 
-		si.time_ns = bpf_ktime_get_boot_ns();
-		si.pid = id >> 32;
-		si.tid = (__u32)id;
-		si.uid = (__u32)ug;
-		si.gid = ug >> 32;
-		si.cgroup_id = bpf_get_current_cgroup_id();
-		bpf_get_current_comm(si.comm, sizeof(si.comm));
-		mark_socket(ctx, &si);
+	struct event *e = reserve(sizeof(*e));
+	if (!e)
 		return;
-	}
-
-	fill_current(e);
+	e->id = si.id;
 	e->kind = EVENT_CONNECT;
 	e->family = family;
 	e->flags = flags;
@@ -280,15 +303,6 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u
 	struct bpf_sock *sk = ctx->sk;
 	if (sk)
 		e->local_port = sk->src_port;
-
-	si.time_ns = e->time_ns;
-	si.pid = e->pid;
-	si.tid = e->tid;
-	si.uid = e->uid;
-	si.gid = e->gid;
-	si.cgroup_id = e->cgroup_id;
-	__builtin_memcpy(si.comm, e->comm, sizeof(si.comm));
-	mark_socket(ctx, &si);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -337,12 +351,8 @@ int imds_release(struct bpf_sock *sk)
 		e->kind = EVENT_CLOSE;
 		e->cookie = bpf_get_socket_cookie(sk);
 		e->family = sk->family;
-		e->pid = si->pid;
-		e->tid = si->tid;
-		e->uid = si->uid;
-		e->gid = si->gid;
-		e->cgroup_id = si->cgroup_id;
-		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
+		e->id = si->id;
+		e->flags = si->flags;
 		bpf_ringbuf_submit(e, 0);
 	}
 	return ALLOW;
@@ -601,12 +611,8 @@ static __always_inline void emit_segment(struct __sk_buff *skb, __u64 where, __u
 	if (sk)
 		si = bpf_sk_storage_get(&sockets, sk, 0, 0);
 	if (si) {
-		tmpl.pid = si->pid;
-		tmpl.tid = si->tid;
-		tmpl.uid = si->uid;
-		tmpl.gid = si->gid;
-		tmpl.cgroup_id = si->cgroup_id;
-		__builtin_memcpy(tmpl.comm, si->comm, sizeof(tmpl.comm));
+		tmpl.id = si->id;
+		tmpl.flags = si->flags;
 	} else {
 		tmpl.flags = FLAG_NO_CONNECT;
 	}
@@ -771,7 +777,7 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 
 	if (!e)
 		return;
-	fill_current(e);
+	fill_identity(&e->id);
 	e->kind = EVENT_EXEC;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->data_len = argv_len;
@@ -834,7 +840,7 @@ int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct event *e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_current(e);
+	fill_identity(&e->id);
 	e->kind = EVENT_EXIT;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);

@@ -10,16 +10,20 @@ import (
 	"github.com/imdsv2/imdsv2/internal/imdsfacts"
 )
 
-// Limits of the kernel programs (see imds.c); Options are checked against them.
+// Limits of the kernel programs, from imds.c's enums (bpf2go generates them); Options are
+// checked against them.
 const (
 	// MaxSendCapture is the largest Options.SendCapture: payload bytes kept per outgoing packet,
 	// 64 KiB, enough for the largest GSO/TSO packet a single write of a header block becomes.
 	// The kernel reports a packet as records of at most 2 KiB each (see imds.c, SEND_MAX).
-	MaxSendCapture = 64 << 10
+	MaxSendCapture = int(imdsCaptureLimitCAPTURE_SEND_MAX)
 	// MaxRecvCapture is the largest Options.RecvCapture: payload bytes kept per answer segment.
-	MaxRecvCapture = 256
-	// DefaultRingBufferSize is the ring buffer size used when Options.RingBufferSize is 0.
-	DefaultRingBufferSize = 4 << 20
+	MaxRecvCapture = int(imdsCaptureLimitCAPTURE_RECV_MAX)
+	// DefaultRingBufferSize is the ring buffer size used when Options.RingBufferSize is 0: 4 MiB.
+	DefaultRingBufferSize = int(imdsMapSizeMAP_RING_BUFFER)
+
+	// defaultRecvCapture is Options.RecvCapture's default: the status line and a little more.
+	defaultRecvCapture = int(imdsCaptureLimitCAPTURE_RECV_DEFAULT)
 )
 
 // Default endpoint of the instance metadata service: internal/imdsfacts' addresses,
@@ -95,7 +99,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.SendCapture = MaxSendCapture
 	}
 	if o.RecvCapture == 0 {
-		o.RecvCapture = 64
+		o.RecvCapture = defaultRecvCapture
 	}
 	var errs []string
 	if !o.IPv4.Is4() {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 
 	"github.com/imdsv2/imdsv2/audit"
 )
@@ -135,8 +136,8 @@ var kinds = map[imdsEventKind]audit.EventKind{
 }
 
 const (
-	afInet  = 2
-	afInet6 = 10
+	afInet  = unix.AF_INET
+	afInet6 = unix.AF_INET6
 )
 
 // convert turns a record into an audit.Event; boot is the wall-clock ns at boot-time zero.
@@ -146,17 +147,24 @@ func convert(r record, boot int64) (audit.Event, error) {
 	if !ok {
 		return audit.Event{}, fmt.Errorf("bpf: record of unknown kind %d", h.Kind)
 	}
+	flag := func(f imdsEventFlag) bool { return imdsEventFlag(h.Flags)&f != 0 }
 	ev := audit.Event{
-		Kind:     kind,
-		Time:     time.Unix(0, boot+int64(h.TimeNs)),
-		Cookie:   h.Cookie,
-		PID:      h.Pid,
-		TID:      h.Tid,
-		PPID:     h.Ppid,
-		UID:      h.Uid,
-		GID:      h.Gid,
-		CgroupID: h.CgroupId,
-		Comm:     cString(h.Comm[:]),
+		Kind:        kind,
+		Time:        time.Unix(0, boot+int64(h.TimeNs)),
+		Cookie:      h.Cookie,
+		PID:         h.Id.Pid,
+		TID:         h.Id.Tid,
+		PPID:        h.Ppid,
+		UID:         h.Id.Uid,
+		GID:         h.Id.Gid,
+		CgroupID:    h.Id.CgroupId,
+		Comm:        cString(h.Id.Comm[:]),
+		NetnsCookie: h.Id.NetnsCookie,
+		HostNetns:   flag(imdsEventFlagFLAG_HOST_NETNS),
+		NoConnect:   flag(imdsEventFlagFLAG_NO_CONNECT),
+		Truncated:   flag(imdsEventFlagFLAG_TRUNCATED),
+		V4Mapped:    flag(imdsEventFlagFLAG_V4MAPPED),
+		ArgvFault:   flag(imdsEventFlagFLAG_ARGV_FAULT),
 	}
 	switch kind {
 	case audit.EventConnect:

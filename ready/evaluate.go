@@ -90,6 +90,8 @@ func where(p audit.Process) string {
 		ctr = "container (" + p.Container.Runtime + ")"
 	}
 	switch {
+	case p.HostNetwork && ctr != "":
+		return ctr + ", in the host's network namespace"
 	case p.OtherNetwork && ctr != "":
 		return ctr + ", address " + p.LocalAddr
 	case p.OtherNetwork:

@@ -214,6 +214,14 @@ func TestHopAdvice(t *testing.T) {
 	r = Evaluate(in)
 	assert.Equal(t, 1, r.HopLimit.Observed)
 	assert.Equal(t, 2, r.HopLimit.Recommended)
+	// A container the kernel saw in the host's network namespace (host networking) is as far
+	// from IMDS as the host: no reason to raise the hop limit for it. Without the kernel's word
+	// (no namespace cookie), its cgroup still counts.
+	in.Summary.ReadyHints.ObservedHopLimits = []audit.HopLimit{{HopLimit: 1, InContainer: true, HostNetwork: true, TokenAnswers: 3}}
+	r = Evaluate(in)
+	assert.Equal(t, HopLimitAdvice{Observed: 1, Recommended: 1, Why: r.HopLimit.Why}, r.HopLimit, "host-network container: keep 1")
+	in.Summary.ReadyHints.ObservedHopLimits[0].HostNetwork = false
+	assert.Equal(t, 2, Evaluate(in).HopLimit.Recommended, "container, network not known")
 }
 
 func TestReadState(t *testing.T) {

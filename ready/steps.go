@@ -10,11 +10,13 @@ import (
 )
 
 // hostTTL returns the highest TTL token answers reached the host's network namespace with
-// (the instance's hop limit), and whether anything in another network namespace or a
-// container talked to IMDS.
+// (the instance's hop limit), and whether anything in another network namespace talked to
+// IMDS: one the kernel saw there (its namespace cookie), or, where the kernel could not tell,
+// a caller with another address or in a container by its cgroup. A container the kernel saw
+// in the host's network namespace (host networking) is as far from IMDS as the host.
 func hostTTL(in Input) (observed int, containerTalkers bool) {
 	for _, h := range in.Summary.ReadyHints.ObservedHopLimits {
-		if h.OtherNetwork || h.InContainer {
+		if h.OtherNetwork || (h.InContainer && !h.HostNetwork) {
 			containerTalkers = true
 		}
 		if !h.OtherNetwork {
