@@ -111,6 +111,43 @@ func TestShortLivedProcessKeepsArgvAndParent(t *testing.T) {
 	}
 }
 
+// TestExecReportedOnlyForCallers: exec records stay in the kernel until a process, or a
+// descendant, connects to IMDS; then each is reported once. A shell runs /bin/true (never
+// reported: neither its exec nor its exit) and two callers one after the other (each reported
+// once, and the shell once, though both callers name it as their parent).
+func TestExecReportedOnlyForCallers(t *testing.T) {
+	b := newBed(t, Options{})
+	get := child("get", b.imds.url("127.0.0.1"), "lineage-"+strconv.Itoa(os.Getpid()))
+	sh := child()
+	sh.Path = "/bin/sh"
+	sh.Args = append([]string{"sh", "-c", `/bin/true & echo $!; wait; "$0" "$@"; "$0" "$@"; exit 0`}, get.Args...)
+	var out strings.Builder
+	sh.Stdout = &out
+	b.run(t, sh)
+	first, _, _ := strings.Cut(out.String(), "\n") // then the callers' "dials 1"
+	truePID, err := strconv.Atoi(first)
+	if err != nil {
+		t.Fatalf("shell printed %q", out.String())
+	}
+	evs := b.ev.waitFor(t, "the two callers' connects and exits", func(evs []audit.Event) bool {
+		return count(audit.EventConnect, nil, 2)(evs) && count(audit.EventExit, nil, 2)(evs)
+	})
+	if n := len(filter(evs, audit.EventExec, byPID(sh.Process.Pid))); n != 1 {
+		t.Errorf("%d exec records of the shell, want 1:\n%s", n, dump(evs))
+	}
+	for _, c := range filter(evs, audit.EventConnect, nil) {
+		execs := filter(evs, audit.EventExec, byPID(int(c.PID)))
+		if len(execs) != 1 || execs[0].PPID != uint32(sh.Process.Pid) || !slices.Equal(execs[0].Args, get.Args) {
+			t.Errorf("exec records of caller %d = %+v; want one, parent %d, args %q", c.PID, execs, sh.Process.Pid, get.Args)
+		}
+	}
+	for _, e := range evs {
+		if e.PID == uint32(truePID) {
+			t.Errorf("event of /bin/true, which never connected: %+v", e)
+		}
+	}
+}
+
 // TestConnectFromOwnNetworkNamespace: a caller in a network namespace of its own is reported
 // with that namespace's cookie, not the host's, and without the host flag.
 func TestConnectFromOwnNetworkNamespace(t *testing.T) {

@@ -49,8 +49,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define RECV_SMALL 64
 #define RECV_MAX 256
 #define EXE_MAX 256
-#define ARGV_SMALL 256
 #define ARGV_MAX 2048
+/* Exec records reported per connect: the caller's and its ancestors'. */
+#define LINEAGE_MAX 8
 #define COMM_LEN 16
 
 /* The limits and defaults Go checks and fills Options with (bpf2go -type
@@ -64,9 +65,11 @@ enum capture_limit {
 	CAPTURE_ARGV_MAX = ARGV_MAX,       /* argv bytes of an exec record */
 };
 
-/* Default map size (Options.RingBufferSize). */
+/* Map sizes: the ring buffer's default (Options.RingBufferSize), the table of
+ * exec records. */
 enum map_size {
 	MAP_RING_BUFFER = 4 << 20,
+	MAP_EXECS = 4096,
 };
 
 enum event_kind {
@@ -191,6 +194,38 @@ struct {
 	__type(value, struct sock_info);
 } sockets SEC(".maps");
 
+/*
+ * The exec record of every process of the watched cgroup subtree, by pid
+ * (thread-group id), kept from its exec to its exit without a ring-buffer
+ * record: most processes never talk to IMDS. When one connects to IMDS, the
+ * records of it and of its ancestors go into the ring buffer (report_lineage),
+ * each once (reported), before the connect event; so a process that sends one
+ * request and exits at once keeps its command line and its parents'. LRU: a
+ * full table forgets the processes least recently executed (long-running
+ * ones, which user space can still read in /proc).
+ */
+struct exec_info {
+	__u8 reported; /* hdr and data went into the ring buffer */
+	__u8 pad[7];
+	struct event hdr; /* EVENT_EXEC at the time of the exec; cap_len bytes of data */
+	__u8 data[EXE_MAX + ARGV_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAP_EXECS);
+	__type(key, __u32);
+	__type(value, struct exec_info);
+} execs SEC(".maps");
+
+/* Where the exec program builds a record (too large for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_info);
+} exec_scratch SEC(".maps");
+
 /* Slot 0: the cgroup the agent attached to; exec/exit outside it are skipped. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
@@ -267,6 +302,32 @@ static __always_inline void mark_socket(struct bpf_sock_addr *ctx, const struct 
 		*stored = *si;
 }
 
+/* Reports the exec records of pid and of its ancestors, up to LINEAGE_MAX
+ * processes, that were not reported yet: the process that connects to IMDS
+ * and its parents, named as they were when they executed. The walk follows
+ * the parent each record names and stops at the first process without one
+ * (it executed before the agent started, or outside the watched cgroup). */
+static __always_inline void report_lineage(__u32 pid)
+{
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < LINEAGE_MAX && pid != 0; i++) {
+		struct exec_info *x = bpf_map_lookup_elem(&execs, &pid);
+		if (!x)
+			break;
+		if (!x->reported) {
+			__u64 n = x->hdr.cap_len;
+			opaque(n);
+			if (n > EXE_MAX + ARGV_MAX)
+				n = EXE_MAX + ARGV_MAX;
+			if (bpf_ringbuf_output(&events, &x->hdr, sizeof(x->hdr) + n, 0) == 0)
+				x->reported = 1;
+			else
+				count_lost();
+		}
+		pid = x->hdr.ppid;
+	}
+}
+
 static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u8 flags)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
@@ -283,6 +344,7 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u
 	/* Marked even when the event cannot be reported: its packets still name
 	 * the caller. */
 	mark_socket(ctx, &si);
+	report_lineage(si.id.pid);
 
 	struct event *e = reserve(sizeof(*e));
 	if (!e)
@@ -770,23 +832,34 @@ static __always_inline bool watched(void)
 	return exec_events && bpf_current_task_under_cgroup(&exec_cgroup, 0) == 1;
 }
 
-static __always_inline void emit_exec(struct task_struct *task, struct linux_binprm *bprm,
-				      unsigned long argv, __u64 argv_len, const __u32 argv_cap)
+/* Runs after the new program image is in place: comm, mm and argv are the
+ * new program's, and the process has not run a single instruction of it.
+ * Keeps the record in execs, nothing goes to the ring buffer (see execs). */
+SEC("raw_tracepoint/sched_process_exec")
+int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct event *e = reserve(sizeof(*e) + EXE_MAX + argv_cap);
+	if (!watched())
+		return 0;
+	__u32 zero = 0;
+	struct exec_info *x = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!x)
+		return 0;
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	struct event *e = &x->hdr;
 
-	if (!e)
-		return;
+	/* The scratch record is reused: clear all but its data, which cap_len
+	 * bounds. */
+	__builtin_memset(x, 0, sizeof(x->reported) + sizeof(x->pad) + sizeof(x->hdr));
+	e->time_ns = bpf_ktime_get_boot_ns();
 	fill_identity(&e->id);
 	e->kind = EVENT_EXEC;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->data_len = argv_len;
 
-	__u8 *data = (__u8 *)(e + 1);
 	const char *filename = BPF_CORE_READ(bprm, filename);
-	long got = bpf_probe_read_kernel_str(data, EXE_MAX, filename);
+	long got = bpf_probe_read_kernel_str(x->data, EXE_MAX, filename);
 	if (got <= 0) {
-		data[0] = 0;
+		x->data[0] = 0;
 		got = 1;
 	}
 	__u64 exe = got;
@@ -795,55 +868,52 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 		exe = EXE_MAX;
 	e->aux_len = exe;
 
-	__u64 n = argv_len;
-	if (n > argv_cap)
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+	e->data_len = len;
+	__u64 n = len;
+	if (n > ARGV_MAX)
 		e->flags |= FLAG_TRUNCATED;
 	opaque(n);
-	if (n > argv_cap)
-		n = argv_cap;
-	if (n > 0 && bpf_probe_read_user(data + exe, n, (const void *)argv) < 0) {
+	if (n > ARGV_MAX)
+		n = ARGV_MAX;
+	if (n > 0 && bpf_probe_read_user(x->data + exe, n, (const void *)start) < 0) {
 		n = 0;
 		e->flags |= FLAG_ARGV_FAULT;
 	}
 	e->cap_len = exe + n;
-	bpf_ringbuf_submit(e, 0);
-}
 
-/* Runs after the new program image is in place: comm, mm and argv are the
- * new program's, and the process has not run a single instruction of it. */
-SEC("raw_tracepoint/sched_process_exec")
-int imds_exec(struct bpf_raw_tracepoint_args *ctx)
-{
-	if (!watched())
-		return 0;
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
-	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
-	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
-	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
-	__u64 len = end > start ? end - start : 0;
-
-	if (len <= ARGV_SMALL)
-		emit_exec(task, bprm, start, len, ARGV_SMALL);
-	else
-		emit_exec(task, bprm, start, len, ARGV_MAX);
+	__u32 pid = e->id.pid;
+	bpf_map_update_elem(&execs, &pid, x, BPF_ANY);
 	return 0;
 }
 
+/* The exit of a process: its exec record goes; the exit is reported only for
+ * a process whose exec record was (it or a descendant connected to IMDS), so
+ * that user space can let go of it. One per process: when its thread-group
+ * leader exits. */
 SEC("raw_tracepoint/sched_process_exit")
 int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 {
+	if (!watched())
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-
-	/* One event per process: when its thread-group leader exits. */
-	if ((__u32)id != id >> 32 || !watched())
+	__u32 pid = id >> 32;
+	if ((__u32)id != pid)
 		return 0;
-	struct event *e = reserve(sizeof(*e));
-	if (!e)
+	struct exec_info *x = bpf_map_lookup_elem(&execs, &pid);
+	if (!x)
 		return 0;
-	fill_identity(&e->id);
-	e->kind = EVENT_EXIT;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	bpf_ringbuf_submit(e, 0);
+	if (x->reported) {
+		struct event *e = reserve(sizeof(*e));
+		if (e) {
+			fill_identity(&e->id);
+			e->kind = EVENT_EXIT;
+			e->ppid = x->hdr.ppid;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+	bpf_map_delete_elem(&execs, &pid);
 	return 0;
 }

@@ -65,6 +65,14 @@ const (
 	imdsEventKindEVENT_CLOSE   imdsEventKind = 6
 )
 
+type imdsExecInfo struct {
+	_        structs.HostLayout
+	Reported uint8
+	Pad      [7]uint8
+	Hdr      imdsEvent
+	Data     [2304]uint8
+}
+
 type imdsIdentity struct {
 	_           structs.HostLayout
 	CgroupId    uint64
@@ -80,6 +88,7 @@ type imdsMapSize uint32
 
 const (
 	imdsMapSizeMAP_RING_BUFFER imdsMapSize = 4194304
+	imdsMapSizeMAP_EXECS       imdsMapSize = 4096
 )
 
 type imdsSockInfo struct {
@@ -95,6 +104,8 @@ type imdsSockInfo struct {
 const (
 	imdsMapEvents             = "events"
 	imdsMapExecCgroup         = "exec_cgroup"
+	imdsMapExecScratch        = "exec_scratch"
+	imdsMapExecs              = "execs"
 	imdsMapLost               = "lost"
 	imdsMapSockets            = "sockets"
 	imdsProgImdsConnect4      = "imds_connect4"
@@ -177,10 +188,12 @@ type imdsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type imdsMapSpecs struct {
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	ExecCgroup *ebpf.MapSpec `ebpf:"exec_cgroup"`
-	Lost       *ebpf.MapSpec `ebpf:"lost"`
-	Sockets    *ebpf.MapSpec `ebpf:"sockets"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	ExecCgroup  *ebpf.MapSpec `ebpf:"exec_cgroup"`
+	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
+	Execs       *ebpf.MapSpec `ebpf:"execs"`
+	Lost        *ebpf.MapSpec `ebpf:"lost"`
+	Sockets     *ebpf.MapSpec `ebpf:"sockets"`
 }
 
 // imdsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -221,16 +234,20 @@ func (o *imdsObjects) Close() error {
 //
 // It can be passed to loadImdsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type imdsMaps struct {
-	Events     *ebpf.Map `ebpf:"events"`
-	ExecCgroup *ebpf.Map `ebpf:"exec_cgroup"`
-	Lost       *ebpf.Map `ebpf:"lost"`
-	Sockets    *ebpf.Map `ebpf:"sockets"`
+	Events      *ebpf.Map `ebpf:"events"`
+	ExecCgroup  *ebpf.Map `ebpf:"exec_cgroup"`
+	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
+	Execs       *ebpf.Map `ebpf:"execs"`
+	Lost        *ebpf.Map `ebpf:"lost"`
+	Sockets     *ebpf.Map `ebpf:"sockets"`
 }
 
 func (m *imdsMaps) Close() error {
 	return _ImdsClose(
 		m.Events,
 		m.ExecCgroup,
+		m.ExecScratch,
+		m.Execs,
 		m.Lost,
 		m.Sockets,
 	)

@@ -41,11 +41,15 @@ typedef int pid_t;
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_CGROUP_ARRAY 8
+#define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_SK_STORAGE 24
 #define BPF_MAP_TYPE_RINGBUF 27
 
 /* Map flags (BPF_MAP_CREATE), which socket-local storage requires. */
 #define BPF_F_NO_PREALLOC 1
+
+/* Flags of bpf_map_update_elem. */
+#define BPF_ANY 0
 
 /* Flags of bpf_sk_storage_get. */
 #define BPF_SK_STORAGE_GET_F_CREATE 1
