@@ -206,6 +206,7 @@ func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*eb
 		{imdsVarRecvCapture, uint32(opts.RecvCapture)},
 		{imdsVarExecEvents, execOn},
 		{imdsVarHostNetns, hostNetnsCookie()},
+		{imdsVarWakeBytes, uint32(opts.RingBufferSize / 64)},
 	}
 	for _, v := range vars {
 		if err := spec.Variables[v.name].Set(v.value); err != nil {

@@ -148,6 +148,36 @@ func TestExecReportedOnlyForCallers(t *testing.T) {
 	}
 }
 
+// TestLoneRecordIsDelivered: the kernel submits records without waking the reader up
+// (BPF_RB_NO_WAKEUP) until a burst fills part of the ring buffer; a lone record must still be
+// read, by the reader's own periodic wake-up. A child connects and then holds the connection
+// without sending: after its exec record and its connect, nothing else comes, and the connect
+// must arrive anyway (within waitLimit, a deadlock guard: the bound is pollInterval).
+func TestLoneRecordIsDelivered(t *testing.T) {
+	b := newBed(t, Options{})
+	cmd := child("hold", "127.0.0.1:"+strconv.Itoa(int(b.imds.port)), "lone")
+	stdin, err := cmd.StdinPipe() // kept open: the child waits on it
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = nil // it is killed at the end, its complaint is expected
+	if err := b.cg.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); stdin.Close() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "connected\n" {
+		t.Fatalf("child said %q, %v", line, err)
+	}
+	evs := b.ev.waitFor(t, "the connect, with no traffic after it", count(audit.EventConnect, byPID(cmd.Process.Pid), 1))
+	if n := len(filter(evs, audit.EventExec, byPID(cmd.Process.Pid))); n != 1 {
+		t.Errorf("%d exec records of the child, want 1", n)
+	}
+}
+
 // TestConnectFromOwnNetworkNamespace: a caller in a network namespace of its own is reported
 // with that namespace's cookie, not the host's, and without the host flag.
 func TestConnectFromOwnNetworkNamespace(t *testing.T) {

@@ -169,6 +169,9 @@ volatile const __u8 exec_events = 1;
 /* Cookie of the network namespace counted as the host's: the agent's own
  * (SO_NETNS_COOKIE, Linux 5.14); 0 for the initial namespace. */
 volatile const __u64 host_netns = 0;
+/* Bytes waiting in the ring buffer from which a record wakes the reader up
+ * (see wake_flags); the loader sets it from the ring buffer's size. */
+volatile const __u32 wake_bytes = MAP_RING_BUFFER / 64;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -258,6 +261,27 @@ static __always_inline void count_lost(void)
 		__sync_fetch_and_add(n, 1);
 }
 
+/* bpf_ringbuf_submit/output flags and bpf_ringbuf_query's BPF_RB_AVAIL_DATA
+ * (UAPI enum values, never renumbered). */
+#define RB_NO_WAKEUP 1
+#define RB_FORCE_WAKEUP 2
+#define RB_AVAIL_DATA 0
+
+/*
+ * A record does not wake the reader up: each wake-up costs an
+ * inter-processor interrupt, inside a VM (every EC2 instance) typically a VM
+ * exit. The reader wakes up by itself at least every 100 ms (bpf/
+ * source_linux.go, pollInterval), so a lone record waits at most that long;
+ * once wake_bytes are waiting (a burst), every record wakes it, so that the
+ * ring buffer does not fill up while it sleeps.
+ */
+static __always_inline __u64 wake_flags(void)
+{
+	if (bpf_ringbuf_query(&events, RB_AVAIL_DATA) >= wake_bytes)
+		return RB_FORCE_WAKEUP;
+	return RB_NO_WAKEUP;
+}
+
 static __always_inline struct event *reserve(__u64 size)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, size, 0);
@@ -319,7 +343,7 @@ static __always_inline void report_lineage(__u32 pid)
 			opaque(n);
 			if (n > EXE_MAX + ARGV_MAX)
 				n = EXE_MAX + ARGV_MAX;
-			if (bpf_ringbuf_output(&events, &x->hdr, sizeof(x->hdr) + n, 0) == 0)
+			if (bpf_ringbuf_output(&events, &x->hdr, sizeof(x->hdr) + n, wake_flags()) == 0)
 				x->reported = 1;
 			else
 				count_lost();
@@ -365,7 +389,7 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u
 	struct bpf_sock *sk = ctx->sk;
 	if (sk)
 		e->local_port = sk->src_port;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wake_flags());
 }
 
 SEC("cgroup/connect4")
@@ -415,7 +439,7 @@ int imds_release(struct bpf_sock *sk)
 		e->family = sk->family;
 		e->id = si->id;
 		e->flags = si->flags;
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, wake_flags());
 	}
 	return ALLOW;
 }
@@ -627,7 +651,7 @@ static __always_inline int emit_record(struct __sk_buff *skb, const struct event
 	if (len < wire)
 		e->flags |= FLAG_TRUNCATED;
 	e->cap_len = len;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wake_flags());
 	return len == n ? 0 : -1;
 }
 
@@ -911,7 +935,7 @@ int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 			fill_identity(&e->id);
 			e->kind = EVENT_EXIT;
 			e->ppid = x->hdr.ppid;
-			bpf_ringbuf_submit(e, 0);
+			bpf_ringbuf_submit(e, wake_flags());
 		}
 	}
 	bpf_map_delete_elem(&execs, &pid);

@@ -129,6 +129,7 @@ const (
 	imdsVarUnusedEventFlag    = "unused_event_flag"
 	imdsVarUnusedEventKind    = "unused_event_kind"
 	imdsVarUnusedMapSize      = "unused_map_size"
+	imdsVarWakeBytes          = "wake_bytes"
 )
 
 // loadImds returns the embedded CollectionSpec for imds.
@@ -212,6 +213,7 @@ type imdsVariableSpecs struct {
 	UnusedEventFlag    *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedEventKind    *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedMapSize      *ebpf.VariableSpec `ebpf:"unused_map_size"`
+	WakeBytes          *ebpf.VariableSpec `ebpf:"wake_bytes"`
 }
 
 // imdsObjects contains all objects after they have been loaded into the kernel.
@@ -269,6 +271,7 @@ type imdsVariables struct {
 	UnusedEventFlag    *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedEventKind    *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedMapSize      *ebpf.Variable `ebpf:"unused_map_size"`
+	WakeBytes          *ebpf.Variable `ebpf:"wake_bytes"`
 }
 
 // imdsPrograms contains all programs after they have been loaded into the kernel.

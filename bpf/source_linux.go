@@ -20,7 +20,11 @@ import (
 )
 
 // pollInterval bounds how long Next blocks in the kernel before it looks at ctx and at the
-// lost-record counter again.
+// lost-record counter again, and how long a record waits to be read: the kernel programs
+// submit records without waking the reader up (BPF_RB_NO_WAKEUP: a wake-up costs an
+// inter-processor interrupt, in a VM a VM exit) until 1/64 of the ring buffer waits, so the
+// reader wakes up by itself at least this often and reads whatever is there. The live view
+// lags the kernel by at most this much.
 const pollInterval = 100 * time.Millisecond
 
 // headerSize is the size of struct event, the fixed part of every record.
