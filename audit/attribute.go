@@ -12,12 +12,13 @@ import (
 // kernel, so that a process that sends one request and exits at once is
 // still named by its full command line.
 type execRecord struct {
-	pid, ppid, uid uint32
-	comm, exe      string
-	cmdline        string // joined, redacted by structure and the tokens known at exec time
-	cgroupID       uint64
-	at             time.Time // exec time
-	exited         time.Time // zero while running
+	pid, ppid uint32
+	comm, exe string
+	cmdline   string // joined, redacted by structure and the tokens known at exec time
+	argvFault bool   // the kernel could not read argv: cmdline is empty
+	cgroupID  uint64
+	at        time.Time // exec time
+	exited    time.Time // zero while running
 }
 
 // execCache holds exec records keyed by (pid, exec time). It is bounded:
@@ -170,7 +171,8 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 		Source: SourceKernel, Preexisting: id.preexisting}
 	cgroupID := id.cgroupID
 	var cgroups []string
-	if r := a.execs.lookup(id.pid, t); r != nil {
+	r := a.execs.lookup(id.pid, t)
+	if r != nil {
 		p.Exe, p.Cmdline, p.Source = r.exe, a.known.scrub(r.cmdline), SourceExec
 		if p.PPID == 0 {
 			p.PPID = r.ppid
@@ -191,6 +193,10 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 			if id.uid == 0 && id.comm == "" {
 				p.UID = pr.UID
 			}
+		}
+		if r != nil && r.argvFault {
+			// The exec record names the executable, /proc the arguments the kernel could not read.
+			p.Cmdline = joinArgs(pr.Cmdline, a.known)
 		}
 		if p.PPID == 0 {
 			p.PPID = pr.PPID
@@ -267,8 +273,8 @@ func (a *Auditor) parents(pid, ppid uint32, t time.Time) []Ancestor {
 func (a *Auditor) onExec(ev Event, t time.Time) {
 	args := ev.Args
 	a.execs.add(&execRecord{
-		pid: ev.PID, ppid: ev.PPID, uid: ev.UID,
+		pid: ev.PID, ppid: ev.PPID,
 		comm: clean(ev.Comm, maxNameBytes), exe: clean(ev.Exe, maxPathBytes), cmdline: joinArgs(args, a.known),
-		cgroupID: ev.CgroupID, at: t,
+		argvFault: ev.ArgvFault, cgroupID: ev.CgroupID, at: t,
 	})
 }

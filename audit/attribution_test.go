@@ -113,6 +113,27 @@ func TestNetworkFromNamespaceCookie(t *testing.T) {
 	}
 }
 
+// TestArgvFaultTakesArgumentsFromProc: the kernel named the executable but could not read
+// argv (ArgvFault); the arguments come from /proc while the process lives.
+func TestArgvFaultTakesArgumentsFromProc(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	h.table.extra[4242] = proc.Process{PID: 4242, PPID: 4241, Exe: "/usr/bin/python3.11",
+		Cmdline: []string{"python3", "/opt/app.py"}, Started: t0.Add(-time.Second)}
+	r := replay.New(t0)
+	r.Exec(goProc, "/usr/bin/python3.11")
+	evs := r.Events()
+	evs[len(evs)-1].ArgvFault = true
+	r.Advance(time.Millisecond)
+	c := r.Connect(goProc)
+	c.Send(replay.GetV1("/latest/meta-data/", "curl/8"))
+	c.Recv(replay.Answer(200, 1), 64)
+	h.feed(r)
+	p := h.requests()[0].Process
+	if p.Source != audit.SourceExec || p.Exe != "/usr/bin/python3.11" || p.Cmdline != "python3 /opt/app.py" {
+		t.Fatalf("%+v", p)
+	}
+}
+
 func TestPIDReuseIsNotAttributed(t *testing.T) {
 	h := newHarness(t, audit.Options{})
 	// A process with the event's pid exists now, but it started after the
