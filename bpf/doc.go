@@ -29,6 +29,9 @@
 // Packets of sockets whose connect() was not seen (connected before the agent started) are
 // still reported, matched by address and port, with no caller identity (PID 0).
 //
+// Records do not wake the reader up one by one (BPF_RB_NO_WAKEUP) until a burst fills 1/64 of
+// the ring buffer; Next reads at least every 100 ms, so events reach it at most that late.
+//
 // Every program returns "allow" on every path: the auditor never changes the fate of a packet
 // or a connect(). Nothing is reported for traffic that is not to or from IMDS. A record that
 // does not fit into the ring buffer is counted (Agent.Lost) and reported as EventLost, never
