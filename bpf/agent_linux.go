@@ -177,10 +177,7 @@ func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*eb
 		return nil, fmt.Errorf("bpf: read the embedded BPF object: %w", err)
 	}
 	spec.Maps[imdsMapEvents].MaxEntries = uint32(opts.RingBufferSize)
-	execOn := uint8(0)
-	if exec {
-		execOn = 1
-	} else {
+	if !exec {
 		delete(spec.Programs, imdsProgImdsExec)
 		delete(spec.Programs, imdsProgImdsExit)
 		// Without the exec program the table of exec records stays empty: no room for it
@@ -204,7 +201,6 @@ func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*eb
 		{imdsVarImdsPort, opts.Port},
 		{imdsVarSendCapture, uint32(opts.SendCapture)},
 		{imdsVarRecvCapture, uint32(opts.RecvCapture)},
-		{imdsVarExecEvents, execOn},
 		{imdsVarHostNetns, hostNetnsCookie()},
 		{imdsVarWakeBytes, uint32(opts.RingBufferSize / 64)},
 	}

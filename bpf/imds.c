@@ -165,7 +165,6 @@ volatile const __u32 imds_ip6[4] = {
 volatile const __u16 imds_port = 80;
 volatile const __u32 send_capture = SEND_MAX;
 volatile const __u32 recv_capture = RECV_SMALL;
-volatile const __u8 exec_events = 1;
 /* Cookie of the network namespace counted as the host's: the agent's own
  * (SO_NETNS_COOKIE, Linux 5.14); 0 for the initial namespace. */
 volatile const __u64 host_netns = 0;
@@ -853,7 +852,7 @@ int imds_ingress_nobtf(struct __sk_buff *skb)
 /* Whether the current task belongs to the watched cgroup subtree. */
 static __always_inline bool watched(void)
 {
-	return exec_events && bpf_current_task_under_cgroup(&exec_cgroup, 0) == 1;
+	return bpf_current_task_under_cgroup(&exec_cgroup, 0) == 1;
 }
 
 /* Runs after the new program image is in place: comm, mm and argv are the

@@ -117,7 +117,6 @@ const (
 	imdsProgImdsIngress       = "imds_ingress"
 	imdsProgImdsIngressNobtf  = "imds_ingress_nobtf"
 	imdsProgImdsRelease       = "imds_release"
-	imdsVarExecEvents         = "exec_events"
 	imdsVarHostNetns          = "host_netns"
 	imdsVarImdsIp4            = "imds_ip4"
 	imdsVarImdsIp6            = "imds_ip6"
@@ -201,7 +200,6 @@ type imdsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type imdsVariableSpecs struct {
-	ExecEvents         *ebpf.VariableSpec `ebpf:"exec_events"`
 	HostNetns          *ebpf.VariableSpec `ebpf:"host_netns"`
 	ImdsIp4            *ebpf.VariableSpec `ebpf:"imds_ip4"`
 	ImdsIp6            *ebpf.VariableSpec `ebpf:"imds_ip6"`
@@ -259,7 +257,6 @@ func (m *imdsMaps) Close() error {
 //
 // It can be passed to loadImdsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type imdsVariables struct {
-	ExecEvents         *ebpf.Variable `ebpf:"exec_events"`
 	HostNetns          *ebpf.Variable `ebpf:"host_netns"`
 	ImdsIp4            *ebpf.Variable `ebpf:"imds_ip4"`
 	ImdsIp6            *ebpf.Variable `ebpf:"imds_ip6"`
