@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imdsv2/imdsv2/internal/cgroup"
+	"github.com/imdsv2/imdsv2/internal/hostns"
 )
 
 // fallbackMount is where Attach mounts the cgroup2 hierarchy on a host that has none mounted.
@@ -146,21 +148,81 @@ func Load(opts Options) (*Agent, error) {
 	return &Agent{opts: opts, coll: coll, reader: reader, boot: bootOffset(), features: f}, nil
 }
 
-// hostNetnsCookie returns the cookie of the agent's network namespace, which the kernel side
-// counts as the host's (the agent runs on the host, or in a container with host networking);
-// 0, which the kernel side reads as the initial namespace, where the kernel cannot say
-// (SO_NETNS_COOKIE is Linux 5.14).
-func hostNetnsCookie() uint64 {
+// hostNetnsID is the network namespace the kernel side counts as the host's (imds.c,
+// host_netns and netns_known).
+type hostNetnsID struct {
+	cookie uint64 // 0: the initial namespace
+	known  uint8  // 0: neither, the kernel side records no namespace cookie
+}
+
+// hostNetns names the network namespace the kernel side counts as the host's: the one at path
+// (Options.HostNetns), or the agent's own (it runs on the host, or in a container with host
+// networking). By its cookie (SO_NETNS_COOKIE, Linux 5.14), or, before 5.14, as the initial
+// namespace when it is the network namespace of the initial pid namespace's init. Otherwise it
+// cannot be named, and the kernel side records no cookie.
+func hostNetns(path string) hostNetnsID {
+	if path == "" {
+		path = "/proc/thread-self/ns/net"
+		if c, err := socketNetnsCookie(); err == nil && c != 0 {
+			return hostNetnsID{cookie: c, known: 1}
+		}
+	} else if c, err := netnsCookie(path); err == nil && c != 0 {
+		return hostNetnsID{cookie: c, known: 1}
+	}
+	var pid, ns, init unix.Stat_t
+	if unix.Stat("/proc/self/ns/pid", &pid) == nil && pid.Ino == hostns.InitialPIDNSInode &&
+		unix.Stat(path, &ns) == nil && unix.Stat("/proc/1/ns/net", &init) == nil &&
+		ns.Ino == init.Ino && ns.Dev == init.Dev {
+		return hostNetnsID{known: 1}
+	}
+	return hostNetnsID{}
+}
+
+// socketNetnsCookie returns the cookie of the calling thread's network namespace.
+func socketNetnsCookie() (uint64, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	defer unix.Close(fd)
-	c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	return unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+}
+
+// netnsCookie returns the cookie of the network namespace at path, from a thread that enters
+// it and comes back (a thread that cannot come back is left to die with its goroutine).
+func netnsCookie(path string) (uint64, error) {
+	target, err := os.Open(path)
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	return c
+	defer target.Close()
+	type result struct {
+		cookie uint64
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		self, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer self.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("enter %s: %w", path, err)}
+			return
+		}
+		c, err := socketNetnsCookie()
+		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- result{c, err}
+	}()
+	r := <-done
+	return r.cookie, r.err
 }
 
 // singleRecordCapture is what the packet programs for kernels without BTF keep of a packet: one
@@ -192,6 +254,10 @@ func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*eb
 		}
 		delete(spec.Programs, nobtf)
 	}
+	netns := hostNetns(opts.HostNetns)
+	if opts.netnsUnknown {
+		netns = hostNetnsID{}
+	}
 	vars := []struct {
 		name  string
 		value any
@@ -201,7 +267,8 @@ func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*eb
 		{imdsVarImdsPort, opts.Port},
 		{imdsVarSendCapture, uint32(opts.SendCapture)},
 		{imdsVarRecvCapture, uint32(opts.RecvCapture)},
-		{imdsVarHostNetns, hostNetnsCookie()},
+		{imdsVarHostNetns, netns.cookie},
+		{imdsVarNetnsKnown, netns.known},
 		{imdsVarWakeBytes, uint32(opts.RingBufferSize / 64)},
 	}
 	for _, v := range vars {

@@ -166,8 +166,12 @@ volatile const __u16 imds_port = 80;
 volatile const __u32 send_capture = SEND_MAX;
 volatile const __u32 recv_capture = RECV_SMALL;
 /* Cookie of the network namespace counted as the host's: the agent's own
- * (SO_NETNS_COOKIE, Linux 5.14); 0 for the initial namespace. */
+ * (SO_NETNS_COOKIE, Linux 5.14); 0 for the initial namespace. netns_known is 0
+ * when the agent can name neither (before 5.14, outside the initial
+ * namespace): then no cookie is recorded, and user space decides by other
+ * evidence. */
 volatile const __u64 host_netns = 0;
+volatile const __u8 netns_known = 1;
 /* Bytes waiting in the ring buffer from which a record wakes the reader up
  * (see wake_flags); the loader sets it from the ring buffer's size. */
 volatile const __u32 wake_bytes = MAP_RING_BUFFER / 64;
@@ -357,12 +361,14 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, __u8 family, __u
 	struct sock_info si = {};
 
 	fill_identity(&si.id);
-	si.id.netns_cookie = bpf_get_netns_cookie(ctx);
-	__u64 host = host_netns;
-	if (!host)
-		host = bpf_get_netns_cookie(0); /* NULL: the initial namespace */
-	if (si.id.netns_cookie == host)
-		flags |= FLAG_HOST_NETNS;
+	if (netns_known) {
+		si.id.netns_cookie = bpf_get_netns_cookie(ctx);
+		__u64 host = host_netns;
+		if (!host)
+			host = bpf_get_netns_cookie(0); /* NULL: the initial namespace */
+		if (si.id.netns_cookie == host)
+			flags |= FLAG_HOST_NETNS;
+	}
 	si.flags = flags;
 	/* Marked even when the event cannot be reported: its packets still name
 	 * the caller. */

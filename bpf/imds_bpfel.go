@@ -121,6 +121,7 @@ const (
 	imdsVarImdsIp4            = "imds_ip4"
 	imdsVarImdsIp6            = "imds_ip6"
 	imdsVarImdsPort           = "imds_port"
+	imdsVarNetnsKnown         = "netns_known"
 	imdsVarRecvCapture        = "recv_capture"
 	imdsVarSendCapture        = "send_capture"
 	imdsVarUnusedCaptureLimit = "unused_capture_limit"
@@ -204,6 +205,7 @@ type imdsVariableSpecs struct {
 	ImdsIp4            *ebpf.VariableSpec `ebpf:"imds_ip4"`
 	ImdsIp6            *ebpf.VariableSpec `ebpf:"imds_ip6"`
 	ImdsPort           *ebpf.VariableSpec `ebpf:"imds_port"`
+	NetnsKnown         *ebpf.VariableSpec `ebpf:"netns_known"`
 	RecvCapture        *ebpf.VariableSpec `ebpf:"recv_capture"`
 	SendCapture        *ebpf.VariableSpec `ebpf:"send_capture"`
 	UnusedCaptureLimit *ebpf.VariableSpec `ebpf:"unused_capture_limit"`
@@ -261,6 +263,7 @@ type imdsVariables struct {
 	ImdsIp4            *ebpf.Variable `ebpf:"imds_ip4"`
 	ImdsIp6            *ebpf.Variable `ebpf:"imds_ip6"`
 	ImdsPort           *ebpf.Variable `ebpf:"imds_port"`
+	NetnsKnown         *ebpf.Variable `ebpf:"netns_known"`
 	RecvCapture        *ebpf.Variable `ebpf:"recv_capture"`
 	SendCapture        *ebpf.Variable `ebpf:"send_capture"`
 	UnusedCaptureLimit *ebpf.Variable `ebpf:"unused_capture_limit"`

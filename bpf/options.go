@@ -69,6 +69,17 @@ type Options struct {
 	// IMDSV2_HOST_CGROUP.
 	HostCgroup string
 
+	// HostNetns is the network namespace whose callers count as the host's (their events say
+	// HostNetns; any other namespace is a caller's own: a container on a bridge, a pod), as a
+	// path: /proc/PID/ns/net, /run/netns/NAME. Default: the agent's own, which is the host's
+	// when it runs on the host or in a container with host networking. The demo and the test
+	// bed name their simulated instance's.
+	HostNetns string
+
+	// netnsUnknown makes the kernel side record no network namespace cookie, as where the
+	// agent cannot name its own namespace, for tests.
+	netnsUnknown bool
+
 	// singleRecord loads the packet programs of kernels without BTF (one record of at most
 	// 2 KiB per packet) on any kernel, for tests.
 	singleRecord bool

@@ -15,6 +15,7 @@ import (
 
 	"github.com/imdsv2/imdsv2/agent"
 	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/bpf"
 	"github.com/imdsv2/imdsv2/imds"
 	"github.com/imdsv2/imdsv2/imds/imdstest"
 	"github.com/imdsv2/imdsv2/internal/cgroup"
@@ -407,7 +408,9 @@ func (d *demo) build() (*agent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	live, err := agent.Start(agent.Options{Cgroup: d.cg.Path(), Audit: audit.Options{HostAddrs: d.host.Addrs, OnRecord: d.onRecord}})
+	// The simulated instance's network namespace is the host's for the auditor.
+	live, err := agent.Start(agent.Options{Cgroup: d.cg.Path(), BPF: bpf.Options{HostNetns: bed.Path(testbed.Instance)},
+		Audit: audit.Options{HostAddrs: d.host.Addrs, OnRecord: d.onRecord}})
 	if err != nil {
 		return nil, err
 	}

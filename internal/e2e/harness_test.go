@@ -73,7 +73,9 @@ func newAgentHarness(t testing.TB, binaries ...string) *harness {
 // attach loads the agent and attaches it to the test cgroup.
 func (h *harness) attach(t testing.TB) {
 	t.Helper()
-	agent, err := bpf.Load(bpf.Options{RequireExec: true})
+	// The simulated instance's network namespace is the host's: callers there are on the
+	// host, the container's are in a network namespace of their own.
+	agent, err := bpf.Load(bpf.Options{RequireExec: true, HostNetns: h.bed.Path(testbed.Instance)})
 	if err != nil {
 		t.Fatal(err)
 	}
