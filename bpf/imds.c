@@ -8,12 +8,17 @@
  * buffer. User space (package audit) reassembles and classifies the requests.
  *
  *   cgroup/connect4, cgroup/connect6  connect() to IMDS: mark the socket with
- *                                     the caller's identity (socket storage)
+ *                                     the caller's identity (socket storage),
+ *                                     report the exec records of the caller
+ *                                     and its ancestors
  *   cgroup_skb/egress                 request bytes of those sockets
  *   cgroup_skb/ingress                first answer bytes and the IP TTL
- *   raw_tracepoint sched_process_exec pid, parent, executable, argv
+ *   raw_tracepoint sched_process_exec pid, parent, executable, argv: kept in
+ *                                     a table until the process connects
  *   cgroup/sock_release               a marked socket is gone
- *   raw_tracepoint sched_process_exit pid, so user space can expire state
+ *   raw_tracepoint sched_process_exit forget the exec record; pid, for a
+ *                                     process reported, so user space can
+ *                                     expire state
  *
  * Rules every program here keeps:
  *  - it never changes a packet's or a connect()'s fate: the cgroup programs
@@ -22,7 +27,9 @@
  *    little as it can on it: a packet of a socket connected elsewhere is let
  *    through after a few loads from the context, without a helper call;
  *  - a record that cannot be reserved in the ring buffer is counted in
- *    `lost`, never dropped silently.
+ *    `lost`, never dropped silently;
+ *  - a record does not wake the reader up unless a burst is waiting
+ *    (wake_flags).
  */
 
 #include "imds_kernel.h"
@@ -239,7 +246,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } exec_cgroup SEC(".maps");
-
 
 /* The contract's enums in BTF, for bpf2go, even where the compiler folds every
  * use into constants: bpf2go generates the types of these variables. */
