@@ -286,9 +286,13 @@ static __always_inline void count_lost(void)
  */
 static __always_inline __u64 wake_flags(void)
 {
-	if (bpf_ringbuf_query(&events, RB_AVAIL_DATA) >= wake_bytes)
-		return RB_FORCE_WAKEUP;
-	return RB_NO_WAKEUP;
+	__u64 avail = bpf_ringbuf_query(&events, RB_AVAIL_DATA);
+
+	/* Without a branch, which would double the paths the verifier walks
+	 * (5.10's ran out of its million instructions in the packet loop):
+	 * (wake_bytes - 1 - avail) wraps past 2^63 once avail >= wake_bytes. */
+	opaque(avail);
+	return RB_NO_WAKEUP + (((__u64)wake_bytes - 1 - avail) >> 63);
 }
 
 static __always_inline struct event *reserve(__u64 size)
@@ -632,7 +636,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, bool egre
  * the constant data capacity reserved (n is clamped to it). Returns 0 when all
  * n bytes were reported. */
 static __always_inline int emit_record(struct __sk_buff *skb, const struct event *tmpl, __u32 payload,
-				       __u32 off, __u32 n, __u32 wire, const __u32 size)
+				       __u32 off, __u32 n, __u32 wire, __u64 wake, const __u32 size)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + size, 0);
 
@@ -662,7 +666,7 @@ static __always_inline int emit_record(struct __sk_buff *skb, const struct event
 	if (len < wire)
 		e->flags |= FLAG_TRUNCATED;
 	e->cap_len = len;
-	bpf_ringbuf_submit(e, wake_flags());
+	bpf_ringbuf_submit(e, wake);
 	return len == n ? 0 : -1;
 }
 
@@ -714,6 +718,8 @@ static __always_inline void emit_segment(struct __sk_buff *skb, __u64 where, __u
 		tmpl.flags = FLAG_NO_CONNECT;
 	}
 
+	/* One wake-up decision for all records of the segment. */
+	__u64 wake = wake_flags();
 	__u32 limit = egress ? send_capture : recv_capture;
 	if (limit > seglen)
 		limit = seglen;
@@ -730,22 +736,22 @@ static __always_inline void emit_segment(struct __sk_buff *skb, __u64 where, __u
 			break;
 		__u32 n = limit - off, wire = seglen - off;
 		if (n <= RECV_SMALL) {
-			emit_record(skb, &tmpl, payload, off, n, wire, RECV_SMALL);
+			emit_record(skb, &tmpl, payload, off, n, wire, wake, RECV_SMALL);
 			break;
 		}
 		if (n <= RECV_MAX) {
-			emit_record(skb, &tmpl, payload, off, n, wire, RECV_MAX);
+			emit_record(skb, &tmpl, payload, off, n, wire, wake, RECV_MAX);
 			break;
 		}
 		if (n <= SEND_SMALL) {
-			emit_record(skb, &tmpl, payload, off, n, wire, SEND_SMALL);
+			emit_record(skb, &tmpl, payload, off, n, wire, wake, SEND_SMALL);
 			break;
 		}
 		if (n <= SEND_CHUNK) {
-			emit_record(skb, &tmpl, payload, off, n, wire, SEND_CHUNK);
+			emit_record(skb, &tmpl, payload, off, n, wire, wake, SEND_CHUNK);
 			break;
 		}
-		if (emit_record(skb, &tmpl, payload, off, SEND_CHUNK, SEND_CHUNK, SEND_CHUNK) < 0)
+		if (emit_record(skb, &tmpl, payload, off, SEND_CHUNK, SEND_CHUNK, wake, SEND_CHUNK) < 0)
 			break;
 	}
 }
