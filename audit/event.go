@@ -20,9 +20,13 @@ const (
 	EventSend
 	// EventRecv: payload bytes arriving on a tracked socket (an answer, or part of one).
 	EventRecv
-	// EventExec: a process executed a program (Exe, Args captured in the kernel).
+	// EventExec: a process executed a program (Exe, Args captured in the
+	// kernel). Time is the exec's; the bpf source reports it only for a
+	// process that connects to IMDS and for its ancestors, just before that
+	// EventConnect, so it may come after events of later times.
 	EventExec
-	// EventExit: a process exited (PID is the thread group id).
+	// EventExit: a process exited (PID is the thread group id). The bpf
+	// source reports it only for processes whose EventExec it reported.
 	EventExit
 	// EventLost: the kernel side dropped Lost records since its last report.
 	EventLost
