@@ -145,11 +145,11 @@ func missing(b bool) error {
 // AmazonLinux2 is Amazon Linux 2's older kernel, 4.14: cgroup_skb and cgroup sock programs,
 // but no cgroup sock_addr (4.17) or raw tracepoint (4.17) programs, no sock_release hook
 // (5.9), no ring buffer (5.8), no socket-local storage (5.2), no bpf_get_current_cgroup_id
-// (4.18) or bpf_ktime_get_boot_ns (5.8).
+// (4.18), bpf_sk_fullsock (5.1) or bpf_ktime_get_boot_ns (5.8).
 var AmazonLinux2 = Without{
 	KernelRelease: "4.14.355-275.570.amzn2.x86_64",
 	ProgramTypes:  []ebpf.ProgramType{ebpf.CGroupSockAddr, ebpf.RawTracepoint},
 	AttachTypes:   []ebpf.AttachType{ebpf.AttachCgroupInetSockRelease},
 	MapTypes:      []ebpf.MapType{ebpf.RingBuf, ebpf.SkStorage},
-	Helpers:       []asm.BuiltinFunc{asm.FnGetCurrentCgroupId, asm.FnKtimeGetBootNs, asm.FnRingbufReserve, asm.FnSkStorageGet},
+	Helpers:       []asm.BuiltinFunc{asm.FnGetCurrentCgroupId, asm.FnKtimeGetBootNs, asm.FnRingbufReserve, asm.FnSkStorageGet, asm.FnSkFullsock, asm.FnRingbufQuery},
 }
