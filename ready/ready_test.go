@@ -437,3 +437,14 @@ func TestCoverageMustBeRecentContinuousAndProven(t *testing.T) {
 	require.Equal(t, Undecided, r.Verdict)
 	assert.Equal(t, codeScopeNotCovered, r.Uncertain[0].Code)
 }
+
+// A state file that could not be read shows no figures: "not read" and why, not "0s watched".
+func TestTextOfAnUnreadState(t *testing.T) {
+	rep := Evaluate(Input{Source: "state", Identity: identity,
+		AuditErr: errors.New("read the agent's state: open /var/lib/imdsv2/state.json: no such file or directory")})
+	var b bytes.Buffer
+	require.NoError(t, WriteText(&b, rep))
+	assert.Contains(t, b.String(), "Audit:     state not read: read the agent's state: open /var/lib/imdsv2/state.json")
+	assert.NotContains(t, b.String(), "watched")
+	assert.Equal(t, Undecided, rep.Verdict)
+}

@@ -78,7 +78,9 @@ func writeFacts(p func(string, ...any), r *Report) {
 		p("%s %s", label, l)
 	}
 	a := r.Audit
-	if a.Source != "none" {
+	if a.Error != "" && a.Source != "none" && a.Since.IsZero() && a.Callers == 0 {
+		p("Audit:     %s not read: %s", a.Source, a.Error) // nothing was watched: no figures to show
+	} else if a.Source != "none" {
 		p("Audit:     %s, %s watched, %d caller(s); requests: %s%s", a.Source,
 			time.Duration(a.DurationSeconds*float64(time.Second)).Round(100*time.Millisecond),
 			a.Callers, counts(a.Requests), map[bool]string{true: "", false: " (INCOMPLETE)"}[a.Complete])
