@@ -48,15 +48,19 @@ func TestGetErrorKinds(t *testing.T) {
 	hang := imdstest.NewServer(imdstest.Config{})
 	t.Cleanup(hang.Close)
 	hang.InjectFault(imdstest.Fault{Method: http.MethodPut, Kind: imdstest.FaultHang})
+	// A closed port on loopback: nothing answers, as off EC2 (exit 2, as doctor's).
+	closed := plain.URL()[:strings.LastIndex(plain.URL(), ":")] + ":9"
 	for _, tc := range []struct {
 		url, path, kind string
+		code            int
 	}{
-		{disabled.URL(), "meta-data/instance-id", "disabled"},
-		{plain.URL(), "user-data", "not-found"},
-		{hang.URL(), "meta-data/instance-id", "hop-limit"}, // multi-word kinds use dashes
+		{disabled.URL(), "meta-data/instance-id", "disabled", exitFail},
+		{plain.URL(), "user-data", "not-found", exitFail},
+		{hang.URL(), "meta-data/instance-id", "hop-limit", exitFail}, // multi-word kinds use dashes
+		{closed, "meta-data/instance-id", "unreachable", exitUsage},
 	} {
 		code, res := getJSON(t, tc.url, tc.path)
-		assert.Equal(t, exitFail, code, tc.path)
+		assert.Equal(t, tc.code, code, tc.path)
 		require.NotNil(t, res.Error, tc.path)
 		assert.Equal(t, tc.kind, res.Error.Kind, tc.path)
 		assert.NotEmpty(t, res.Error.Message)

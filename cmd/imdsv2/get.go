@@ -43,7 +43,8 @@ written by whoever may launch or tag the instance) are shown escaped, \x1b and s
 that they cannot act on the terminal; --raw prints them as they are. In --output json,
 JSON's own escapes apply (\u001b for ESC and the other C0 control characters).
 
-Exit status: 0 on success, 1 when IMDS could not answer (the message says why), 2 on bad usage.
+Exit status: 0 on success, 1 when IMDS answered with an error (not found, token refused, hop
+limit: the message says why), 2 when nothing answers (not on EC2, IMDS cut off) or on bad usage.
 
 Examples:
   imdsv2 get instance-id                      # same as meta-data/instance-id
@@ -70,6 +71,15 @@ type getResult struct {
 type getError struct {
 	Kind    string `json:"kind"`
 	Message string `json:"message"`
+}
+
+// exitCode is the status of a read that failed: 2 when nothing answered (no IMDS here, as
+// doctor says), 1 when IMDS answered and the answer is no.
+func (e *getError) exitCode() int {
+	if e.Kind == imds.KindUnreachable.String() {
+		return exitUsage
+	}
+	return exitFail
 }
 
 // getCompletions are the paths the completion scripts offer for PATH.
@@ -144,12 +154,12 @@ func (c *getConfig) run(ctx context.Context, s streams) error {
 			return err
 		}
 		if res.Error != nil {
-			return exitStatus(exitFail)
+			return exitStatus(res.Error.exitCode())
 		}
 		return nil
 	}
 	if res.Error != nil {
-		return errors.New(res.Error.Message)
+		return &exitError{code: res.Error.exitCode(), err: errors.New(res.Error.Message)}
 	}
 	f, isFile := s.out.(*os.File)
 	printGetText(s.out, res, !c.raw && isFile && isTerminal(f))

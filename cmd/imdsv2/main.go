@@ -30,10 +30,10 @@ const (
 const exitDoc = `
 Exit status:
   0  success: the value was read, doctor HEALTHY, ready READY, the audit ran to its end
-  1  the command ran and the answer is no: IMDS could not answer, doctor found a problem,
-     ready NOT READY, the audit failed while running
-  2  bad flags or arguments, or the command could not run or decide: not root, no IMDS,
-     ready UNDECIDED
+  1  the command ran and the answer is no: IMDS answered with an error, doctor found a
+     problem, ready NOT READY, the audit failed while running
+  2  bad flags or arguments, or the command could not run or decide: not root, no IMDS
+     (nothing answers), ready UNDECIDED
 `
 
 // streams are where a command writes: its result on out, messages and progress on err.
