@@ -90,21 +90,25 @@ generate-check: ## fail when the committed eBPF bindings differ from a fresh gen
 	if [ $$stale = 1 ]; then echo "the eBPF bindings are stale: run 'make generate' and commit the result"; exit 1; fi; \
 	echo "generate-check: eBPF bindings match imds.c ($(BPF2GO_CC))"
 
-# test-vm: the privileged tests, as root, inside a VM that boots one of Debian's cloud kernels under
-# qemu-system-x86_64 -accel tcg: no KVM needed, no network device in the VM, the host's root shared
-# read-only over virtiofs. VM_KERNEL chooses it: 6.1 (bookworm's linux-image-cloud-amd64, the family
-# of Amazon Linux 2023), 5.10 (bullseye's, the family of Amazon Linux 2) or 6.12 (bookworm-backports');
-# a private apt configuration in .cache/vm fetches it, and the kernel package is cached there
-# (`make test-vm VM_KERNEL=5.10`). VM_PKGS empty = vm/vmcheck, internal/cgroup, bpf, internal/testbed, every
-# other package whose tests call internal/privtest (the end-to-end auditor tests), audit/proc;
-# minus VM_EXCLUDE. vm/run.sh documents every setting.
+# test-vm: the privileged tests, the tests of cmd/imdsv2 and `imdsv2 demo`, as root, inside a VM that
+# boots one of Debian's cloud kernels under QEMU without KVM (TCG): no network device in the VM, the
+# host's root shared read-only over virtiofs. VM_ARCH chooses amd64 (qemu-system-x86_64) or arm64
+# (qemu-system-aarch64 -M virt: the kernel, test binaries and a root file system of arm64 Debian
+# packages, built once and cached); VM_KERNEL the family: 6.1 (bookworm's linux-image-cloud-*, the
+# family of Amazon Linux 2023), 5.10 (bullseye's, the family of Amazon Linux 2) or 6.12
+# (bookworm-backports'). A private apt configuration in .cache/vm fetches them, and the packages are
+# cached there (`make test-vm VM_ARCH=arm64 VM_KERNEL=5.10`). VM_PKGS empty = vm/vmcheck,
+# internal/cgroup, bpf, internal/testbed, every other package whose tests call internal/privtest
+# (the end-to-end auditor tests, cmd/imdsv2), audit/proc; minus VM_EXCLUDE. vm/run.sh documents
+# every setting.
 VM_PKGS ?=
-VM_EXCLUDE ?= ./imds/ ./cmd/imdsv2/
+VM_EXCLUDE ?= ./imds/
 VM_NICE ?= 0
 VM_KERNEL ?= 6.1
+VM_ARCH ?= amd64
 .PHONY: test-vm
-test-vm: ## run the privileged tests in a VM on a Debian cloud kernel, VM_KERNEL=6.1|5.10|6.12 (root; QEMU without KVM: minutes)
-	VM_KERNEL='$(VM_KERNEL)' VM_PKGS='$(VM_PKGS)' VM_EXCLUDE='$(VM_EXCLUDE)' GO='$(GO)' nice -n $(VM_NICE) vm/run.sh
+test-vm: ## privileged tests + demo in a VM: VM_ARCH=amd64|arm64 VM_KERNEL=6.1|5.10|6.12 (root; QEMU without KVM: minutes)
+	VM_ARCH='$(VM_ARCH)' VM_KERNEL='$(VM_KERNEL)' VM_PKGS='$(VM_PKGS)' VM_EXCLUDE='$(VM_EXCLUDE)' GO='$(GO)' nice -n $(VM_NICE) vm/run.sh
 
 .PHONY: clean
 clean: ## remove build output

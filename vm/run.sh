@@ -1,49 +1,65 @@
 #!/usr/bin/env bash
-# vm/run.sh: run the project's privileged tests as root inside a VM that boots a real distribution
-# kernel, one of Debian's cloud kernels (VM_KERNEL: 6.1, the family Amazon Linux 2023 runs, by
-# default; 5.10, Amazon Linux 2's; 6.12), under qemu-system-x86_64 with TCG (no KVM needed).
+# vm/run.sh: run the project's privileged tests, the tests of cmd/imdsv2 and `imdsv2 demo` as root
+# inside a VM that boots a real distribution kernel, one of Debian's cloud kernels (VM_KERNEL: 6.1,
+# the family Amazon Linux 2023 runs, by default; 5.10, Amazon Linux 2's; 6.12) for amd64 or arm64
+# (VM_ARCH), under qemu-system-x86_64 or qemu-system-aarch64 with TCG (no KVM needed).
 # `make test-vm` calls it; so can a developer.
 #
 # Steps:
-#   1. install what is missing (qemu-system-x86, virtiofsd, busybox-static, cpio, kmod) with apt-get;
-#   2. resolve the kernel package that linux-image-cloud-amd64 of VM_KERNEL's Debian suite depends
-#      on, through a private apt configuration (its own sources list, state and cache under
-#      $VM_CACHE/apt/<family>; the machine's apt sources are read for the archive's address, never
-#      changed), print it, `apt-get download` it once and keep vmlinuz and the modules under
-#      $VM_CACHE/kernel/<package>_<version>/ (depmod run there);
-#   3. build static test binaries (CGO_ENABLED=0 go test -c) of VM_PKGS into $VM_CACHE/tests;
-#   4. pack a small initramfs: busybox, vm/init.sh as /init, the modules in VM_MODULES with their
-#      dependencies (from modules.dep), and the list of tests;
-#   5. share the host's root file system READ-ONLY with the VM over virtiofs (the way virtme does
+#   1. install what is missing (qemu-system-x86 or qemu-system-arm, virtiofsd, busybox-static,
+#      cpio, kmod) with apt-get;
+#   2. resolve the kernel package that linux-image-cloud-<arch> of VM_KERNEL's Debian suite depends
+#      on, through a private apt configuration (its own sources list, architecture, state and cache
+#      under $VM_CACHE/apt/<family>-<arch>; the machine's apt sources are read for the archive's
+#      address, never changed), print it, `apt-get download` it once and keep vmlinuz and the
+#      modules under $VM_CACHE/kernel/<package>_<version>/ (depmod run there);
+#   3. arm64 only: build, once, a root file system of arm64 Debian packages for what the tests run
+#      (curl, python3, iproute2, sh, coreutils, util-linux, busybox), cached in
+#      $VM_CACHE/rootfs/arm64-<hash of its inputs> (build_rootfs);
+#   4. build static test binaries (CGO_ENABLED=0 GOARCH=<arch> go test -c) of VM_PKGS, and the
+#      imdsv2 binary the tests and the demo run, into $VM_CACHE/tests;
+#   5. pack a small initramfs: busybox (the VM's architecture's), vm/init.sh as /init, the modules
+#      in VM_MODULES with their dependencies (from modules.dep), and the list of tests;
+#   6. share the host's root file system READ-ONLY with the VM over virtiofs (the way virtme does
 #      with 9p; Debian's cloud kernel has virtiofs but no 9p): virtiofsd serves a read-only bind
 #      mount of / made in a private mount namespace. /init mounts it, puts fresh proc, sysfs,
 #      devtmpfs, tmpfs (/tmp, /run, /root), bpffs, cgroup2, tracefs and debugfs on top, and runs
 #      each test binary chrooted there, from its package directory, so that tests find curl,
-#      python3, iproute2 and their testdata exactly where they are on the host;
-#   6. boot with no network device at all (tests use loopback and namespaces inside the VM), stream
+#      python3, iproute2 and their testdata exactly where they are on the host. On arm64 the
+#      chroot is an overlay of the arm64 root file system (from the share) with the repository
+#      and the test binaries bound in at their host paths. Then it runs `imdsv2 demo` the same way;
+#   7. boot with no network device at all (tests use loopback and namespaces inside the VM), stream
 #      the serial console, and exit with the status /init reports in its result line
 #      ("IMDSV2-VM-RESULT: PASS" or "... FAIL rc=N"); no result line (crash, VM_TIMEOUT) fails.
 #
 # Settings (environment):
+#   VM_ARCH        amd64 (default) or arm64 (Graviton): the VM's architecture, its kernel's,
+#                  and the test binaries'
+#   VM_KERNEL      kernel family: 6.1 (default: Debian bookworm's linux-image-cloud-<arch>), 5.10
+#                  (bullseye's, the family of Amazon Linux 2) or 6.12 (bookworm-backports')
 #   VM_PKGS        packages to test, in order (go list patterns relative to the repository);
 #                  default: vmcheck, cgroup, bpf, test bed, then every other package whose tests
-#                  need root (they call internal/privtest) minus VM_EXCLUDE, then audit/proc
-#   VM_EXCLUDE     packages left out of the discovered list (default ./imds/ ./cmd/imdsv2/)
+#                  need root (they call internal/privtest: internal/e2e, cmd/imdsv2, ...) minus
+#                  VM_EXCLUDE, then audit/proc
+#   VM_EXCLUDE     packages left out of the discovered list (default ./imds/)
+#   VM_DEMO        1 (default): run `imdsv2 demo` after the tests, its exit status counted; 0: not
 #   VM_MODULES     kernel modules to load (dependencies are added from modules.dep; those the kernel
-#                  has built in, modules.builtin, are left out)
+#                  has built in, modules.builtin, are left out). The VM has no modprobe for the
+#                  kernel to load modules on demand: `imdsv2 demo` (ready's host inspection opens
+#                  netlink sockets of every family) needs xfrm_user and nfnetlink loaded
 #   VM_TIMEOUT     seconds the whole VM may run before it is killed and the run fails (1200)
 #   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=10m)
-#   VM_ACCEL       QEMU accelerator (tcg, and tcg,thread=single for 6.12; kvm works where /dev/kvm
-#                  does). Multi-threaded TCG (QEMU 7.2) runs a 6.12 guest now and then into an int3
-#                  the kernel has already patched away (2 of 7 runs: "Oops: int3" in inet_ehashfn or
-#                  __alloc_pages right after a static key flipped, then a panic and no result line);
-#                  one TCG thread for all vCPUs has no such race, at up to twice the time
+#   VM_ACCEL       QEMU accelerator (tcg, and tcg,thread=single for amd64 6.12; kvm works where
+#                  /dev/kvm does). Multi-threaded TCG (QEMU 7.2) runs an x86 6.12 guest now and then
+#                  into an int3 the kernel has already patched away (2 of 7 runs: "Oops: int3" in
+#                  inet_ehashfn or __alloc_pages right after a static key flipped, then a panic and
+#                  no result line); one TCG thread for all vCPUs has no such race, at up to twice
+#                  the time
 #   VM_MEM, VM_SMP memory and CPUs of the VM (2G, 2)
 #   VM_APPEND      extra kernel command line
-#   VM_KERNEL      kernel family: 6.1 (default: Debian bookworm's linux-image-cloud-amd64), 5.10
-#                  (bullseye's, the family of Amazon Linux 2) or 6.12 (bookworm-backports')
-#   VM_KERNEL_PKG  kernel package to use instead of what the suite's linux-image-cloud-amd64 depends
-#                  on (looked up in VM_KERNEL's suite, e.g. an older linux-image-5.10.0-N-cloud-amd64)
+#   VM_KERNEL_PKG  kernel package to use instead of what the suite's linux-image-cloud-<arch>
+#                  depends on (looked up in VM_KERNEL's suite, e.g. an older
+#                  linux-image-5.10.0-N-cloud-amd64)
 #   VM_DEBIAN_ARCHIVE, VM_DEBIAN_SECURITY  base URIs of Debian's archive and security archive
 #                  (default: those the machine's apt already uses, from `apt-cache policy`)
 #   VM_CACHE       cache directory ($repo/.cache/vm, gitignored)
@@ -56,9 +72,10 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # runs them on the host, and under software emulation they would take minutes for nothing.
 VM_BASE_PKGS="./vm/vmcheck/ ./internal/cgroup/ ./bpf/... ./internal/testbed/"
 VM_LAST_PKGS="./audit/proc/"
-VM_EXCLUDE=${VM_EXCLUDE:-./imds/ ./cmd/imdsv2/}
+VM_EXCLUDE=${VM_EXCLUDE:-./imds/}
+VM_DEMO=${VM_DEMO:-1}
 VM_PKGS=${VM_PKGS:-}
-VM_MODULES=${VM_MODULES:-veth bridge virtio_pci virtiofs overlay}
+VM_MODULES=${VM_MODULES:-veth bridge virtio_pci virtiofs overlay xfrm_user nfnetlink}
 VM_TIMEOUT=${VM_TIMEOUT:-1200}
 VM_TEST_FLAGS=${VM_TEST_FLAGS:--test.v -test.count=1 -test.timeout=10m}
 VM_ACCEL=${VM_ACCEL:-}
@@ -66,6 +83,7 @@ VM_MEM=${VM_MEM:-2G}
 VM_SMP=${VM_SMP:-2}
 VM_APPEND=${VM_APPEND:-}
 VM_KERNEL=${VM_KERNEL:-6.1}
+VM_ARCH=${VM_ARCH:-amd64}
 VM_CACHE=${VM_CACHE:-$repo/.cache/vm}
 GO=${GO:-go}
 
@@ -87,7 +105,7 @@ find_virtiofsd() {
 # ensure_tools installs the Debian packages whose commands are missing.
 ensure_tools() {
 	local missing=()
-	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+	command -v "${qemu[0]}" >/dev/null || missing+=("$qemu_pkg")
 	command -v cpio >/dev/null || missing+=(cpio)
 	command -v depmod >/dev/null || missing+=(kmod)
 	command -v unshare >/dev/null || missing+=(util-linux)
@@ -118,11 +136,32 @@ kernel_family() {
 	5.10) suites=(bullseye bullseye-security) ;;
 	# QEMU 7.2's TCG with -cpu max: 6.12 double-faults on cmpxchg16b early in boot; without cx16
 	# the kernel takes its fallback path.
+	# The int3 race under multi-threaded TCG (VM_ACCEL above) is x86's text patching; arm64
+	# guests keep one thread per vCPU.
 	6.12)
-		suites=(bookworm-backports) kernel_append="clearcpuid=cx16"
-		[[ -n $VM_ACCEL ]] || VM_ACCEL=tcg,thread=single # see VM_ACCEL above
+		suites=(bookworm-backports)
+		if [[ $VM_ARCH == amd64 ]]; then
+			kernel_append="clearcpuid=cx16"
+			[[ -n $VM_ACCEL ]] || VM_ACCEL=tcg,thread=single
+		fi
 		;;
 	*) die "VM_KERNEL=$VM_KERNEL: choose 6.1 (bookworm), 5.10 (bullseye) or 6.12 (bookworm-backports)" ;;
+	esac
+}
+
+# arch_setup sets what differs by VM_ARCH: the QEMU command and machine (qemu), the serial
+# console's name (console) and the Debian package that has the QEMU command (qemu_pkg).
+arch_setup() {
+	case $VM_ARCH in
+	amd64)
+		qemu=(qemu-system-x86_64 -cpu max) console=ttyS0 qemu_pkg=qemu-system-x86
+		;;
+	# -cpu max emulates pointer authentication; QEMU's own (impdef) algorithm for it instead of
+	# the architected QARMA5 makes a TCG guest several times faster.
+	arm64)
+		qemu=(qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on) console=ttyAMA0 qemu_pkg=qemu-system-arm
+		;;
+	*) die "VM_ARCH=$VM_ARCH: choose amd64 or arm64" ;;
 	esac
 }
 
@@ -156,7 +195,8 @@ debian_archives() {
 }
 
 # papt runs apt-get or apt-cache ($1) with the private configuration in $apt_dir: its own
-# sources list, no other sources or pins, its own lists, status and package cache. The rest of
+# sources list, no other sources or pins, its own lists, status and package cache, VM_ARCH's
+# packages only (whatever the machine's architecture). The rest of
 # the machine's apt configuration (proxies, time checks) applies.
 papt() {
 	local cmd=$1
@@ -164,16 +204,19 @@ papt() {
 	"$cmd" -o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts="$apt_dir/empty" \
 		-o Dir::Etc::Preferences="$apt_dir/empty/preferences" -o Dir::Etc::PreferencesParts="$apt_dir/empty" \
 		-o Dir::State="$apt_dir/state" -o Dir::State::status="$apt_dir/status" -o Dir::Cache="$apt_dir/cache" \
+		-o APT::Architecture="$VM_ARCH" -o APT::Architectures="$VM_ARCH" \
 		-o APT::Sandbox::User=root -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false \
 		-o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false "$@"
 }
 
-# private_apt writes the private apt configuration of VM_KERNEL's suites in $apt_dir and updates
-# its package lists when they are missing, older than a day or for other sources. It returns
-# non-zero when the lists could not be had.
+# private_apt NAME SUITE... writes a private apt configuration of those suites for VM_ARCH's
+# packages in $apt_dir ($VM_CACHE/apt/NAME) and updates its package lists when they are missing,
+# older than a day or for other sources. It returns non-zero when the lists could not be had.
 private_apt() {
 	local want s uri
-	apt_dir="$VM_CACHE/apt/$VM_KERNEL"
+	apt_dir="$VM_CACHE/apt/$1"
+	shift
+	local suites=("$@")
 	mkdir -p "$apt_dir"/{empty,state/lists/partial,cache/archives/partial}
 	[[ -f $apt_dir/status ]] || : >"$apt_dir/status"
 	debian_archives
@@ -198,7 +241,7 @@ private_apt() {
 resolve_kernel() {
 	local pkg=${VM_KERNEL_PKG:-} ver suite
 	if [[ -z $pkg ]]; then
-		pkg=$(papt apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+		pkg=$(papt apt-cache depends linux-image-cloud-$VM_ARCH 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
 	fi
 	[[ -n $pkg ]] || return 1
 	ver=$(papt apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
@@ -213,9 +256,9 @@ resolve_kernel() {
 fetch_kernel() {
 	local pv
 	kernel_family
-	if ! private_apt || ! pv=$(resolve_kernel); then
+	if ! private_apt "$VM_KERNEL-$VM_ARCH" "${suites[@]}" || ! pv=$(resolve_kernel); then
 		# Offline: fall back to the newest kernel of the family already cached, if any.
-		local glob="linux-image-$VM_KERNEL.[0-9]*_*"
+		local glob="linux-image-$VM_KERNEL.[0-9]*-cloud-${VM_ARCH}_*"
 		[[ -n ${VM_KERNEL_PKG:-} ]] && glob="${VM_KERNEL_PKG}_*"
 		kdir=$(ls -d "$VM_CACHE"/kernel/$glob/ 2>/dev/null | sort -V | tail -1)
 		[[ -n $kdir && -f $kdir/.complete ]] || die "cannot resolve the kernel package of VM_KERNEL=$VM_KERNEL (${suites[*]}) and none is cached"
@@ -249,6 +292,52 @@ fetch_kernel() {
 	depmod -b "$kdir" "$rel"
 	touch "$kdir/.complete"
 	log "kernel $pkg $ver downloaded and extracted in $(since "$t0")"
+}
+
+# VM_ROOTFS_PKGS are the Debian packages of the root file system of a VM whose architecture is not
+# the machine's: what the tests and the demo run (curl and python3 as IMDSv1 callers, sh, unshare,
+# mount, sleep, true, head; ip for vmcheck), busybox for /init, and their dependencies.
+VM_ROOTFS_PKGS="busybox-static dash coreutils util-linux mount curl python3 iproute2"
+VM_ROOTFS_SUITES="bookworm bookworm-security"
+
+# build_rootfs sets rootfs to a root file system of VM_ARCH's Debian packages (VM_ROOTFS_PKGS of
+# VM_ROOTFS_SUITES with their dependencies), built once from Debian's archive through a private
+# apt configuration and cached in $VM_CACHE/rootfs/<arch>-<key>, the key a hash of everything
+# that goes into it (architecture, suites, packages, this function). Packages are unpacked with
+# dpkg-deb, not installed: no maintainer script runs (they would need the other architecture's
+# binaries to run here), so what their scripts would make is made below.
+build_rootfs() {
+	local key t0 deb
+	key=$(printf '%s\n' "$VM_ARCH" "$VM_ROOTFS_SUITES" "$VM_ROOTFS_PKGS" "$(declare -f build_rootfs)" | sha256sum | cut -c1-12)
+	rootfs="$VM_CACHE/rootfs/$VM_ARCH-$key"
+	if [[ -f $rootfs/.complete ]]; then
+		log "root file system ($VM_ARCH: $VM_ROOTFS_PKGS) cached in ${rootfs#"$repo"/}"
+		return
+	fi
+	t0=$(now)
+	# shellcheck disable=SC2086 # the suites are words
+	private_apt "rootfs-$VM_ARCH" $VM_ROOTFS_SUITES || die "cannot update the package lists of $VM_ROOTFS_SUITES for $VM_ARCH"
+	rm -rf "$rootfs" "$apt_dir/cache/archives/"*.deb && mkdir -p "$rootfs"
+	# The private status file is empty: every dependency is downloaded.
+	# shellcheck disable=SC2086
+	papt apt-get install -q -y --download-only --no-install-recommends $VM_ROOTFS_PKGS >&2 ||
+		die "downloading the root file system's packages ($VM_ROOTFS_PKGS) failed"
+	for deb in "$apt_dir/cache/archives/"*.deb; do
+		dpkg-deb -x "$deb" "$rootfs"
+	done
+	log "root file system: $(ls "$apt_dir/cache/archives/" | grep -c '\.deb$') packages unpacked"
+	rm -f "$apt_dir/cache/archives/"*.deb
+	# What the maintainer scripts and debootstrap would have made: the user and group databases
+	# (base-passwd), /bin/sh (dash), the directories tests mount on.
+	mkdir -p "$rootfs"/{etc,bin,root,tmp,var/tmp,run,proc,sys,dev,mnt}
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$rootfs/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+	[[ -e $rootfs/bin/sh ]] || ln -s dash "$rootfs/bin/sh"
+	ln -sfn /run "$rootfs/var/run" # ip netns and the test bed keep named namespaces there
+	ln -sfn /run/lock "$rootfs/var/lock"
+	echo imdsv2-vm >"$rootfs/etc/hostname"
+	touch "$rootfs/.complete"
+	log "root file system for $VM_ARCH built in ${rootfs#"$repo"/} in $(since "$t0")"
 }
 
 # module_order prints the .ko paths (relative to the modules directory) of VM_MODULES and their
@@ -299,8 +388,9 @@ discover_pkgs() {
 	echo $out $VM_LAST_PKGS
 }
 
-# build_tests compiles the static test binaries into $VM_CACHE/tests and lists them, one
-# "package-directory binary" line each, in $stage/imdsv2/tests; build failures go to build_failed.
+# build_tests compiles the static test binaries for VM_ARCH into $VM_CACHE/tests and lists them,
+# one "test package-directory binary" line each, in $stage/imdsv2/tests, then the demo as a
+# "run directory program arguments..." line; build failures go to build_failed.
 # One `go test -c` for all packages lets go build them in parallel; if that fails, each package
 # is built on its own so that the run names the broken ones and still tests the others.
 build_tests() {
@@ -316,6 +406,8 @@ build_tests() {
 		# -e: list half-written packages too, so that their build failure is reported; packages
 		# without tests print an empty line.
 		while IFS='|' read -r ip name pdir; do
+			# go test -c names the binary of a package main after its import path, not "main".
+			[[ $name != main ]] || name=${ip##*/}
 			[[ -n $ip ]] && list+=("$ip|$name|$pdir")
 		done < <(cd "$repo" && "$GO" list -e -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}|{{.Name}}|{{.Dir}}{{end}}' "$pattern")
 	done
@@ -323,12 +415,12 @@ build_tests() {
 	local all=() names
 	for e in "${list[@]}"; do all+=("${e%%|*}"); done
 	names=$(printf '%s\n' "${list[@]}" | cut -d'|' -f2 | sort | uniq -d)
-	if [[ -n $names ]] || ! (cd "$repo" && CGO_ENABLED=0 "$GO" test -c -ldflags='-s -w' -o "$tdir/" "${all[@]}"); then
+	if [[ -n $names ]] || ! (cd "$repo" && CGO_ENABLED=0 GOARCH=$VM_ARCH "$GO" test -c -ldflags='-s -w' -o "$tdir/" "${all[@]}"); then
 		log "building the test binaries one package at a time"
 		for e in "${list[@]}"; do
 			IFS='|' read -r ip name pdir <<<"$e"
 			rel=${pdir#"$repo"/}
-			(cd "$repo" && CGO_ENABLED=0 "$GO" test -c -ldflags='-s -w' -o "$tdir/${rel//\//_}.test" "$ip") ||
+			(cd "$repo" && CGO_ENABLED=0 GOARCH=$VM_ARCH "$GO" test -c -ldflags='-s -w' -o "$tdir/${rel//\//_}.test" "$ip") ||
 				build_failed+=("$rel")
 		done
 	fi
@@ -337,19 +429,24 @@ build_tests() {
 		rel=${pdir#"$repo"/}
 		for bin in "$tdir/$name.test" "$tdir/${rel//\//_}.test"; do
 			if [[ -x $bin ]]; then
-				echo "$pdir $bin" >>"$stage/imdsv2/tests"
+				echo "test $pdir $bin" >>"$stage/imdsv2/tests"
 				break
 			fi
 		done
 	done
-	log "test binaries: $(awk '{ sub(".*/", "", $2); printf "%s ", $2 }' "$stage/imdsv2/tests")"
-	# The end-to-end tests run programs they would otherwise `go build` themselves, which
-	# under software emulation takes minutes: build them here (internal/e2e, build()).
+	log "test binaries: $(awk '{ sub(".*/", "", $3); printf "%s ", $3 }' "$stage/imdsv2/tests")"
+	# The end-to-end tests and those of cmd/imdsv2 run programs they would otherwise `go build`
+	# themselves, which under software emulation takes minutes (and an arm64 VM has no Go
+	# toolchain): build them here (IMDSV2_E2E_PREBUILT).
 	mkdir -p "$tdir/prebuilt"
-	(cd "$repo" && CGO_ENABLED=0 "$GO" build -o "$tdir/prebuilt/imdsv2" ./cmd/imdsv2 &&
-		CGO_ENABLED=0 "$GO" build -o "$tdir/prebuilt/caller" ./internal/e2e/testdata/caller) ||
+	(cd "$repo" && CGO_ENABLED=0 GOARCH=$VM_ARCH "$GO" build -o "$tdir/prebuilt/imdsv2" ./cmd/imdsv2 &&
+		CGO_ENABLED=0 GOARCH=$VM_ARCH "$GO" build -o "$tdir/prebuilt/caller" ./internal/e2e/testdata/caller) ||
 		die "building the end-to-end test programs failed"
 	[[ -s $stage/imdsv2/tests ]] || die "no test binary was built (VM_PKGS=$VM_PKGS)"
+	# Last, the README's main command, as a user runs it: its exit status counts like a test's.
+	if [[ $VM_DEMO == 1 ]]; then
+		echo "run $repo $tdir/prebuilt/imdsv2 demo" >>"$stage/imdsv2/tests"
+	fi
 }
 
 # build_initramfs fills $stage and packs it into $initrd (uncompressed: TCG would spend longer
@@ -357,7 +454,11 @@ build_tests() {
 build_initramfs() {
 	local moddir=$1 rel=$2 ko
 	rm -rf "$stage" && mkdir -p "$stage"/{bin,lib/modules,imdsv2,host}
-	cp /bin/busybox "$stage/bin/busybox"
+	if [[ -n $rootfs ]]; then
+		cp "$rootfs/bin/busybox" "$stage/bin/busybox"
+	else
+		cp /bin/busybox "$stage/bin/busybox"
+	fi
 	cp "$repo/vm/init.sh" "$stage/init"
 	chmod 0755 "$stage/init"
 	: >"$stage/imdsv2/modules"
@@ -367,8 +468,8 @@ build_initramfs() {
 	done < <(module_order "$moddir")
 	log "modules: $(tr '\n' ' ' <"$stage/imdsv2/modules")"
 	build_tests
-	printf 'REPO=%q\nIMDSV2_VM_KERNEL=%q\nVM_TEST_FLAGS=%q\nGOROOT_BIN=%q\nE2E_PREBUILT=%q\n' "$repo" "$rel" \
-		"$VM_TEST_FLAGS" "$("$GO" env GOROOT)/bin" "$VM_CACHE/tests/prebuilt" >"$stage/imdsv2/env"
+	printf 'REPO=%q\nIMDSV2_VM_KERNEL=%q\nVM_TEST_FLAGS=%q\nGOROOT_BIN=%q\nE2E_PREBUILT=%q\nTESTS=%q\nROOTFS=%q\n' "$repo" "$rel" \
+		"$VM_TEST_FLAGS" "$("$GO" env GOROOT)/bin" "$VM_CACHE/tests/prebuilt" "$VM_CACHE/tests" "$rootfs" >"$stage/imdsv2/env"
 	(cd "$stage" && find . -print0 | cpio -0 -o -H newc -R 0:0 --quiet) >"$initrd"
 }
 
@@ -411,8 +512,8 @@ boot() {
 	local kernel=$1
 	# imdsv2.testvm=1 marks the kernel command line of this VM: tests that may attach at the
 	# root cgroup (the VM's, which belongs to them) require it (internal/privtest.InTestVM).
-	local append="console=ttyS0 panic=-1 loglevel=4 random.trust_cpu=on imdsv2.testvm=1 $kernel_append $VM_APPEND"
-	local qemu=(qemu-system-x86_64 -accel "${VM_ACCEL:-tcg}" -cpu max -m "$VM_MEM" -smp "$VM_SMP"
+	local append="console=$console panic=-1 loglevel=4 random.trust_cpu=on imdsv2.testvm=1 $kernel_append $VM_APPEND"
+	qemu+=(-accel "${VM_ACCEL:-tcg}" -m "$VM_MEM" -smp "$VM_SMP"
 		-nographic -nodefaults -no-user-config -no-reboot
 		-serial stdio -monitor none
 		-nic none # no network device: nothing in the VM can reach any network
@@ -467,8 +568,11 @@ main() {
 	t0=$(now)
 	mkdir -p "$VM_CACHE"
 	VM_CACHE=$(cd "$VM_CACHE" && pwd) # apt takes relative Dir:: paths as relative to /etc/apt
+	arch_setup
 	ensure_tools
 	fetch_kernel
+	rootfs=
+	[[ $VM_ARCH == amd64 ]] || build_rootfs
 	rel=$(ls "$kdir/lib/modules")
 	stage="$VM_CACHE/stage"
 	initrd="$VM_CACHE/initramfs.cpio"

@@ -31,9 +31,19 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// buildBinary builds the command into bin, for tests that run it as a process.
+// buildBinary builds the command into bin, for tests that run it as a process. When
+// IMDSV2_E2E_PREBUILT names a directory holding imdsv2 already built from the same tree, bin is a
+// link to that one: make test-vm builds it on the host, since compiling under software emulation
+// takes minutes and a VM of another architecture has no Go toolchain.
 func buildBinary(t *testing.T, bin string) {
 	t.Helper()
+	if dir := os.Getenv("IMDSV2_E2E_PREBUILT"); dir != "" {
+		src := filepath.Join(dir, "imdsv2")
+		_, err := os.Stat(src)
+		require.NoError(t, err, "IMDSV2_E2E_PREBUILT=%s", dir)
+		require.NoError(t, os.Symlink(src, bin))
+		return
+	}
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Stderr = os.Stderr
 	require.NoError(t, build.Run())

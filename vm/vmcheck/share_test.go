@@ -11,8 +11,9 @@ import (
 )
 
 // TestHostShare checks, in the VM only, what the read-only share of the host's root file system
-// gives the tests: the callers the end-to-end tests run (curl, python3, ip) work, and nothing
-// in the VM can write to the host's files.
+// (or, in a VM of another architecture, the root file system vm/run.sh built for it) gives the
+// tests: the callers the end-to-end tests run (curl, python3, ip) work, and nothing in the VM can
+// write to the host's files.
 func TestHostShare(t *testing.T) {
 	if !inVM() {
 		t.Skip("only meaningful inside the test VM (IMDSV2_VM=1)")
@@ -57,10 +58,15 @@ func firstLine(s string) string {
 }
 
 // TestGoToolchain checks, in the VM only, that a test can run `go build` offline there: the Go
-// toolchain is on PATH and HOME (the host's /root through an overlay) is writable.
+// toolchain is on PATH and HOME (the host's /root through an overlay) is writable. A VM of another
+// architecture than the host's runs on its own root file system (IMDSV2_VM_ROOTFS), without Go:
+// there the tests use the programs vm/run.sh built on the host (IMDSV2_E2E_PREBUILT).
 func TestGoToolchain(t *testing.T) {
 	if !inVM() {
 		t.Skip("only meaningful inside the test VM (IMDSV2_VM=1)")
+	}
+	if root := os.Getenv("IMDSV2_VM_ROOTFS"); root != "" {
+		t.Skipf("the VM runs on %s, which has no Go toolchain for its architecture", root)
 	}
 	out, err := exec.Command("go", "env", "GOROOT", "GOMODCACHE", "GOCACHE").CombinedOutput()
 	if err != nil {
