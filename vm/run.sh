@@ -237,26 +237,36 @@ private_apt() {
 	fi
 }
 
-# resolve_kernel prints "<package> <version> <suite>" of the kernel to test.
+# resolve_kernel prints the kernels to test, best first, one "<package> <version> <suite>" line
+# each: the package each version of linux-image-cloud-<arch> depends on (newest version first),
+# or the versions of VM_KERNEL_PKG. Later lines are the fallbacks when a package is listed but
+# cannot be had (bullseye-security lists arm64 5.10.0-46 5.10.262-1, whose .deb is missing).
 resolve_kernel() {
-	local pkg=${VM_KERNEL_PKG:-} ver suite
-	if [[ -z $pkg ]]; then
-		pkg=$(papt apt-cache depends linux-image-cloud-$VM_ARCH 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
-	fi
-	[[ -n $pkg ]] || return 1
-	ver=$(papt apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
-	[[ -n $ver && $ver != "(none)" ]] || return 1
+	local meta mver pkg ver suite
 	# "pkg | version | URI suite/component arch Packages"
-	suite=$(papt apt-cache madison "$pkg" 2>/dev/null | awk -F'|' -v v="$ver" '{ gsub(/^ +| +$/, "", $2) } $2 == v { split($3, f, " "); sub("/.*", "", f[2]); print f[2]; exit }')
-	echo "$pkg $ver ${suite:-?}"
+	if [[ -n ${VM_KERNEL_PKG:-} ]]; then
+		papt apt-cache madison "$VM_KERNEL_PKG" 2>/dev/null | awk -F'|' '{ gsub(/^ +| +$/, "", $1); gsub(/^ +| +$/, "", $2)
+			split($3, f, " "); sub("/.*", "", f[2]); print $1, $2, f[2] }' | sort -k2,2Vr -u
+		return
+	fi
+	meta=linux-image-cloud-$VM_ARCH
+	while read -r mver; do
+		pkg=$(papt apt-cache show "$meta=$mver" 2>/dev/null | awk -F': ' '$1 == "Depends" { split($2, d, /[ ,]/); print d[1]; exit }')
+		[[ -n $pkg ]] || continue
+		papt apt-cache madison "$pkg" 2>/dev/null | awk -F'|' '{ gsub(/^ +| +$/, "", $1); gsub(/^ +| +$/, "", $2)
+			split($3, f, " "); sub("/.*", "", f[2]); print $1, $2, f[2] }' | sort -k2,2Vr
+	done < <(papt apt-cache madison "$meta" 2>/dev/null | awk -F'|' '{ gsub(/^ +| +$/, "", $2); print $2 }' | sort -Vr -u)
 }
 
 # fetch_kernel sets kdir to the cached, extracted kernel package (downloading it if needed) and
-# kernel_desc to "<package> <version> (<suite>)".
+# kernel_desc to "<package> <version> (<suite>)": the first of resolve_kernel's list that is
+# cached or can be downloaded.
 fetch_kernel() {
-	local pv
+	local candidates=
 	kernel_family
-	if ! private_apt "$VM_KERNEL-$VM_ARCH" "${suites[@]}" || ! pv=$(resolve_kernel); then
+	# The same package and version may be in two suites (bookworm and bookworm-security): once.
+	if ! private_apt "$VM_KERNEL-$VM_ARCH" "${suites[@]}" || ! candidates=$(resolve_kernel | awk '!seen[$1 " " $2]++') ||
+		[[ -z $candidates ]]; then
 		# Offline: fall back to the newest kernel of the family already cached, if any.
 		local glob="linux-image-$VM_KERNEL.[0-9]*-cloud-${VM_ARCH}_*"
 		[[ -n ${VM_KERNEL_PKG:-} ]] && glob="${VM_KERNEL_PKG}_*"
@@ -267,22 +277,38 @@ fetch_kernel() {
 		log "kernel for VM_KERNEL=$VM_KERNEL: $kernel_desc"
 		return
 	fi
-	local pkg ver suite
-	read -r pkg ver suite <<<"$pv"
-	kernel_desc="$pkg $ver ($suite)"
-	log "kernel for VM_KERNEL=$VM_KERNEL: $kernel_desc"
-	kdir="$VM_CACHE/kernel/${pkg}_${ver}"
-	if [[ -f $kdir/.complete ]]; then
-		log "kernel $pkg $ver cached in ${kdir#"$repo"/}"
-		return
-	fi
-	local t0 rel
+	local pkg ver suite first=1
+	while read -r pkg ver suite; do
+		kernel_desc="$pkg $ver ($suite)"
+		kdir="$VM_CACHE/kernel/${pkg}_${ver}"
+		if [[ -f $kdir/.complete ]]; then
+			log "kernel for VM_KERNEL=$VM_KERNEL VM_ARCH=$VM_ARCH: $kernel_desc, cached in ${kdir#"$repo"/}"
+			return
+		fi
+		((first)) || log "trying the next kernel the suites list: $kernel_desc"
+		first=0
+		download_kernel "$pkg" "$ver" && {
+			log "kernel for VM_KERNEL=$VM_KERNEL VM_ARCH=$VM_ARCH: $kernel_desc"
+			return
+		}
+		log "$pkg $ver is listed in $suite but could not be downloaded"
+	done <<<"$candidates"
+	die "no kernel package of VM_KERNEL=$VM_KERNEL VM_ARCH=$VM_ARCH could be downloaded (${suites[*]})"
+}
+
+# download_kernel PACKAGE VERSION downloads and extracts the kernel package into $kdir.
+download_kernel() {
+	local pkg=$1 ver=$2 t0 rel
 	t0=$(now)
 	mkdir -p "$VM_CACHE/kernel"
 	dl_tmp=$(mktemp -d "$VM_CACHE/dl.XXXXXX") # removed by cleanup if anything below fails
 	log "downloading $pkg $ver"
 	# The download directory belongs to root; papt tells apt not to drop to its _apt user for it.
-	(cd "$dl_tmp" && papt apt-get download "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
+	if ! (cd "$dl_tmp" && papt apt-get download "$pkg=$ver" >&2); then
+		rm -rf "$dl_tmp"
+		dl_tmp=
+		return 1
+	fi
 	rm -rf "$kdir" && mkdir -p "$kdir"
 	dpkg-deb -x "$dl_tmp"/*.deb "$kdir"
 	rm -rf "$dl_tmp"
