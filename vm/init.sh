@@ -3,8 +3,9 @@
 # load the kernel modules the host script put in /lib/modules (in dependency order), mount the
 # host's root file system (shared read-only over virtiofs, tag "hostroot") on /host, put fresh
 # proc, sysfs, devtmpfs, tmpfs, bpffs, cgroup2, tracefs and debugfs mounts on top of it, bring up
-# loopback, and run every test binary listed in /imdsv2/tests chrooted into /host, from its
-# package directory. It ends with one line the host script looks for:
+# loopback, and run every test binary listed in /imdsv2/tests chrooted into /host (in a VM of
+# another architecture: into an overlay of the root file system built for it), from its package
+# directory, then `imdsv2 demo`. It ends with one line the host script looks for:
 #     IMDSV2-VM-RESULT: PASS            or      IMDSV2-VM-RESULT: FAIL rc=N (what failed)
 # then powers the machine off. If /init dies instead, the kernel panics (panic=-1, -no-reboot) and
 # QEMU exits without that line, which the host script reports as a failure.
