@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/imdsv2/imdsv2/internal/nldump"
 )
@@ -60,7 +61,9 @@ func InspectHost(nsPath, cniDir string) (*Host, error) {
 			return nil, fmt.Errorf("open network namespace %s: %w", nsPath, err)
 		}
 		defer ns.Close()
-		if h, err = netlink.NewHandleAt(ns); err != nil {
+		// Links and addresses are all it reads: only NETLINK_ROUTE, so hosts without the
+		// xfrm_user or nfnetlink modules (which a handle for every family would need) work too.
+		if h, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE); err != nil {
 			return nil, fmt.Errorf("netlink in %s: %w", nsPath, err)
 		}
 		defer h.Close()

@@ -45,8 +45,9 @@
 #   VM_DEMO        1 (default): run `imdsv2 demo` after the tests, its exit status counted; 0: not
 #   VM_MODULES     kernel modules to load (dependencies are added from modules.dep; those the kernel
 #                  has built in, modules.builtin, are left out). The VM has no modprobe for the
-#                  kernel to load modules on demand: `imdsv2 demo` (ready's host inspection opens
-#                  netlink sockets of every family) needs xfrm_user and nfnetlink loaded
+#                  kernel to load modules on demand. xfrm_user and nfnetlink were what `imdsv2 demo`
+#                  needed while ready's host inspection opened netlink sockets of every family (it
+#                  asks for NETLINK_ROUTE only now); they stay loaded, as the VM runs were checked
 #   VM_TIMEOUT     seconds the whole VM may run before it is killed and the run fails (1200)
 #   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=10m)
 #   VM_TEST_SKIP   tests left out (a -test.skip pattern). Default: none on amd64; on arm64
