@@ -105,6 +105,42 @@ func New(opts Options) (*Auditor, error) {
 func (a *Auditor) Run(ctx context.Context, src Source) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	events, errc := readEvents(ctx, src)
+	tick := time.NewTicker(a.opts.TickInterval)
+	defer tick.Stop()
+	var prompt promptTimer
+	var err error
+loop:
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				err = <-errc
+				break loop
+			}
+			a.Handle(ev)
+		case <-prompt.c:
+			prompt.c = nil
+			a.savePromptlyIfDue()
+		case <-tick.C:
+			a.tickRun(len(events) > 0)
+		case <-ctx.Done():
+			cancel()
+			// What the reader already read was seen: count it, never drop it silently.
+			for ev := range events {
+				a.Handle(ev)
+			}
+			err = ctx.Err()
+			break loop
+		}
+		prompt.arm(a)
+	}
+	return a.stop(err)
+}
+
+// readEvents reads src on its own goroutine until it fails or ctx ends; the channel of events
+// is closed after the error is sent.
+func readEvents(ctx context.Context, src Source) (<-chan Event, <-chan error) {
 	events := make(chan Event, 256)
 	errc := make(chan error, 1)
 	go func() {
@@ -123,58 +159,45 @@ func (a *Auditor) Run(ctx context.Context, src Source) error {
 			}
 		}
 	}()
-	tick := time.NewTicker(a.opts.TickInterval)
-	defer tick.Stop()
-	// A change of the verdict is written to the state file promptly (see
-	// promptSaveGap), not at the next tick.
-	var prompt <-chan time.Time
-	armPrompt := func() {
-		if prompt == nil {
-			if d, ok := a.promptSaveIn(); ok {
-				prompt = time.After(d)
-			}
+	return events, errc
+}
+
+// promptTimer fires when a change of the verdict is due in the state file (see
+// promptSaveGap), not at the next tick.
+type promptTimer struct{ c <-chan time.Time }
+
+// arm starts the timer unless it runs already or no prompt save is pending.
+func (p *promptTimer) arm(a *Auditor) {
+	if p.c == nil {
+		if d, ok := a.promptSaveIn(); ok {
+			p.c = time.After(d)
 		}
 	}
-	var err error
-loop:
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				err = <-errc
-				break loop
-			}
-			a.Handle(ev)
-			armPrompt()
-		case <-prompt:
-			prompt = nil
-			a.mu.Lock()
-			due := a.promptSaveDueLocked(a.clock.Now())
-			a.mu.Unlock()
-			if due {
-				a.promptSave()
-			}
-			armPrompt()
-		case <-tick.C:
-			if len(events) > 0 {
-				// A backlog: answers may still be waiting behind the token PUTs they
-				// answer, so token time-outs are judged by the last event handled,
-				// not by the wall clock.
-				a.tick(a.lastEventTime())
-			} else {
-				a.Tick()
-			}
-			armPrompt()
-		case <-ctx.Done():
-			cancel()
-			// What the reader already read was seen: count it, never drop it silently.
-			for ev := range events {
-				a.Handle(ev)
-			}
-			err = ctx.Err()
-			break loop
-		}
+}
+
+// savePromptlyIfDue writes the state file when a prompt save is due now.
+func (a *Auditor) savePromptlyIfDue() {
+	a.mu.Lock()
+	due := a.promptSaveDueLocked(a.clock.Now())
+	a.mu.Unlock()
+	if due {
+		a.promptSave()
 	}
+}
+
+// tickRun is Run's periodic tick. With a backlog, answers may still be waiting behind the
+// token PUTs they answer, so token time-outs are judged by the last event handled, not by the
+// wall clock.
+func (a *Auditor) tickRun(backlog bool) {
+	if backlog {
+		a.tick(a.lastEventTime())
+		return
+	}
+	a.Tick()
+}
+
+// stop ends a Run: a last tick, the coverage span closed, the state file written.
+func (a *Auditor) stop(err error) error {
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
