@@ -188,41 +188,46 @@ func socketNetnsCookie() (uint64, error) {
 	return unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
 }
 
-// netnsCookie returns the cookie of the network namespace at path, from a thread that enters
-// it and comes back (a thread that cannot come back is left to die with its goroutine).
-func netnsCookie(path string) (uint64, error) {
+// netnsCookie returns the cookie of the network namespace at path.
+func netnsCookie(path string) (c uint64, err error) {
+	err = inNetns(path, func() (err error) {
+		c, err = socketNetnsCookie()
+		return err
+	})
+	return c, err
+}
+
+// inNetns runs f on a thread that enters the network namespace at path and comes back (a
+// thread that cannot come back is left to die with its goroutine). Sockets f opens stay in
+// that namespace.
+func inNetns(path string, f func() error) error {
 	target, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer target.Close()
-	type result struct {
-		cookie uint64
-		err    error
-	}
-	done := make(chan result, 1)
+	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		self, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: err}
+			done <- err
 			return
 		}
 		defer self.Close()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("enter %s: %w", path, err)}
+			done <- fmt.Errorf("enter %s: %w", path, err)
 			return
 		}
-		c, err := socketNetnsCookie()
+		err = f()
 		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		}
-		done <- result{c, err}
+		done <- err
 	}()
-	r := <-done
-	return r.cookie, r.err
+	return <-done
 }
 
 // singleRecordCapture is what the packet programs for kernels without BTF keep of a packet: one

@@ -24,8 +24,9 @@
  *  - it never changes a packet's or a connect()'s fate: the cgroup programs
  *    return 1 (allow) on every path, the tracepoints return 0;
  *  - it emits nothing for traffic that is not to or from IMDS, and spends as
- *    little as it can on it: a packet of a socket connected elsewhere is let
- *    through after a few loads from the context, without a helper call;
+ *    little as it can on it: a packet to anything else is let through after
+ *    a few loads (egress: of its destination address, which DNAT may have
+ *    made IMDS's; ingress: of its socket's peer), without a helper call;
  *  - a record that cannot be reserved in the ring buffer is counted in
  *    `lost`, never dropped silently;
  *  - a record does not wake the reader up unless a burst is waiting
@@ -793,10 +794,10 @@ static __always_inline __u32 pack_meta(const struct pkt *p, __u8 kind)
 }
 
 /*
- * The common path: whether a packet may belong to IMDS, from the socket's
- * addresses in the context (a few loads, no helper call). False for a socket
- * connected to anything else, nearly every packet of a host. True when its peer
- * is IMDS, and when it has no peer (port 0: a listener, an unconnected datagram
+ * The common path of ingress: whether a packet may belong to IMDS, from the
+ * socket's addresses in the context (a few loads, no helper call). False for a
+ * socket connected to anything else, nearly every packet of a host. True when
+ * its peer is IMDS, and when it has no peer (port 0: a listener, an unconnected datagram
  * socket, the socket BPF_PROG_TEST_RUN makes up), where the packet's own
  * addresses decide as they always did.
  */
@@ -821,13 +822,44 @@ static __always_inline bool maybe_imds(struct __sk_buff *skb)
 	return a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff) && a3 == imds_ip4;
 }
 
+/*
+ * The common path of egress: whether the packet's own destination is IMDS,
+ * read in place without a helper call (direct packet access, read-only for
+ * cgroup_skb since Linux 5.2). The packet decides, not the socket: an OUTPUT
+ * DNAT rule (a Service whose endpoint is IMDS, a proxy's redirect) sends a
+ * socket connected elsewhere to IMDS, and the egress hook sees the packet
+ * after it; its records go out as FLAG_NO_CONNECT, the connect having been to
+ * another address. parse() checks the same address again, with the rest. A
+ * network header not in the linear part goes on to parse(), which decides.
+ */
+static __always_inline bool sent_to_imds(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 proto = skb->protocol;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct ip4hdr *ip = data;
+		if ((void *)(ip + 1) > end)
+			return true;
+		return ip->daddr == imds_ip4;
+	}
+	if (proto != bpf_htons(ETH_P_IPV6))
+		return false;
+	struct ip6hdr *ip6 = data;
+	if ((void *)(ip6 + 1) > end)
+		return true;
+	return ip6->daddr[0] == imds_ip6[0] && ip6->daddr[1] == imds_ip6[1] &&
+	       ip6->daddr[2] == imds_ip6[2] && ip6->daddr[3] == imds_ip6[3];
+}
+
 /* Reports an IMDS segment with emit_payload (kernel BTF) or, nobtf, with one
  * inlined record; allows the packet whatever it is. */
 static __always_inline int on_packet(struct __sk_buff *skb, bool egress, bool nobtf)
 {
 	struct pkt p = {};
 
-	if (!maybe_imds(skb) || parse(skb, &p, egress) < 0)
+	if (!(egress ? sent_to_imds(skb) : maybe_imds(skb)) || parse(skb, &p, egress) < 0)
 		return ALLOW;
 	__u32 meta = pack_meta(&p, egress ? EVENT_SEND : EVENT_RECV);
 	if (nobtf)
