@@ -149,6 +149,25 @@ func TestExecReportedOnlyForCallers(t *testing.T) {
 	}
 }
 
+// TestExitReportedAfterReexec: a process that connected to IMDS and then executed another
+// program, which never connects, still has its exit reported: its new exec record replaced the
+// reported one in the kernel's table, and user space must let go of the old image.
+func TestExitReportedAfterReexec(t *testing.T) {
+	b := newBed(t, Options{})
+	script := fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d; printf 'GET /latest/meta-data/ HTTP/1.0\r\n\r\n' >&3; `+
+		`read -r line <&3; exec 3>&-; exec /bin/true`, b.imds.port)
+	cmd := exec.Command("/bin/bash", "-c", script)
+	b.run(t, cmd)
+	pid := cmd.Process.Pid
+	evs := b.ev.waitFor(t, "the exit of the re-executed caller", count(audit.EventExit, byPID(pid), 1))
+	if n := len(filter(evs, audit.EventConnect, byPID(pid))); n != 1 {
+		t.Errorf("%d connects of pid %d, want 1:\n%s", n, pid, dump(evs))
+	}
+	if execs := filter(evs, audit.EventExec, byPID(pid)); len(execs) != 1 || execs[0].Exe != "/bin/bash" {
+		t.Errorf("exec records of pid %d = %+v; want only bash's (true never connected)", pid, execs)
+	}
+}
+
 // TestLoneRecordIsDelivered: the kernel submits records without waking the reader up
 // (BPF_RB_NO_WAKEUP) until a burst fills part of the ring buffer; a lone record must still be
 // read, by the reader's own periodic wake-up. A child connects and then holds the connection

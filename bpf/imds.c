@@ -220,7 +220,11 @@ struct {
  */
 struct exec_info {
 	__u8 reported; /* hdr and data went into the ring buffer */
-	__u8 pad[7];
+	/* An earlier image of the process was reported (it connected, then
+	 * executed this one): its exit is reported although this record may
+	 * never be, so that user space lets go of the old image. */
+	__u8 exit_due;
+	__u8 pad[6];
 	struct event hdr; /* EVENT_EXEC at the time of the exec; cap_len bytes of data */
 	__u8 data[EXE_MAX + ARGV_MAX];
 };
@@ -923,7 +927,7 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	/* The scratch record is reused: clear all but its data, which cap_len
 	 * bounds. */
-	__builtin_memset(x, 0, sizeof(x->reported) + sizeof(x->pad) + sizeof(x->hdr));
+	__builtin_memset(x, 0, __builtin_offsetof(struct exec_info, data));
 	e->time_ns = bpf_ktime_get_boot_ns();
 	fill_identity(&e->id);
 	e->kind = EVENT_EXEC;
@@ -958,14 +962,19 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 	e->cap_len = exe + n;
 
 	__u32 pid = e->id.pid;
+	/* A re-exec replaces the record of the image before; a process reported
+	 * under that one still has its exit reported. */
+	struct exec_info *old = bpf_map_lookup_elem(&execs, &pid);
+	if (old && (old->reported || old->exit_due))
+		x->exit_due = 1;
 	bpf_map_update_elem(&execs, &pid, x, BPF_ANY);
 	return 0;
 }
 
 /* The exit of a process: its exec record goes; the exit is reported only for
- * a process whose exec record was (it or a descendant connected to IMDS), so
- * that user space can let go of it. One per process: when its thread-group
- * leader exits. */
+ * a process whose exec record was, this image's or an earlier one's (it or a
+ * descendant connected to IMDS), so that user space can let go of it. One
+ * per process: when its thread-group leader exits. */
 SEC("raw_tracepoint/sched_process_exit")
 int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -978,7 +987,7 @@ int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct exec_info *x = bpf_map_lookup_elem(&execs, &pid);
 	if (!x)
 		return 0;
-	if (x->reported) {
+	if (x->reported || x->exit_due) {
 		struct event *e = reserve(sizeof(*e));
 		if (e) {
 			fill_identity(&e->id);

@@ -68,7 +68,8 @@ const (
 type imdsExecInfo struct {
 	_        structs.HostLayout
 	Reported uint8
-	Pad      [7]uint8
+	ExitDue  uint8
+	Pad      [6]uint8
 	Hdr      imdsEvent
 	Data     [2304]uint8
 }
