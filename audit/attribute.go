@@ -171,7 +171,7 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 		Source: SourceKernel, Preexisting: id.preexisting}
 	cgroupID := id.cgroupID
 	var cgroups []string
-	r := a.execs.lookup(id.pid, t)
+	r, pr, live := a.image(id.pid, t)
 	if r != nil {
 		p.Exe, p.Cmdline, p.Source = r.exe, a.known.scrub(r.cmdline), SourceExec
 		if p.PPID == 0 {
@@ -184,7 +184,7 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 			cgroupID = r.cgroupID
 		}
 	}
-	if pr, ok := a.liveProcess(id.pid, t); ok {
+	if live {
 		if p.Source == SourceKernel {
 			p.Exe, p.Cmdline, p.Source = clean(pr.Exe, maxPathBytes), joinArgs(pr.Cmdline, a.known), SourceProc
 			if p.Comm == "" {
@@ -226,6 +226,29 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 	return p
 }
 
+// image returns what names pid at time t: its exec record, and the process
+// /proc has under that pid when it was already running at t (live). An exec
+// record older than that process's start is of an earlier holder of the pid
+// whose exit was never reported (the kernel's table evicted its record): the
+// pid was reused by a process that has not executed since, else its own,
+// newer record would be the one found. Such a record is dropped, and marked
+// exited when the new process started.
+func (a *Auditor) image(pid uint32, t time.Time) (r *execRecord, pr proc.Process, live bool) {
+	r = a.execs.lookup(pid, t)
+	pr, live = a.liveProcess(pid, t)
+	if r != nil && live && !pr.Started.IsZero() && pr.Started.After(r.at.Add(startSlack)) {
+		if r.exited.IsZero() {
+			r.exited = pr.Started
+		}
+		r = nil
+	}
+	return r, pr, live
+}
+
+// startSlack is how far /proc's start times may be off: they have a 10 ms
+// tick and the boot time a one-second resolution.
+const startSlack = time.Second
+
 // liveProcess reads pid from the process table and rejects a process that
 // started after t: the pid was reused.
 func (a *Auditor) liveProcess(pid uint32, t time.Time) (proc.Process, bool) {
@@ -236,9 +259,7 @@ func (a *Auditor) liveProcess(pid uint32, t time.Time) (proc.Process, bool) {
 	if err != nil {
 		return pr, false
 	}
-	// One second of slack: start times have a 10 ms tick and the boot time
-	// a one-second resolution.
-	if !pr.Started.IsZero() && !t.IsZero() && pr.Started.After(t.Add(time.Second)) {
+	if !pr.Started.IsZero() && !t.IsZero() && pr.Started.After(t.Add(startSlack)) {
 		return pr, false
 	}
 	return pr, true
@@ -252,10 +273,11 @@ func (a *Auditor) parents(pid, ppid uint32, t time.Time) []Ancestor {
 		seen[ppid] = true
 		anc := Ancestor{PID: ppid}
 		next := uint32(0)
-		if r := a.execs.lookup(ppid, t); r != nil {
+		r, pr, live := a.image(ppid, t)
+		if r != nil {
 			anc.Comm, anc.Exe, anc.Cmdline, next = r.comm, r.exe, a.known.scrub(r.cmdline), r.ppid
 		}
-		if pr, ok := a.liveProcess(ppid, t); ok {
+		if live {
 			if anc.Exe == "" && anc.Cmdline == "" {
 				anc.Comm, anc.Exe, anc.Cmdline = clean(pr.Comm, maxNameBytes), clean(pr.Exe, maxPathBytes), joinArgs(pr.Cmdline, a.known)
 			}

@@ -151,6 +151,40 @@ func TestPIDReuseIsNotAttributed(t *testing.T) {
 	}
 }
 
+// TestExecRecordOfReusedPIDIsDropped: pid 4242 executed /usr/bin/old and sent a request, and
+// its exit was never reported (the kernel's table evicted its record); an hour later another
+// process holds pid 4242, forked without exec, and sends a request. The old exec record must
+// not name it: /proc says it started after that exec. The old request keeps its name.
+func TestExecRecordOfReusedPIDIsDropped(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	later := t0.Add(time.Hour)
+	h.table.extra[4242] = proc.Process{PID: 4242, PPID: 1, Comm: "worker", Exe: "/usr/bin/new",
+		Cmdline: []string{"new", "--worker"}, Started: later}
+	r := replay.New(t0)
+	old := replay.Proc{PID: 4242, PPID: 1, Comm: "old"}
+	r.Exec(old, "/usr/bin/old", "old", "--serve")
+	r.Advance(time.Millisecond)
+	c := r.Connect(old)
+	c.Send(replay.GetV1("/latest/meta-data/", "curl/8"))
+	c.Recv(replay.Answer(200, 1), 64)
+	c.Close()
+	r.Advance(time.Hour + time.Minute)
+	c = r.Connect(replay.Proc{PID: 4242, PPID: 1, Comm: "worker"})
+	c.Send(replay.GetV1("/latest/meta-data/", "curl/8"))
+	c.Recv(replay.Answer(200, 1), 64)
+	h.feed(r)
+	got := h.requests()
+	if len(got) != 2 {
+		t.Fatalf("%d requests, want 2: %+v", len(got), got)
+	}
+	if p := got[0].Process; p.Source != audit.SourceExec || p.Exe != "/usr/bin/old" || p.Cmdline != "old --serve" {
+		t.Errorf("first request: %+v; want the old image's exec record", p)
+	}
+	if p := got[1].Process; p.Source != audit.SourceProc || p.Exe != "/usr/bin/new" || p.Cmdline != "new --worker" {
+		t.Errorf("request of the reused pid: %+v; want the new process from /proc", p)
+	}
+}
+
 func TestExecReplacesImage(t *testing.T) {
 	// sh -c 'exec curl ...': the same pid runs two images; the request is
 	// attributed to the one running when it was sent.
