@@ -40,8 +40,9 @@ type Options struct {
 	Cgroup string
 	// Host are the host's /proc and cgroup2 mount as this process sees them, for an agent in
 	// a container (the CLI's --host-proc and --host-cgroup); "" means this process's own.
-	// They name callers (the default Audit.ProcessTable), set BPF.HostCgroup, and are
-	// recorded, with this process's namespaces, in the coverage (Audit.Agent).
+	// They name callers (the default Audit.ProcessTable), set BPF.HostCgroup and, from the
+	// host's pid 1, BPF.HostNetns (when those are ""), and are recorded, with this process's
+	// namespaces, in the coverage (Audit.Agent).
 	Host hostns.Paths
 	// BPF configures the kernel side; the zero value audits the real IMDS addresses.
 	BPF bpf.Options
@@ -142,6 +143,11 @@ func Start(opts Options) (*Agent, error) {
 	}
 	if opts.BPF.HostCgroup == "" {
 		opts.BPF.HostCgroup = opts.Host.Cgroup
+	}
+	if opts.BPF.HostNetns == "" && opts.Host.Proc != "" {
+		// Given the host's /proc, the agent may run in a network namespace of its own (a pod
+		// without hostNetwork): the host's is the initial one, its pid 1's.
+		opts.BPF.HostNetns = filepath.Join(opts.Host.Proc, "1", "ns", "net")
 	}
 	if opts.Audit.ProcessTable == nil {
 		opts.Audit.ProcessTable = processTable(opts.Host)

@@ -11,6 +11,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,15 +82,7 @@ func TestStartErrors(t *testing.T) {
 func TestStop(t *testing.T) {
 	privtest.Require(t)
 	cg := cgroup.ForTest(t)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "i-0123456789abcdef0")
-	}), ReadHeaderTimeout: guard}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	url := "http://" + ln.Addr().String() + "/latest/meta-data/instance-id"
+	port, url := fakeIMDS(t)
 	options := func(stop Stop) Options {
 		return Options{Cgroup: cg.Path(), Stop: stop,
 			BPF: bpf.Options{IPv4: netip.MustParseAddr("127.0.0.1"), IPv6: netip.MustParseAddr("::1"), Port: port}}
@@ -102,15 +97,7 @@ func TestStop(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(a.Close)
 		assert.Equal(t, cg.Path(), a.Features().Cgroup)
-		get := exec.Command("curl", "-sS", "-m", "30", url)
-		cg.Prepare(get)
-		out, err := get.CombinedOutput()
-		require.NoError(t, err, "%s", out)
-		ctx, cancel := context.WithTimeout(context.Background(), guard)
-		defer cancel()
-		s, watched, err := a.Wait(ctx)
-		require.NoError(t, err)
-		require.NoError(t, ctx.Err(), "Wait ended at the guard, not when the request was seen")
+		s, watched := getAndWait(t, a, cg, url)
 		assert.Equal(t, uint64(1), s.Requests[audit.ClassIMDSv1])
 		assert.Positive(t, watched)
 		require.NotEmpty(t, s.Coverage.Spans)
@@ -143,6 +130,86 @@ func TestStop(t *testing.T) {
 		_, _, err = a.Wait(ctx)
 		assert.False(t, errors.Is(err, context.Canceled), "a stop is not an error: %v", err)
 	})
+}
+
+// getAndWait runs curl on url in cg and waits for a, which must stop on the request seen.
+func getAndWait(t *testing.T, a *Agent, cg *cgroup.Group, url string) (*audit.Summary, time.Duration) {
+	t.Helper()
+	get := exec.Command("curl", "-sS", "-m", "30", url)
+	cg.Prepare(get)
+	out, err := get.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	s, watched, err := a.Wait(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ctx.Err(), "Wait ended at the guard, not when the request was seen")
+	return s, watched
+}
+
+// fakeIMDS serves an instance id on a loopback port until the test ends; it returns the port
+// and the URL of the instance id.
+func fakeIMDS(t *testing.T) (uint16, string) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "i-0123456789abcdef0")
+	}), ReadHeaderTimeout: guard}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return uint16(ln.Addr().(*net.TCPAddr).Port), "http://" + ln.Addr().String() + "/latest/meta-data/instance-id"
+}
+
+// TestHostProcNamesHostNetns: given the host's /proc (an agent in a pod without
+// hostNetwork), the host's network namespace is its pid 1's, not the agent's own. The "host"
+// here is a pid and network namespace of the test's making, whose /proc the agent is given;
+// the caller runs beside the agent, so it has a network of its own. With the agent's namespace
+// taken for the host's it was reported as the host's.
+func TestHostProcNamesHostNetns(t *testing.T) {
+	privtest.Require(t)
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		privtest.Unavailable(t, "unshare (util-linux) not found: "+err.Error())
+	}
+	host := exec.Command(unshare, "--net", "--pid", "--fork", "--mount-proc", "/bin/sleep", "600")
+	host.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, host.Start())
+	t.Cleanup(func() { _ = host.Process.Kill(); _ = host.Wait() })
+	hostProc := "/proc/" + strconv.Itoa(host.Process.Pid) + "/root/proc"
+	initNet := hostProc + "/1/ns/net"
+	for deadline := time.Now().Add(guard); ; time.Sleep(10 * time.Millisecond) { // its /proc is mounted after the fork
+		if _, err := os.Stat(initNet); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the test's host /proc: %v", err)
+		}
+	}
+	cg := cgroup.ForTest(t)
+	port, url := fakeIMDS(t)
+	var (
+		mu      sync.Mutex
+		records []audit.Record
+	)
+	seen := func(*Agent) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(records) > 0
+	}
+	a, err := Start(Options{Cgroup: cg.Path(), Host: hostns.Paths{Proc: hostProc}, Stop: Stop{Until: seen},
+		BPF: bpf.Options{IPv4: netip.MustParseAddr("127.0.0.1"), IPv6: netip.MustParseAddr("::1"), Port: port},
+		Audit: audit.Options{OnRecord: func(r audit.Record) {
+			mu.Lock()
+			defer mu.Unlock()
+			records = append(records, r)
+		}}})
+	require.NoError(t, err)
+	t.Cleanup(a.Close)
+	getAndWait(t, a, cg, url)
+	mu.Lock()
+	defer mu.Unlock()
+	p := records[0].Process
+	assert.True(t, p.OtherNetwork, "caller in the agent's own namespace: %+v", p)
+	assert.False(t, p.HostNetwork, "caller in the agent's own namespace: %+v", p)
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

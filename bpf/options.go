@@ -72,8 +72,9 @@ type Options struct {
 	// HostNetns is the network namespace whose callers count as the host's (their events say
 	// HostNetns; any other namespace is a caller's own: a container on a bridge, a pod), as a
 	// path: /proc/PID/ns/net, /run/netns/NAME. Default: the agent's own, which is the host's
-	// when it runs on the host or in a container with host networking. The demo and the test
-	// bed name their simulated instance's.
+	// when it runs on the host or in a container with host networking (agent.Start, given the
+	// host's /proc, defaults it to the host's pid 1's). The demo and the test bed name their
+	// simulated instance's.
 	HostNetns string
 
 	// netnsUnknown makes the kernel side record no network namespace cookie, as where the
