@@ -48,6 +48,7 @@
 #                  kernel to load modules on demand. xfrm_user and nfnetlink were what `imdsv2 demo`
 #                  needed while ready's host inspection opened netlink sockets of every family (it
 #                  asks for NETLINK_ROUTE only now); they stay loaded, as the VM runs were checked
+#                  with them. nf_tables, nft_chain_nat and nft_nat: bpf's TestDNATToIMDSReported (nft)
 #   VM_TIMEOUT     seconds the whole VM may run before it is killed and the run fails (1200)
 #   VM_TEST_FLAGS  flags for every test binary (-test.v -test.count=1 -test.timeout=10m)
 #   VM_TEST_SKIP   tests left out (a -test.skip pattern). Default: none on amd64; on arm64
@@ -83,7 +84,7 @@ VM_LAST_PKGS="./audit/proc/"
 VM_EXCLUDE=${VM_EXCLUDE:-./imds/}
 VM_DEMO=${VM_DEMO:-1}
 VM_PKGS=${VM_PKGS:-}
-VM_MODULES=${VM_MODULES:-veth bridge virtio_pci virtiofs overlay xfrm_user nfnetlink}
+VM_MODULES=${VM_MODULES:-veth bridge virtio_pci virtiofs overlay xfrm_user nfnetlink nf_tables nft_chain_nat nft_nat}
 VM_TIMEOUT=${VM_TIMEOUT:-1200}
 VM_TEST_FLAGS=${VM_TEST_FLAGS:--test.v -test.count=1 -test.timeout=10m}
 VM_TEST_SKIP_SET=${VM_TEST_SKIP+set}
