@@ -333,8 +333,9 @@ download_kernel() {
 
 # VM_ROOTFS_PKGS are the Debian packages of the root file system of a VM whose architecture is not
 # the machine's: what the tests and the demo run (curl and python3 as IMDSv1 callers, sh, unshare,
-# mount, sleep, true, head; ip for vmcheck), busybox for /init, and their dependencies.
-VM_ROOTFS_PKGS="busybox-static dash coreutils util-linux mount curl python3 iproute2"
+# mount, sleep, true, head; ip for vmcheck; nft for the DNAT test), busybox for /init, and their
+# dependencies.
+VM_ROOTFS_PKGS="busybox-static dash coreutils util-linux mount curl python3 iproute2 nftables"
 VM_ROOTFS_SUITES="bookworm bookworm-security"
 
 # build_rootfs sets rootfs to a root file system of VM_ARCH's Debian packages (VM_ROOTFS_PKGS of
