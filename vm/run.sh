@@ -332,10 +332,10 @@ download_kernel() {
 }
 
 # VM_ROOTFS_PKGS are the Debian packages of the root file system of a VM whose architecture is not
-# the machine's: what the tests and the demo run (curl and python3 as IMDSv1 callers, sh, unshare,
+# the machine's: what the tests and the demo run (curl and python3 as IMDSv1 callers, sh, bash, unshare,
 # mount, sleep, true, head; ip for vmcheck; nft for the DNAT test), busybox for /init, and their
 # dependencies.
-VM_ROOTFS_PKGS="busybox-static dash coreutils util-linux mount curl python3 iproute2 nftables"
+VM_ROOTFS_PKGS="busybox-static dash bash coreutils util-linux mount curl python3 iproute2 nftables"
 VM_ROOTFS_SUITES="bookworm bookworm-security"
 
 # build_rootfs sets rootfs to a root file system of VM_ARCH's Debian packages (VM_ROOTFS_PKGS of
@@ -371,8 +371,11 @@ build_rootfs() {
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$rootfs/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
 	[[ -e $rootfs/bin/sh ]] || ln -s dash "$rootfs/bin/sh"
-	ln -sfn /run "$rootfs/var/run" # ip netns and the test bed keep named namespaces there
-	ln -sfn /run/lock "$rootfs/var/lock"
+	# base-files (which bash pulls in) ships /var/run and /var/lock as empty directories: links
+	# to /run instead, where ip netns and the test bed keep named namespaces.
+	rm -rf "${rootfs:?}/var/run" "${rootfs:?}/var/lock"
+	ln -s /run "$rootfs/var/run"
+	ln -s /run/lock "$rootfs/var/lock"
 	echo imdsv2-vm >"$rootfs/etc/hostname"
 	touch "$rootfs/.complete"
 	log "root file system for $VM_ARCH built in ${rootfs#"$repo"/} in $(since "$t0")"
