@@ -208,7 +208,9 @@ func IdentifyRequest(userAgent string, s Shape, from Sender) Info {
 			if f.kind == KindAWSSDK && f.min == "" {
 				// A family told apart by shape, not version: the shape itself is the token path.
 				info.Advice = f.name + " (" + f.note + ") asks for tokens on this path; it sends IMDSv1 only after " +
-					"its token request failed (hop limit too low, proxy, 403/404/405): fix that, then set " + DisableV1Fallback
+					"its token request failed (hop limit too low, proxy, 403/404/405): fix that, then set " + DisableV1Fallback +
+					"; v2 releases before " + imdsfacts.JavaScriptV2.MinIMDSv2 + " also make some calls without a token " +
+					"(those carry its User-Agent and are named by it): upgrade those"
 			}
 			return info
 		}
