@@ -1,7 +1,10 @@
 package audit
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -62,4 +65,17 @@ func EscapeJSON(b []byte) []byte {
 // invisibleInJSON reports whether r is left raw by encoding/json but acts on a terminal.
 func invisibleInJSON(r rune) bool {
 	return (r >= 0x80 && r <= 0x9f) || unicode.Is(unicode.Bidi_Control, r)
+}
+
+// WriteIndentedJSON writes v as indented JSON with the invisible controls escaped (EscapeJSON):
+// the layout of every single-document JSON output of the commands.
+func WriteIndentedJSON(w io.Writer, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(EscapeJSON(b.Bytes()))
+	return err
 }

@@ -2,8 +2,6 @@ package ready
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -17,14 +15,7 @@ import (
 // encoding/json leaves raw but a terminal acts on (C1 controls, bidirectional controls) are
 // escaped (audit.EscapeJSON); the data is the same.
 func WriteJSON(w io.Writer, r *Report) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		return err
-	}
-	_, err := w.Write(audit.EscapeJSON(b.Bytes()))
-	return err
+	return audit.WriteIndentedJSON(w, r)
 }
 
 // WriteText writes the report for people: the verdict (and what it is about) first, the

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -170,14 +168,7 @@ func (c *getConfig) run(ctx context.Context, s streams) error {
 // C1 and bidirectional controls escaped (audit.EscapeJSON): values read from IMDS or a process
 // cannot hide text on the terminal of whoever reads the JSON.
 func writeJSON(w io.Writer, v any) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	_, err := w.Write(audit.EscapeJSON(b.Bytes()))
-	return err
+	return audit.WriteIndentedJSON(w, v)
 }
 
 // getPath is a PATH of imdsv2 get: a tree under /latest/ and a path in it.

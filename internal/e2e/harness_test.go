@@ -190,17 +190,15 @@ func (h *harness) runIn(t testing.TB, cg *cgroup.Group, ns testbed.NS, wantOK bo
 			name = p
 		}
 	}
-	cmd := exec.Command(name, args...)
+	// exec kills a program still running after outcomeLimit (a timer of our own read
+	// cmd.Process while Start wrote it).
+	ctx, cancel := context.WithTimeout(context.Background(), outcomeLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cg.Prepare(cmd)
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	timer := time.AfterFunc(outcomeLimit, func() {
-		if cmd.Process != nil {
-			_ = cmd.Process.Kill()
-		}
-	})
-	defer timer.Stop()
 	err := h.bed.Run(ns, cmd)
 	if cmd.Process == nil {
 		t.Fatalf("%s: %v", name, err)
