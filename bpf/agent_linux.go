@@ -158,7 +158,7 @@ type hostNetnsID struct {
 // hostNetns names the network namespace the kernel side counts as the host's: the one at path
 // (Options.HostNetns), or the agent's own (it runs on the host, or in a container with host
 // networking). By its cookie (SO_NETNS_COOKIE, Linux 5.14), or, before 5.14, as the initial
-// namespace when it is the network namespace of the initial pid namespace's init. Otherwise it
+// namespace when it is the network namespace of the host's init (initNetns). Otherwise it
 // cannot be named, and the kernel side records no cookie.
 func hostNetns(path string) hostNetnsID {
 	if path == "" {
@@ -169,13 +169,47 @@ func hostNetns(path string) hostNetnsID {
 	} else if c, err := netnsCookie(path); err == nil && c != 0 {
 		return hostNetnsID{cookie: c, known: 1}
 	}
-	var pid, ns, init unix.Stat_t
-	if unix.Stat("/proc/self/ns/pid", &pid) == nil && pid.Ino == hostns.InitialPIDNSInode &&
-		unix.Stat(path, &ns) == nil && unix.Stat("/proc/1/ns/net", &init) == nil &&
-		ns.Ino == init.Ino && ns.Dev == init.Dev {
+	if initNetns(path, statNS) {
 		return hostNetnsID{known: 1}
 	}
 	return hostNetnsID{}
+}
+
+// initNetns reports whether the network namespace at path is the initial one: that of pid 1
+// of the initial pid namespace (the host's init, which never leaves it). Pid 1 is looked up in
+// this process's /proc and, when path is "<proc>/1/ns/net", in that /proc (the host's, given to
+// an agent in a pod with its own pid namespace).
+func initNetns(path string, stat func(string) (nsID, error)) bool {
+	target, err := stat(path)
+	if err != nil {
+		return false
+	}
+	roots := []string{"/proc"}
+	if root, ok := strings.CutSuffix(path, "/1/ns/net"); ok && root != "/proc" {
+		roots = append(roots, root)
+	}
+	for _, root := range roots {
+		pid, err := stat(root + "/1/ns/pid")
+		if err != nil || pid.ino != hostns.InitialPIDNSInode {
+			continue
+		}
+		if net, err := stat(root + "/1/ns/net"); err == nil && net == target {
+			return true
+		}
+	}
+	return false
+}
+
+// nsID names a namespace by its nsfs device and inode.
+type nsID struct{ dev, ino uint64 }
+
+// statNS stats a namespace link.
+func statNS(path string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, err
+	}
+	return nsID{dev: uint64(st.Dev), ino: st.Ino}, nil
 }
 
 // socketNetnsCookie returns the cookie of the calling thread's network namespace.

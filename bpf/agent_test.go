@@ -18,6 +18,8 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/internal/netguard"
+	"github.com/imdsv2/imdsv2/internal/privtest"
 )
 
 // TestRequestIsReported runs a curl-like child in the test cgroup against the fake IMDS over
@@ -229,8 +231,8 @@ func TestConnectFromOwnNetworkNamespace(t *testing.T) {
 // TestHostNetnsNamedByPath: Options.HostNetns names another namespace as the host's (the demo's
 // simulated instance); a caller in the agent's own namespace is then in a namespace of its own.
 func TestHostNetnsNamedByPath(t *testing.T) {
-	if !netnsKnown() {
-		t.Skip("the agent cannot name network namespaces here (no SO_NETNS_COOKIE before Linux 5.14)")
+	if _, err := socketNetnsCookie(); err != nil {
+		t.Skipf("this kernel cannot name a namespace other than the initial one (SO_NETNS_COOKIE, Linux 5.14): %v", err)
 	}
 	holder := exec.Command("/bin/sleep", "600")
 	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
@@ -261,6 +263,88 @@ func TestNetnsUnknownRecordsNoCookie(t *testing.T) {
 	evs := b.ev.waitFor(t, "the connect", count(audit.EventConnect, byPID(cmd.Process.Pid), 1))
 	if c := filter(evs, audit.EventConnect, byPID(cmd.Process.Pid))[0]; c.NetnsCookie != 0 || c.HostNetns {
 		t.Errorf("connect with cookie %d, host %v; want neither", c.NetnsCookie, c.HostNetns)
+	}
+}
+
+// TestParentNetnsIsHost: Options.HostNetns naming the namespace the test started in (under
+// netguard, its parent's: in the test VMs the initial one, the host init's, which is what an
+// agent in a pod is given) is named on every kernel: by its cookie from 5.14, before that as the
+// initial one. A caller there is the host's; one in the test's private namespace is not. The
+// caller in the parent's namespace only connects to loopback and sends nothing.
+func TestParentNetnsIsHost(t *testing.T) {
+	if !netguard.Active() {
+		t.Skip("the test runs in the machine's network namespace (not under netguard): no other namespace to tell apart")
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		privtest.Unavailable(t, "nsenter (util-linux) not found: "+err.Error())
+	}
+	parent := "/proc/" + strconv.Itoa(os.Getppid()) + "/ns/net"
+	if id := hostNetns(parent); id.known != 1 {
+		t.Fatalf("the namespace the test started in (%s) is not named: %+v", parent, id)
+	}
+	b := newBed(t, Options{HostNetns: parent})
+	addr := "127.0.0.1:" + strconv.Itoa(int(b.imds.port))
+	own := child("connect-exit", addr)
+	b.run(t, own)
+	host := child("connect-exit", addr)
+	host.Args = append([]string{nsenter, "--net=" + parent, "--"}, host.Args...)
+	host.Path = nsenter
+	b.run(t, host)
+	evs := b.ev.waitFor(t, "both connects", func(evs []audit.Event) bool {
+		return count(audit.EventConnect, byPID(own.Process.Pid), 1)(evs) && count(audit.EventConnect, byPID(host.Process.Pid), 1)(evs)
+	})
+	o := filter(evs, audit.EventConnect, byPID(own.Process.Pid))[0]
+	h := filter(evs, audit.EventConnect, byPID(host.Process.Pid))[0]
+	if o.NetnsCookie == 0 || o.HostNetns || h.NetnsCookie == 0 || !h.HostNetns || o.NetnsCookie == h.NetnsCookie {
+		t.Errorf("test's namespace: cookie %d host %v; parent's namespace: cookie %d host %v; want two different cookies, only the second the host's",
+			o.NetnsCookie, o.HostNetns, h.NetnsCookie, h.HostNetns)
+	}
+}
+
+// TestInitNetnsFromHostProc: before Linux 5.14 (no SO_NETNS_COOKIE) the host's namespace is
+// named only when it is the initial one. An agent in a pod without hostPID and hostNetwork,
+// given the host's /proc, finds the host's init in that /proc, not in its own.
+func TestInitNetnsFromHostProc(t *testing.T) {
+	var (
+		initPID = nsID{dev: 4, ino: 0xEFFFFFFC}
+		podPID  = nsID{dev: 4, ino: 4026532300}
+		initNet = nsID{dev: 4, ino: 4026531840}
+		podNet  = nsID{dev: 4, ino: 4026532301}
+	)
+	pod := map[string]nsID{
+		"/proc/1/ns/pid": podPID, "/proc/1/ns/net": podNet, "/proc/thread-self/ns/net": podNet,
+		"/host/proc/1/ns/pid": initPID, "/host/proc/1/ns/net": initNet, "/host/proc/77/ns/net": podNet,
+	}
+	host := map[string]nsID{"/proc/1/ns/pid": initPID, "/proc/1/ns/net": initNet,
+		"/proc/thread-self/ns/net": initNet, "/proc/9/ns/net": podNet}
+	stat := func(m map[string]nsID) func(string) (nsID, error) {
+		return func(p string) (nsID, error) {
+			if id, ok := m[p]; ok {
+				return id, nil
+			}
+			return nsID{}, os.ErrNotExist
+		}
+	}
+	for _, tt := range []struct {
+		name  string
+		files map[string]nsID
+		path  string
+		want  bool
+	}{
+		{"pod, host's init through the host's /proc", pod, "/host/proc/1/ns/net", true},
+		{"pod, its own namespace", pod, "/proc/thread-self/ns/net", false},
+		{"pod, another process of the host's /proc", pod, "/host/proc/77/ns/net", false},
+		{"pod, a path that does not exist", pod, "/host/proc/2/ns/net", false},
+		{"host, its own namespace", host, "/proc/thread-self/ns/net", true},
+		{"host, init's", host, "/proc/1/ns/net", true},
+		{"host, a namespace of its own", host, "/proc/9/ns/net", false},
+		{"/proc of a pid namespace that is not the initial one", map[string]nsID{
+			"/other/1/ns/pid": podPID, "/other/1/ns/net": podNet}, "/other/1/ns/net", false},
+	} {
+		if got := initNetns(tt.path, stat(tt.files)); got != tt.want {
+			t.Errorf("%s: initNetns(%s) = %v, want %v", tt.name, tt.path, got, tt.want)
+		}
 	}
 }
 

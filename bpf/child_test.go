@@ -54,6 +54,10 @@ func runChild(args []string) int {
 				os.Exit(0) // no close, no read: the process is gone before the answer
 			}
 		}
+	case "connect-exit": // connect-exit host:port: connect (refused or not), send nothing, exit
+		if c, err := net.Dial("tcp", rest[0]); err == nil {
+			c.Close()
+		}
 	case "hold": // hold host:port marker: connect, wait for a line on stdin, then send
 		err = childHold(rest[0], rest[1])
 	case "connects": // connects imdsPort otherPort
