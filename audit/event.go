@@ -73,6 +73,9 @@ func (k EventKind) String() string {
 // values. Fields that do not apply to a kind are zero.
 type Event struct {
 	Kind EventKind
+	// Time is when it happened; for an EventExec, a process's first exec is
+	// dated by its start (its fork, as /proc shows it), a later one by the
+	// exec itself.
 	Time time.Time
 
 	// Cookie is the socket cookie; 0 for exec and process exit events.
@@ -118,7 +121,9 @@ type Event struct {
 	// the payload bytes on the wire from Seq on that the event stands for. A
 	// packet over a record's capacity (2 KiB from the bpf agent) comes as
 	// several events, each with its own Seq; the last one's DataLen runs to
-	// the end of the packet.
+	// the end of the packet. For EventExec, DataLen is the length of the
+	// process's argv (Args holds what was captured of it; Truncated says it
+	// was cut).
 	Data    []byte
 	DataLen uint32
 

@@ -5,6 +5,7 @@ package bpf
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -111,6 +113,67 @@ func TestShortLivedProcessKeepsArgvAndParent(t *testing.T) {
 	shell := filter(evs, audit.EventExec, byPID(sh.Process.Pid))
 	if len(shell) != 1 || shell[0].PPID != uint32(os.Getpid()) || shell[0].Exe != "/bin/sh" {
 		t.Errorf("exec of the shell = %+v; want one, parent %d", shell, os.Getpid())
+	}
+}
+
+// TestLongCommandLines: an exec record holds its first EXEC_SHORT bytes of executable and
+// argv itself; a longer command line is kept whole in exec_long and reported whole, up to
+// ARGV_MAX bytes of argv (beyond: cut, marked truncated, with its full length). Where exec_long
+// lost a record, the record's own first bytes are reported, marked truncated.
+func TestLongCommandLines(t *testing.T) {
+	b := newBed(t, Options{})
+	url := b.imds.url("127.0.0.1")
+	pad := func(n int) string { return strings.Repeat("x", n) }
+	for _, tt := range []struct {
+		name      string
+		padding   int
+		lost      bool // exec_long's entry deleted before the process connects
+		truncated bool
+	}{
+		{"fits the record", 100, false, false},
+		{"longer than the record", 1500, false, false},
+		{"longer than ARGV_MAX", 3000, false, true},
+		{"exec_long lost it", 1500, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := child("wait-get", url, "long-"+tt.name, pad(tt.padding))
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.cg.Start(cmd); err != nil {
+				t.Fatal(err)
+			}
+			pid := uint32(cmd.Process.Pid)
+			if tt.lost {
+				long := b.agent.coll.Maps[imdsMapExecLong]
+				for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+					if err := long.Delete(pid); err == nil {
+						break
+					} else if time.Now().After(deadline) {
+						t.Fatalf("no exec_long entry for pid %d: %v", pid, err)
+					}
+				}
+			}
+			io.WriteString(stdin, "go\n")
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("%v: %v", cmd.Args[:3], err)
+			}
+			evs := b.ev.waitFor(t, "its exec", count(audit.EventExec, byPID(int(pid)), 1))
+			ev := filter(evs, audit.EventExec, byPID(int(pid)))[0]
+			whole := strings.Join(cmd.Args, "\x00") + "\x00"
+			got := strings.Join(ev.Args, "\x00")
+			switch {
+			case ev.Truncated != tt.truncated || int(ev.DataLen) != len(whole):
+				t.Errorf("exec record truncated %v, argv length %d; want %v, %d", ev.Truncated, ev.DataLen, tt.truncated, len(whole))
+			case !tt.truncated && !slices.Equal(ev.Args, cmd.Args):
+				t.Errorf("argv of %d bytes reported as %d bytes", len(whole), len(got))
+			case tt.truncated && (!strings.HasPrefix(whole, got) || len(got) >= len(whole)):
+				t.Errorf("argv reported as %d bytes %.40q...; want a prefix of the %d bytes", len(got), got, len(whole))
+			case tt.lost && len(ev.Exe)+1+len(got) > int(imdsCaptureLimitCAPTURE_EXEC_SHORT):
+				t.Errorf("argv of %d bytes after exec_long lost the record; want at most the record's own %d", len(got), imdsCaptureLimitCAPTURE_EXEC_SHORT)
+			}
+		})
 	}
 }
 

@@ -58,6 +58,10 @@ func runChild(args []string) int {
 		if c, err := net.Dial("tcp", rest[0]); err == nil {
 			c.Close()
 		}
+	case "wait-get": // wait-get URL marker padding...: read a line from stdin, then get
+		if _, err = bufio.NewReader(os.Stdin).ReadString('\n'); err == nil {
+			err = childGet(rest[0], rest[1], 1)
+		}
 	case "hold": // hold host:port marker: connect, wait for a line on stdin, then send
 		err = childHold(rest[0], rest[1])
 	case "connects": // connects imdsPort otherPort

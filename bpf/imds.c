@@ -58,6 +58,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define RECV_MAX 256
 #define EXE_MAX 256
 #define ARGV_MAX 2048
+/* Executable and argv bytes an exec record holds itself (execs); longer ones
+ * are kept whole in exec_long. 384 makes a record of 512 bytes. */
+#define EXEC_SHORT 384
 /* Exec records reported per connect: the caller's and its ancestors'. */
 #define LINEAGE_MAX 8
 #define COMM_LEN 16
@@ -71,6 +74,7 @@ enum capture_limit {
 	CAPTURE_RECORD_MAX = SEND_CHUNK,   /* data bytes of one packet record */
 	CAPTURE_EXE_MAX = EXE_MAX,         /* executable path bytes of an exec record */
 	CAPTURE_ARGV_MAX = ARGV_MAX,       /* argv bytes of an exec record */
+	CAPTURE_EXEC_SHORT = EXEC_SHORT,   /* executable and argv bytes in execs itself */
 };
 
 /* Map sizes: the ring buffer's default (Options.RingBufferSize), the table of
@@ -78,6 +82,7 @@ enum capture_limit {
 enum map_size {
 	MAP_RING_BUFFER = 4 << 20,
 	MAP_EXECS = 4096,
+	MAP_EXECS_LONG = 1024,
 };
 
 enum event_kind {
@@ -137,7 +142,8 @@ struct identity {
  *   other       nothing
  */
 struct event {
-	__u64 time_ns; /* bpf_ktime_get_boot_ns (CLOCK_BOOTTIME) */
+	__u64 time_ns; /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns); exec: the task's
+			* start_boottime (its fork) for its first exec */
 	__u64 cookie;  /* socket cookie; 0 for exec/exit */
 	struct identity id;
 	__u32 ppid;     /* exec/exit only: parent's thread-group id */
@@ -217,6 +223,11 @@ struct {
  * request and exits at once keeps its command line and its parents'. LRU: a
  * full table forgets the processes least recently executed (long-running
  * ones, which user space can still read in /proc).
+ *
+ * A record holds EXEC_SHORT bytes of executable and argv, enough for most
+ * command lines: an exec costs a copy of 512 bytes. A longer one (long) is
+ * kept whole, header included, in exec_long as well; where that table lost
+ * it, the record's own first bytes are reported, marked truncated.
  */
 struct exec_info {
 	__u8 reported; /* hdr and data went into the ring buffer */
@@ -224,9 +235,22 @@ struct exec_info {
 	 * executed this one): its exit is reported although this record may
 	 * never be, so that user space lets go of the old image. */
 	__u8 exit_due;
-	__u8 pad[6];
+	__u8 long_data; /* hdr.cap_len > EXEC_SHORT: the whole record is in exec_long */
+	__u8 pad[5];
 	struct event hdr; /* EVENT_EXEC at the time of the exec; cap_len bytes of data */
+	__u8 data[EXEC_SHORT];
+};
+
+struct exec_long {
+	struct event hdr; /* as in execs */
 	__u8 data[EXE_MAX + ARGV_MAX];
+};
+
+/* The exec program builds a record here, whole: execs takes its first
+ * sizeof(struct exec_info) bytes, exec_long its hdr on. */
+struct exec_build {
+	struct exec_info x;
+	__u8 more[EXE_MAX + ARGV_MAX - EXEC_SHORT]; /* continues x.data */
 };
 
 struct {
@@ -236,12 +260,19 @@ struct {
 	__type(value, struct exec_info);
 } execs SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAP_EXECS_LONG);
+	__type(key, __u32);
+	__type(value, struct exec_long);
+} exec_long SEC(".maps");
+
 /* Where the exec program builds a record (too large for the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct exec_info);
+	__type(value, struct exec_build);
 } exec_scratch SEC(".maps");
 
 /* Slot 0: the cgroup the agent attached to; exec/exit outside it are skipped. */
@@ -344,6 +375,31 @@ static __always_inline void mark_socket(struct bpf_sock_addr *ctx, const struct 
 		*stored = *si;
 }
 
+/* Puts pid's exec record x into the ring buffer: from exec_long when it is
+ * long and still there (the same exec: same time), else from x itself, cut to
+ * its EXEC_SHORT bytes. */
+static __always_inline long report_exec(struct exec_info *x, __u32 pid)
+{
+	if (x->long_data) {
+		struct exec_long *l = bpf_map_lookup_elem(&exec_long, &pid);
+		if (l && l->hdr.time_ns == x->hdr.time_ns) {
+			__u64 n = l->hdr.cap_len;
+			opaque(n);
+			if (n > EXE_MAX + ARGV_MAX)
+				n = EXE_MAX + ARGV_MAX;
+			return bpf_ringbuf_output(&events, &l->hdr, sizeof(l->hdr) + n, wake_flags());
+		}
+		x->hdr.cap_len = EXEC_SHORT;
+		x->hdr.flags |= FLAG_TRUNCATED;
+		x->long_data = 0;
+	}
+	__u64 n = x->hdr.cap_len;
+	opaque(n);
+	if (n > EXEC_SHORT)
+		n = EXEC_SHORT;
+	return bpf_ringbuf_output(&events, &x->hdr, sizeof(x->hdr) + n, wake_flags());
+}
+
 /* Reports the exec records of pid and of its ancestors, up to LINEAGE_MAX
  * processes, that were not reported yet: the process that connects to IMDS
  * and its parents, named as they were when they executed. The walk follows
@@ -357,11 +413,7 @@ static __always_inline void report_lineage(__u32 pid)
 		if (!x)
 			break;
 		if (!x->reported) {
-			__u64 n = x->hdr.cap_len;
-			opaque(n);
-			if (n > EXE_MAX + ARGV_MAX)
-				n = EXE_MAX + ARGV_MAX;
-			if (bpf_ringbuf_output(&events, &x->hdr, sizeof(x->hdr) + n, wake_flags()) == 0)
+			if (report_exec(x, pid) == 0)
 				x->reported = 1;
 			else
 				count_lost();
@@ -918,9 +970,10 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (!watched())
 		return 0;
 	__u32 zero = 0;
-	struct exec_info *x = bpf_map_lookup_elem(&exec_scratch, &zero);
-	if (!x)
+	struct exec_build *b = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!b)
 		return 0;
+	struct exec_info *x = &b->x; /* x->data goes on into b->more */
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	struct event *e = &x->hdr;
@@ -928,7 +981,10 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 	/* The scratch record is reused: clear all but its data, which cap_len
 	 * bounds. */
 	__builtin_memset(x, 0, __builtin_offsetof(struct exec_info, data));
-	e->time_ns = bpf_ktime_get_boot_ns();
+	/* A process's first exec (after its fork, by far the most common) is
+	 * dated by the fork, the start time /proc shows, which costs no clock
+	 * read; a re-exec below reads the clock. */
+	e->time_ns = BPF_CORE_READ(task, start_boottime);
 	fill_identity(&e->id);
 	e->kind = EVENT_EXEC;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -945,8 +1001,17 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 		exe = EXE_MAX;
 	e->aux_len = exe;
 
-	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
-	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	/* arg_start and arg_end sit side by side in every kernel's mm_struct:
+	 * one read for both where the kernel's BTF says so. */
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	unsigned long args[2] = {};
+	if (bpf_core_field_offset(mm->arg_end) == bpf_core_field_offset(mm->arg_start) + sizeof(args[0])) {
+		bpf_core_read(args, sizeof(args), &mm->arg_start);
+	} else {
+		bpf_core_read(&args[0], sizeof(args[0]), &mm->arg_start);
+		bpf_core_read(&args[1], sizeof(args[1]), &mm->arg_end);
+	}
+	unsigned long start = args[0], end = args[1];
 	__u64 len = end > start ? end - start : 0;
 	e->data_len = len;
 	__u64 n = len;
@@ -961,13 +1026,22 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 	}
 	e->cap_len = exe + n;
 
+	x->long_data = e->cap_len > EXEC_SHORT;
+
 	__u32 pid = e->id.pid;
-	/* A re-exec replaces the record of the image before; a process reported
-	 * under that one still has its exit reported. */
-	struct exec_info *old = bpf_map_lookup_elem(&execs, &pid);
-	if (old && (old->reported || old->exit_due))
-		x->exit_due = 1;
-	bpf_map_update_elem(&execs, &pid, x, BPF_ANY);
+	if (bpf_map_update_elem(&execs, &pid, x, BPF_NOEXIST) != 0) {
+		/* A re-exec: it replaces the record of the image before; a
+		 * process reported under that one still has its exit reported. */
+		struct exec_info *old = bpf_map_lookup_elem(&execs, &pid);
+		if (old && (old->reported || old->exit_due))
+			x->exit_due = 1;
+		if (old && old->long_data && !x->long_data)
+			bpf_map_delete_elem(&exec_long, &pid);
+		e->time_ns = bpf_ktime_get_boot_ns();
+		bpf_map_update_elem(&execs, &pid, x, BPF_ANY);
+	}
+	if (x->long_data)
+		bpf_map_update_elem(&exec_long, &pid, e, BPF_ANY);
 	return 0;
 }
 
@@ -978,11 +1052,13 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/sched_process_exit")
 int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	if (!watched())
-		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
 	if ((__u32)id != pid)
+		return 0; /* a thread other than the leader */
+	/* The cgroup test first: it costs a third of a lookup in execs that
+	 * finds nothing (every process of the host outside the cgroup). */
+	if (!watched())
 		return 0;
 	struct exec_info *x = bpf_map_lookup_elem(&execs, &pid);
 	if (!x)
@@ -996,6 +1072,8 @@ int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 			bpf_ringbuf_submit(e, wake_flags());
 		}
 	}
+	if (x->long_data)
+		bpf_map_delete_elem(&exec_long, &pid);
 	bpf_map_delete_elem(&execs, &pid);
 	return 0;
 }

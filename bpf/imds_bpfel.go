@@ -22,6 +22,7 @@ const (
 	imdsCaptureLimitCAPTURE_RECORD_MAX   imdsCaptureLimit = 2048
 	imdsCaptureLimitCAPTURE_EXE_MAX      imdsCaptureLimit = 256
 	imdsCaptureLimitCAPTURE_ARGV_MAX     imdsCaptureLimit = 2048
+	imdsCaptureLimitCAPTURE_EXEC_SHORT   imdsCaptureLimit = 384
 )
 
 type imdsEvent struct {
@@ -65,13 +66,26 @@ const (
 	imdsEventKindEVENT_CLOSE   imdsEventKind = 6
 )
 
+type imdsExecBuild struct {
+	_    structs.HostLayout
+	X    imdsExecInfo
+	More [1920]uint8
+}
+
 type imdsExecInfo struct {
 	_        structs.HostLayout
 	Reported uint8
 	ExitDue  uint8
-	Pad      [6]uint8
+	LongData uint8
+	Pad      [5]uint8
 	Hdr      imdsEvent
-	Data     [2304]uint8
+	Data     [384]uint8
+}
+
+type imdsExecLong struct {
+	_    structs.HostLayout
+	Hdr  imdsEvent
+	Data [2304]uint8
 }
 
 type imdsIdentity struct {
@@ -90,6 +104,7 @@ type imdsMapSize uint32
 const (
 	imdsMapSizeMAP_RING_BUFFER imdsMapSize = 4194304
 	imdsMapSizeMAP_EXECS       imdsMapSize = 4096
+	imdsMapSizeMAP_EXECS_LONG  imdsMapSize = 1024
 )
 
 type imdsSockInfo struct {
@@ -105,6 +120,7 @@ type imdsSockInfo struct {
 const (
 	imdsMapEvents             = "events"
 	imdsMapExecCgroup         = "exec_cgroup"
+	imdsMapExecLong           = "exec_long"
 	imdsMapExecScratch        = "exec_scratch"
 	imdsMapExecs              = "execs"
 	imdsMapLost               = "lost"
@@ -192,6 +208,7 @@ type imdsProgramSpecs struct {
 type imdsMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	ExecCgroup  *ebpf.MapSpec `ebpf:"exec_cgroup"`
+	ExecLong    *ebpf.MapSpec `ebpf:"exec_long"`
 	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
 	Execs       *ebpf.MapSpec `ebpf:"execs"`
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
@@ -239,6 +256,7 @@ func (o *imdsObjects) Close() error {
 type imdsMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
 	ExecCgroup  *ebpf.Map `ebpf:"exec_cgroup"`
+	ExecLong    *ebpf.Map `ebpf:"exec_long"`
 	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
 	Execs       *ebpf.Map `ebpf:"execs"`
 	Lost        *ebpf.Map `ebpf:"lost"`
@@ -249,6 +267,7 @@ func (m *imdsMaps) Close() error {
 	return _ImdsClose(
 		m.Events,
 		m.ExecCgroup,
+		m.ExecLong,
 		m.ExecScratch,
 		m.Execs,
 		m.Lost,

@@ -182,6 +182,7 @@ func convert(r record, boot int64) (audit.Event, error) {
 		ev.TTL = h.Ttl
 	case audit.EventExec:
 		ev.Exe, ev.Args = splitExec(r.data, int(h.AuxLen))
+		ev.DataLen = h.DataLen
 	}
 	return ev, nil
 }

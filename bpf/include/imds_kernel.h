@@ -38,6 +38,7 @@ typedef int pid_t;
 #define false 0
 
 /* enum bpf_map_type values (UAPI, never renumbered). */
+#define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_CGROUP_ARRAY 8
@@ -50,6 +51,7 @@ typedef int pid_t;
 
 /* Flags of bpf_map_update_elem. */
 #define BPF_ANY 0
+#define BPF_NOEXIST 1
 
 /* Flags of bpf_sk_storage_get. */
 #define BPF_SK_STORAGE_GET_F_CREATE 1
@@ -147,6 +149,7 @@ struct mm_struct {
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
+	__u64 start_boottime;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
 };
