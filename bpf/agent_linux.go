@@ -470,12 +470,16 @@ func (a *Agent) attachCgroup(path string) (mode string, err error) {
 		if err != nil {
 			closeLinks(links)
 			_ = a.coll.Maps[imdsMapExecCgroup].Delete(uint32(0))
+			_ = a.setExecAll(false)
 			dir.Close()
 		}
 	}()
-	// Exec/exit events are filtered to tasks under this cgroup.
+	// Exec/exit events are filtered to tasks under this cgroup; under the root, that is all.
 	if err := a.coll.Maps[imdsMapExecCgroup].Put(uint32(0), uint32(dir.Fd())); err != nil {
 		return "", fmt.Errorf("bpf: store the cgroup for exec filtering: %w", err)
+	}
+	if err := a.setExecAll(st.Ino == rootCgroupID || a.opts.execAll); err != nil {
+		return "", err
 	}
 	// Every program goes to the directory opened above, whatever happens to the path
 	// meanwhile, so that all of them sit on the cgroup whose id is reported.
@@ -502,6 +506,18 @@ func (a *Agent) attachCgroup(path string) (mode string, err error) {
 	return mode, nil
 }
 
+// setExecAll tells the exec and exit programs whether every task is watched (exec_all).
+func (a *Agent) setExecAll(all bool) error {
+	v := uint32(0)
+	if all {
+		v = 1
+	}
+	if err := a.coll.Maps[imdsMapExecAll].Put(uint32(0), v); err != nil {
+		return fmt.Errorf("bpf: store the exec filter's scope: %w", err)
+	}
+	return nil
+}
+
 // detachCgroup detaches the cgroup programs, clears the exec filter and lets go of the cgroup.
 // The caller holds mu.
 func (a *Agent) detachCgroup() error {
@@ -511,6 +527,7 @@ func (a *Agent) detachCgroup() error {
 		if derr := a.coll.Maps[imdsMapExecCgroup].Delete(uint32(0)); derr != nil && !errors.Is(derr, ebpf.ErrKeyNotExist) {
 			err = errors.Join(err, fmt.Errorf("bpf: clear the exec filter's cgroup: %w", derr))
 		}
+		err = errors.Join(err, a.setExecAll(false))
 		a.cgroupFD.Close()
 		a.cgroupFD = nil
 	}

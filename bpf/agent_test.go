@@ -3,7 +3,6 @@
 package bpf
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
@@ -177,6 +176,37 @@ func TestLongCommandLines(t *testing.T) {
 	}
 }
 
+// TestExecScope: exec records are kept for the tasks of the watched cgroup only, and for every
+// task when it is the root of the hierarchy (exec_all; the tests never attach there, execAll
+// stands in for it). A process started outside the test's cgroup has a record only in the
+// second case, and its exit removes it.
+func TestExecScope(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		t.Run(fmt.Sprintf("all=%v", all), func(t *testing.T) {
+			b := newBed(t, Options{execAll: all})
+			cmd := child("wait-get", b.imds.url("127.0.0.1"), "scope")
+			stdin, stdout := startPiped(t, cmd, startCmd) // in the test's own cgroup, outside the bed's
+			// It runs its own code: its exec has passed the tracepoint.
+			if line, err := stdout.ReadString('\n'); err != nil || line != "waiting\n" {
+				t.Fatalf("child said %q, %v", line, err)
+			}
+			execs, pid := b.agent.coll.Maps[imdsMapExecs], uint32(cmd.Process.Pid)
+			var x imdsExecInfo
+			has := func() bool { return execs.Lookup(pid, &x) == nil }
+			if has() != all {
+				t.Errorf("exec record of pid %d, outside the cgroup: %v; want %v", pid, has(), all)
+			}
+			io.WriteString(stdin, "go\n")
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("%v: %v", cmd.Args[:3], err)
+			}
+			if has() {
+				t.Errorf("exec record of pid %d after its exit (all=%v): %+v", pid, all, x.Hdr.Id)
+			}
+		})
+	}
+}
+
 // TestExecReportedOnlyForCallers: exec records stay in the kernel until a process, or a
 // descendant, connects to IMDS; then each is reported once. A shell runs /bin/true (never
 // reported: neither its exec nor its exit) and two callers one after the other (each reported
@@ -241,20 +271,9 @@ func TestExitReportedAfterReexec(t *testing.T) {
 func TestLoneRecordIsDelivered(t *testing.T) {
 	b := newBed(t, Options{})
 	cmd := child("hold", "127.0.0.1:"+strconv.Itoa(int(b.imds.port)), "lone")
-	stdin, err := cmd.StdinPipe() // kept open: the child waits on it
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = nil // it is killed at the end, its complaint is expected
-	if err := b.cg.Start(cmd); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); stdin.Close() })
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "connected\n" {
+	cmd.Stderr = nil                            // it is killed at the end, its complaint is expected
+	_, stdout := startPiped(t, cmd, b.cg.Start) // stdin kept open: the child waits on it
+	if line, err := stdout.ReadString('\n'); err != nil || line != "connected\n" {
 		t.Fatalf("child said %q, %v", line, err)
 	}
 	evs := b.ev.waitFor(t, "the connect, with no traffic after it", count(audit.EventConnect, byPID(cmd.Process.Pid), 1))
@@ -422,19 +441,7 @@ func TestSocketConnectedBeforeAttach(t *testing.T) {
 	b.agent.Close()
 	marker := "early-" + strconv.Itoa(os.Getpid())
 	cmd := child("hold", "127.0.0.1:"+strconv.Itoa(int(b.imds.port)), marker)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.cg.Start(cmd); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	out := bufio.NewReader(stdout)
+	stdin, out := startPiped(t, cmd, b.cg.Start)
 	if line, err := out.ReadString('\n'); err != nil || line != "connected\n" {
 		t.Fatalf("child said %q, %v", line, err)
 	}

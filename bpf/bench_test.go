@@ -224,22 +224,8 @@ type worker struct {
 
 func startWorker(b *testing.B, cg *cgroup.Group, rrAddr, bulkAddr string, dialAddrs ...string) *worker {
 	cmd := child(append([]string{"worker", rrAddr, bulkAddr}, dialAddrs...)...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cg.Start(cmd); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		in.Close()
-		_ = cmd.Wait()
-	})
-	w := &worker{in: in, out: bufio.NewReader(out)}
+	in, out := startPiped(b, cmd, cg.Start)
+	w := &worker{in: in, out: out}
 	w.do(b, "rr", 1) // connections up before the timer starts
 	return w
 }

@@ -58,7 +58,8 @@ func runChild(args []string) int {
 		if c, err := net.Dial("tcp", rest[0]); err == nil {
 			c.Close()
 		}
-	case "wait-get": // wait-get URL marker padding...: read a line from stdin, then get
+	case "wait-get": // wait-get URL marker padding...: say "waiting", read a line from stdin, then get
+		fmt.Println("waiting")
 		if _, err = bufio.NewReader(os.Stdin).ReadString('\n'); err == nil {
 			err = childGet(rest[0], rest[1], 1)
 		}

@@ -40,6 +40,8 @@ import (
 //	connect4, connect6, release connects to and closes of non-IMDS addresses
 //	exec-in, exit-in           sched_process_exec/exit of a process inside the watched cgroup
 //	exec-out, exit-out         the same outside it (every other process of the host)
+//	exec-root, exit-root       inside, with the agent as on the hierarchy's root (exec_all: no
+//	                           cgroup test; the tests never attach there)
 //
 // The tracepoints run for every exec and exit on the host, other people's included; the inside
 // figures separate this benchmark's own processes from them (ownCost). A table printed at the
@@ -91,6 +93,14 @@ func BenchmarkCost(b *testing.B) {
 		})
 		in := measure(b, set.progs, func() { execLoop(b, watched, costExecs) })
 		out := measure(b, set.progs, func() { execLoop(b, outside, costExecs) })
+		// As on the root of the hierarchy, where the cgroup test is skipped.
+		if err := set.agent.setExecAll(true); err != nil {
+			b.Fatal(err)
+		}
+		root := measure(b, set.progs, func() { execLoop(b, watched, costExecs) })
+		if err := set.agent.setExecAll(false); err != nil {
+			b.Fatal(err)
+		}
 		lost += set.agent.Lost()
 		set.close()
 		for _, p := range set.progs {
@@ -104,6 +114,11 @@ func BenchmarkCost(b *testing.B) {
 			agentIn := ownCost(in[p.name].agent, costExecs, o)
 			ser := r.addValues("-in", agentIn, in[p.name].ref.perRun())
 			ser.count = append(ser.count, float64(in[p.name].agent.runs))
+			// The host's other processes are watched too there: taking them out at the
+			// outside figure overstates this one a little.
+			agentRoot := ownCost(root[p.name].agent, costExecs, o)
+			ser = r.addValues("-root", agentRoot, root[p.name].ref.perRun())
+			ser.count = append(ser.count, float64(root[p.name].agent.runs))
 		}
 		// The attached/detached ratio of the same load, each going first in turn.
 		for _, cmd := range []struct {

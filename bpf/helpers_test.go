@@ -3,6 +3,7 @@
 package bpf
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -257,3 +258,25 @@ func comm() string {
 	}
 	return name
 }
+
+// startPiped starts cmd with start (a cgroup's Start, or cmd.Start) and returns its stdin and
+// stdout. The process is killed when the test ends, if it is still there.
+func startPiped(tb testing.TB, cmd *exec.Cmd, start func(*exec.Cmd) error) (io.WriteCloser, *bufio.Reader) {
+	tb.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := start(cmd); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); stdin.Close() })
+	return stdin, bufio.NewReader(stdout)
+}
+
+// startCmd starts cmd where the test runs: outside any test cgroup.
+func startCmd(cmd *exec.Cmd) error { return cmd.Start() }

@@ -119,6 +119,7 @@ type imdsSockInfo struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	imdsMapEvents             = "events"
+	imdsMapExecAll            = "exec_all"
 	imdsMapExecCgroup         = "exec_cgroup"
 	imdsMapExecLong           = "exec_long"
 	imdsMapExecScratch        = "exec_scratch"
@@ -207,6 +208,7 @@ type imdsProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type imdsMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	ExecAll     *ebpf.MapSpec `ebpf:"exec_all"`
 	ExecCgroup  *ebpf.MapSpec `ebpf:"exec_cgroup"`
 	ExecLong    *ebpf.MapSpec `ebpf:"exec_long"`
 	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
@@ -255,6 +257,7 @@ func (o *imdsObjects) Close() error {
 // It can be passed to loadImdsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type imdsMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
+	ExecAll     *ebpf.Map `ebpf:"exec_all"`
 	ExecCgroup  *ebpf.Map `ebpf:"exec_cgroup"`
 	ExecLong    *ebpf.Map `ebpf:"exec_long"`
 	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
@@ -266,6 +269,7 @@ type imdsMaps struct {
 func (m *imdsMaps) Close() error {
 	return _ImdsClose(
 		m.Events,
+		m.ExecAll,
 		m.ExecCgroup,
 		m.ExecLong,
 		m.ExecScratch,

@@ -80,6 +80,9 @@ type Options struct {
 	// netnsUnknown makes the kernel side record no network namespace cookie, as where the
 	// agent cannot name its own namespace, for tests.
 	netnsUnknown bool
+	// execAll makes exec tracing behave as on the root of the hierarchy (every task watched,
+	// no cgroup test), for tests, which never attach to the root.
+	execAll bool
 
 	// singleRecord loads the packet programs of kernels without BTF (one record of at most
 	// 2 KiB per packet) on any kernel, for tests.
