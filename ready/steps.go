@@ -160,7 +160,18 @@ func nextSteps(r *Report, in Input) {
 		r.NextSteps = append(r.NextSteps, Step{Title: fmt.Sprintf("Fix the %d reason(s) above first, then check again",
 			len(r.Reasons)), Command: "imdsv2 ready"})
 	}
-	if r.Verdict == Undecided {
+	if r.Verdict == Undecided && kernelUnsupported(in.AuditErr) {
+		// Checking again changes nothing on this kernel: say what the decision rests on instead.
+		var region, id string
+		if in.Identity != nil {
+			region, id = in.Identity.Region, in.Identity.InstanceID
+		}
+		day := imdsfacts.MetricQuery{Region: region, InstanceID: id, Metric: imdsfacts.MetricNoToken, PeriodSeconds: 3600,
+			Start: "$(date -u -d '1 day ago' +%Y-%m-%dT%H:%M:%SZ)", End: "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
+		r.NextSteps = append(r.NextSteps, Step{Title: "Ready cannot answer READY on this kernel, the decision is " +
+			"yours: IMDSv1 calls of the last day, per hour (all 0, and a scan that names nothing, before you enforce)",
+			Command: day.Command()})
+	} else if r.Verdict == Undecided {
 		r.NextSteps = append(r.NextSteps, Step{Title: fmt.Sprintf("Resolve the %d uncertain point(s) above, then "+
 			"check again", len(r.Uncertain)), Command: "imdsv2 ready"})
 	}
@@ -178,10 +189,7 @@ func nextSteps(r *Report, in Input) {
 		// READY (what to run once the reasons are fixed).
 		return
 	}
-	id, region := in.Identity.InstanceID, ""
-	if in.Identity.Region != "" {
-		region = " --region " + in.Identity.Region
-	}
+	id := in.Identity.InstanceID
 	hop := r.HopLimit.Recommended
 	ipv6 := ""
 	if len(in.Summary.ReadyHints.IPv6Callers) > 0 {
@@ -199,11 +207,11 @@ func nextSteps(r *Report, in Input) {
 		Step{Title: "For new instances in this region, make IMDSv2 the account default",
 			Command: enforce.AccountDefault},
 	)
+	rejected := imdsfacts.MetricQuery{Region: in.Identity.Region, InstanceID: id, Metric: imdsfacts.MetricNoTokenRejected,
+		PeriodSeconds: 300, Start: "<when you enforced>", End: "<now>"}
 	r.WatchAfter = []string{
 		fmt.Sprintf("CloudWatch metric AWS/EC2 MetadataNoTokenRejected for InstanceId=%s: anything above 0 is a "+
-			"caller still sending IMDSv1 and now refused (aws cloudwatch get-metric-statistics%s --namespace AWS/EC2 "+
-			"--metric-name MetadataNoTokenRejected --dimensions Name=InstanceId,Value=%s --statistics Sum "+
-			"--period 300 --start-time <when you enforced> --end-time <now>)", id, region, id),
+			"caller still sending IMDSv1 and now refused (%s)", id, rejected.Command()),
 		"imdsv2 audit on the instance: every IMDSv1 request it reports answered 401 names a process that broke",
 		fmt.Sprintf("MetadataNoToken for InstanceId=%s should stay at 0", id),
 	}

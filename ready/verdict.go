@@ -275,8 +275,7 @@ const noAuditFallback = "watch the instance's CloudWatch metric MetadataNoToken 
 // noAuditFix is the fix of an audit that did not run: root or the agent's state file, unless
 // the kernel is what stops it (then only the fallback, or another kernel).
 func noAuditFix(auditErr error) string {
-	var kernel unsupportedKernel
-	if errors.As(auditErr, &kernel) && kernel.UnsupportedKernel() {
+	if kernelUnsupported(auditErr) {
 		return "the agent cannot run on this kernel: " + noAuditFallback + "; to audit, boot a kernel it runs on " +
 			"(Linux 5.9 or later; on Amazon Linux 2: sudo amazon-linux-extras install kernel-5.10, then reboot)"
 	}
@@ -289,6 +288,13 @@ func noAuditFix(auditErr error) string {
 type unsupportedKernel interface {
 	error
 	UnsupportedKernel() bool
+}
+
+// kernelUnsupported reports whether the audit did not run because the kernel cannot run the
+// agent at all.
+func kernelUnsupported(auditErr error) bool {
+	var kernel unsupportedKernel
+	return errors.As(auditErr, &kernel) && kernel.UnsupportedKernel()
 }
 
 // continuousWatch is the time watched since the last gap longer than MaxGap (the newest

@@ -128,12 +128,54 @@ func Enforce(o MetadataOptions) Enforcement {
 	}
 }
 
+// CloudWatch metrics of AWS/EC2, per InstanceId, that count IMDS calls without
+// a token: MetricNoToken those answered (IMDSv1 calls), MetricNoTokenRejected
+// those refused because the instance requires IMDSv2.
+const (
+	MetricNoToken         = "MetadataNoToken"
+	MetricNoTokenRejected = "MetadataNoTokenRejected"
+)
+
+// MetricQuery is a query of one instance's AWS/EC2 metric: its sum per period
+// over a time range.
+type MetricQuery struct {
+	// Region adds --region when set.
+	Region string
+	// InstanceID is the instance; UnknownInstance when empty.
+	InstanceID string
+	// Metric is MetricNoToken or MetricNoTokenRejected.
+	Metric string
+	// PeriodSeconds is the length of each sum: 60 or a multiple of it.
+	PeriodSeconds int
+	// Start and End are written as given: times (2026-12-01T00:00:00Z), shell
+	// expressions for the reader's shell to expand, or placeholders to replace.
+	Start, End string
+}
+
+// Command renders q as `aws cloudwatch get-metric-statistics`.
+func (q MetricQuery) Command() string {
+	var b strings.Builder
+	b.WriteString("aws cloudwatch get-metric-statistics")
+	if q.Region != "" {
+		b.WriteString(" --region " + quote(q.Region))
+	}
+	b.WriteString(" --namespace AWS/EC2 --metric-name " + quote(q.Metric))
+	dim := "Name=InstanceId,Value=" + UnknownInstance
+	if q.InstanceID != "" {
+		dim = quote("Name=InstanceId,Value=" + q.InstanceID)
+	}
+	b.WriteString(" --dimensions " + dim)
+	b.WriteString(" --statistics Sum --period " + strconv.Itoa(q.PeriodSeconds))
+	b.WriteString(" --start-time " + q.Start + " --end-time " + q.End)
+	return b.String()
+}
+
 // quote returns s as one shell word: as is when it is plain (letters, digits,
-// and . _ - : /), single-quoted otherwise, so that an instance ID or region
+// and . _ - : / = ,), single-quoted otherwise, so that an instance ID or region
 // read from a state file cannot add shell syntax to a command a person pastes.
 func quote(s string) string {
 	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._-:/", r))
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._-:/=,", r))
 	}) {
 		return s
 	}

@@ -19,6 +19,19 @@ func TestCommands(t *testing.T) {
 		{"account default ignores the instance", MetadataOptions{InstanceID: "i-1", HTTPTokens: "required", HopLimit: 2,
 			HTTPEndpoint: "enabled"}.AccountDefault(),
 			"aws ec2 modify-instance-metadata-defaults --http-tokens required --http-put-response-hop-limit 2"},
+		{"metric query", MetricQuery{Region: "eu-west-1", InstanceID: "i-0123", Metric: MetricNoToken, PeriodSeconds: 3600,
+			Start: "2026-12-01T00:00:00Z", End: "2026-12-02T00:00:00Z"}.Command(),
+			"aws cloudwatch get-metric-statistics --region eu-west-1 --namespace AWS/EC2 --metric-name MetadataNoToken " +
+				"--dimensions Name=InstanceId,Value=i-0123 --statistics Sum --period 3600 " +
+				"--start-time 2026-12-01T00:00:00Z --end-time 2026-12-02T00:00:00Z"},
+		{"metric query, ID unknown, placeholders kept", MetricQuery{Metric: MetricNoTokenRejected, PeriodSeconds: 300,
+			Start: "<when>", End: "<now>"}.Command(),
+			"aws cloudwatch get-metric-statistics --namespace AWS/EC2 --metric-name MetadataNoTokenRejected " +
+				"--dimensions Name=InstanceId,Value=<id> --statistics Sum --period 300 --start-time <when> --end-time <now>"},
+		{"metric query, hostile ID is one shell word", MetricQuery{InstanceID: "i-1$(reboot)", Metric: MetricNoToken,
+			PeriodSeconds: 60, Start: "a", End: "b"}.Command(),
+			"aws cloudwatch get-metric-statistics --namespace AWS/EC2 --metric-name MetadataNoToken " +
+				"--dimensions 'Name=InstanceId,Value=i-1$(reboot)' --statistics Sum --period 60 --start-time a --end-time b"},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.name, tt.got, tt.want)
