@@ -283,9 +283,10 @@ func loadCollection(opts Options, exec, single bool, kernelTypes *btf.Spec) (*eb
 		delete(spec.Programs, imdsProgImdsExit)
 		// Without the exec program the tables of exec records stay empty: no room for them
 		// (they are the agent's largest maps: MAP_EXECS records of 512 bytes, MAP_EXECS_LONG
-		// of 2.4 KiB).
+		// of 2.4 KiB, a byte per possible pid).
 		spec.Maps[imdsMapExecs].MaxEntries = 1
 		spec.Maps[imdsMapExecLong].MaxEntries = 1
+		spec.Maps[imdsMapProcState].MaxEntries = 1
 	}
 	// Only one pair of packet programs is loaded: each is verified at every start.
 	packets := map[string]string{imdsProgImdsEgress: imdsProgImdsEgressNobtf, imdsProgImdsIngress: imdsProgImdsIngressNobtf}

@@ -230,13 +230,9 @@ struct {
  * it, the record's own first bytes are reported, marked truncated.
  */
 struct exec_info {
-	__u8 reported; /* hdr and data went into the ring buffer */
-	/* An earlier image of the process was reported (it connected, then
-	 * executed this one): its exit is reported although this record may
-	 * never be, so that user space lets go of the old image. */
-	__u8 exit_due;
+	__u8 reported;  /* hdr and data went into the ring buffer */
 	__u8 long_data; /* hdr.cap_len > EXEC_SHORT: the whole record is in exec_long */
-	__u8 pad[5];
+	__u8 pad[6];
 	struct event hdr; /* EVENT_EXEC at the time of the exec; cap_len bytes of data */
 	__u8 data[EXEC_SHORT];
 };
@@ -245,6 +241,46 @@ struct exec_long {
 	struct event hdr; /* as in execs */
 	__u8 data[EXE_MAX + ARGV_MAX];
 };
+
+/*
+ * What the exec tables hold for each pid, one byte per pid (the thread-group
+ * id), set at exec, cleared at exit: an exit learns from one load, with no
+ * hash lookup and no cgroup test, whether its process has anything to clean
+ * up or report. Pids are sequential, so the bytes of recent processes share
+ * cache lines. Array values are 8-byte aligned, so bytes go 8 to an entry:
+ * PID_MAX_LIMIT (4194304 on 64-bit Linux) pids in 4 MiB.
+ */
+#define PID_LIMIT (4 << 20)
+enum proc_state_bit {
+	PROC_RECORDED = 1, /* execs has a record of it (unless the LRU evicted it) */
+	PROC_LONG = 2,     /* exec_long has it too */
+	/* An exec record of it was reported (it or a descendant connected):
+	 * its exit is reported, for every later image too, so that user space
+	 * lets go of what it was told. */
+	PROC_EXIT_DUE = 4,
+};
+
+struct proc_bytes {
+	__u8 b[8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PID_LIMIT / 8);
+	__type(key, __u32);
+	__type(value, struct proc_bytes);
+} proc_state SEC(".maps");
+
+/* pid's byte in proc_state. */
+static __always_inline __u8 *proc_byte(__u32 pid)
+{
+	__u32 i = pid >> 3;
+	struct proc_bytes *w = bpf_map_lookup_elem(&proc_state, &i);
+
+	if (!w)
+		return 0;
+	return &w->b[pid & 7];
+}
 
 /* The exec program builds a record here, whole: execs takes its first
  * sizeof(struct exec_info) bytes, exec_long its hdr on. */
@@ -284,7 +320,7 @@ struct {
 } exec_cgroup SEC(".maps");
 
 /* Slot 0: 1 when that cgroup is the root of the hierarchy (an agent watching
- * the whole host): every task is under it, and the test is skipped. */
+ * the whole host): every task is under it, and exec skips the test. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -422,10 +458,14 @@ static __always_inline void report_lineage(__u32 pid)
 		if (!x)
 			break;
 		if (!x->reported) {
-			if (report_exec(x, pid) == 0)
+			if (report_exec(x, pid) == 0) {
 				x->reported = 1;
-			else
+				__u8 *state = proc_byte(pid);
+				if (state)
+					*state |= PROC_EXIT_DUE;
+			} else {
 				count_lost();
+			}
 		}
 		pid = x->hdr.ppid;
 	}
@@ -997,11 +1037,17 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 	/* The scratch record is reused: clear all but its data, which cap_len
 	 * bounds. */
 	__builtin_memset(x, 0, __builtin_offsetof(struct exec_info, data));
+	fill_identity(&e->id);
+	__u32 pid = e->id.pid;
+	__u8 *state = proc_byte(pid);
+	__u8 prev = state ? *state : 0;
 	/* A process's first exec (after its fork, by far the most common) is
 	 * dated by the fork, the start time /proc shows, which costs no clock
-	 * read; a re-exec below reads the clock. */
-	e->time_ns = BPF_CORE_READ(task, start_boottime);
-	fill_identity(&e->id);
+	 * read; a re-exec, by the clock. */
+	if (prev & PROC_RECORDED)
+		e->time_ns = bpf_ktime_get_boot_ns();
+	else
+		e->time_ns = BPF_CORE_READ(task, start_boottime);
 	e->kind = EVENT_EXEC;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 
@@ -1044,27 +1090,27 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	x->long_data = e->cap_len > EXEC_SHORT;
 
-	__u32 pid = e->id.pid;
-	if (bpf_map_update_elem(&execs, &pid, x, BPF_NOEXIST) != 0) {
-		/* A re-exec: it replaces the record of the image before; a
-		 * process reported under that one still has its exit reported. */
-		struct exec_info *old = bpf_map_lookup_elem(&execs, &pid);
-		if (old && (old->reported || old->exit_due))
-			x->exit_due = 1;
-		if (old && old->long_data && !x->long_data)
-			bpf_map_delete_elem(&exec_long, &pid);
-		e->time_ns = bpf_ktime_get_boot_ns();
-		bpf_map_update_elem(&execs, &pid, x, BPF_ANY);
-	}
-	if (x->long_data)
+	/* A re-exec replaces the record of the image before. */
+	if (bpf_map_update_elem(&execs, &pid, x, BPF_ANY) != 0)
+		return 0;
+	__u8 now = PROC_RECORDED | (prev & PROC_EXIT_DUE);
+	if (x->long_data) {
 		bpf_map_update_elem(&exec_long, &pid, e, BPF_ANY);
+		now |= PROC_LONG;
+	} else if (prev & PROC_LONG) {
+		bpf_map_delete_elem(&exec_long, &pid);
+	}
+	if (state)
+		*state = now;
 	return 0;
 }
 
-/* The exit of a process: its exec record goes; the exit is reported only for
- * a process whose exec record was, this image's or an earlier one's (it or a
- * descendant connected to IMDS), so that user space can let go of it. One
- * per process: when its thread-group leader exits. */
+/* The exit of a process: its exec records go; the exit is reported only for
+ * a process an exec record of which was (PROC_EXIT_DUE: it or a descendant
+ * connected to IMDS), so that user space can let go of it. One per process:
+ * when its thread-group leader exits. No cgroup test: proc_state says whether
+ * there is anything to do (a process that left the watched cgroup since its
+ * exec is cleaned up too). */
 SEC("raw_tracepoint/sched_process_exit")
 int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -1072,24 +1118,25 @@ int imds_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u32 pid = id >> 32;
 	if ((__u32)id != pid)
 		return 0; /* a thread other than the leader */
-	/* The cgroup test first: it costs a third of a lookup in execs that
-	 * finds nothing (every process of the host outside the cgroup). */
-	if (!watched())
+	__u8 *state = proc_byte(pid);
+	if (!state || !*state)
 		return 0;
-	struct exec_info *x = bpf_map_lookup_elem(&execs, &pid);
-	if (!x)
-		return 0;
-	if (x->reported || x->exit_due) {
+	__u8 was = *state;
+	*state = 0;
+	if (was & PROC_EXIT_DUE) {
 		struct event *e = reserve(sizeof(*e));
 		if (e) {
+			struct exec_info *x = bpf_map_lookup_elem(&execs, &pid);
 			fill_identity(&e->id);
 			e->kind = EVENT_EXIT;
-			e->ppid = x->hdr.ppid;
+			if (x)
+				e->ppid = x->hdr.ppid;
 			bpf_ringbuf_submit(e, wake_flags());
 		}
 	}
-	if (x->long_data)
+	if (was & PROC_LONG)
 		bpf_map_delete_elem(&exec_long, &pid);
-	bpf_map_delete_elem(&execs, &pid);
+	if (was & PROC_RECORDED)
+		bpf_map_delete_elem(&execs, &pid);
 	return 0;
 }

@@ -75,9 +75,8 @@ type imdsExecBuild struct {
 type imdsExecInfo struct {
 	_        structs.HostLayout
 	Reported uint8
-	ExitDue  uint8
 	LongData uint8
-	Pad      [5]uint8
+	Pad      [6]uint8
 	Hdr      imdsEvent
 	Data     [384]uint8
 }
@@ -107,6 +106,11 @@ const (
 	imdsMapSizeMAP_EXECS_LONG  imdsMapSize = 1024
 )
 
+type imdsProcBytes struct {
+	_ structs.HostLayout
+	B [8]uint8
+}
+
 type imdsSockInfo struct {
 	_     structs.HostLayout
 	Id    imdsIdentity
@@ -125,6 +129,7 @@ const (
 	imdsMapExecScratch        = "exec_scratch"
 	imdsMapExecs              = "execs"
 	imdsMapLost               = "lost"
+	imdsMapProcState          = "proc_state"
 	imdsMapSockets            = "sockets"
 	imdsProgImdsConnect4      = "imds_connect4"
 	imdsProgImdsConnect6      = "imds_connect6"
@@ -214,6 +219,7 @@ type imdsMapSpecs struct {
 	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
 	Execs       *ebpf.MapSpec `ebpf:"execs"`
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
+	ProcState   *ebpf.MapSpec `ebpf:"proc_state"`
 	Sockets     *ebpf.MapSpec `ebpf:"sockets"`
 }
 
@@ -263,6 +269,7 @@ type imdsMaps struct {
 	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
 	Execs       *ebpf.Map `ebpf:"execs"`
 	Lost        *ebpf.Map `ebpf:"lost"`
+	ProcState   *ebpf.Map `ebpf:"proc_state"`
 	Sockets     *ebpf.Map `ebpf:"sockets"`
 }
 
@@ -275,6 +282,7 @@ func (m *imdsMaps) Close() error {
 		m.ExecScratch,
 		m.Execs,
 		m.Lost,
+		m.ProcState,
 		m.Sockets,
 	)
 }
