@@ -62,16 +62,15 @@ type program struct {
 	name   string // generated imdsProg* constant
 	label  string // as in the ELF section, for people
 	attach ebpf.AttachType
-	exec   bool // raw tracepoint of the exec/exit pair
-	tp     string
+	exec   bool // BTF tracepoint of the exec/exit pair (tp_btf, attached by its section)
 }
 
 // programs in attach order: process tracking first (a process started right after Attach keeps
 // its command line), socket release and packets next, connect last, so no connect is
 // remembered without its packets being watched.
 var programs = []program{
-	{name: imdsProgImdsExec, label: "raw_tracepoint/sched_process_exec", exec: true, tp: "sched_process_exec"},
-	{name: imdsProgImdsExit, label: "raw_tracepoint/sched_process_exit", exec: true, tp: "sched_process_exit"},
+	{name: imdsProgImdsExec, label: "tp_btf/sched_process_exec", exec: true},
+	{name: imdsProgImdsExit, label: "tp_btf/sched_process_exit", exec: true},
 	{name: imdsProgImdsRelease, label: "cgroup/sock_release", attach: ebpf.AttachCgroupInetSockRelease},
 	{name: imdsProgImdsIngress, label: "cgroup_skb/ingress", attach: ebpf.AttachCGroupInetIngress},
 	{name: imdsProgImdsEgress, label: "cgroup_skb/egress", attach: ebpf.AttachCGroupInetEgress},
@@ -439,7 +438,7 @@ func (a *Agent) attachExec() error {
 		if !p.exec || prog == nil {
 			continue // exec/exit left out; Features says why
 		}
-		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: p.tp, Program: prog})
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
 		if err != nil {
 			closeLinks(a.execLinks)
 			a.execLinks = nil

@@ -38,7 +38,6 @@ var requirements = []requirement{
 	{prog: ebpf.CGroupSockAddr, name: "cgroup sock_addr programs", since: "4.17"},
 	{prog: ebpf.CGroupSKB, name: "cgroup_skb programs", since: "4.10"},
 	{prog: ebpf.CGroupSock, name: "cgroup sock programs", since: "4.10"},
-	{prog: ebpf.RawTracepoint, name: "raw tracepoints", since: "4.17"},
 	{prog: ebpf.CGroupSock, attach: ebpf.AttachCgroupInetSockRelease, name: "the cgroup sock_release hook", since: "5.9"},
 	{mapType: ebpf.SkStorage, name: "socket-local storage maps", since: "5.2"},
 	{mapType: ebpf.LRUHash, name: "LRU hash maps", since: "4.10"},
@@ -58,9 +57,6 @@ var requirements = []requirement{
 	{prog: ebpf.CGroupSKB, helper: asm.FnKtimeGetBootNs, name: "bpf_ktime_get_boot_ns", since: "5.8"},
 	{prog: ebpf.CGroupSKB, helper: asm.FnSkFullsock, name: "bpf_sk_fullsock in cgroup_skb programs", since: "5.1"},
 	{prog: ebpf.CGroupSKB, helper: asm.FnRingbufQuery, onMap: ebpf.RingBuf, name: "bpf_ringbuf_query", since: "5.8"},
-	{prog: ebpf.RawTracepoint, helper: asm.FnCurrentTaskUnderCgroup, name: "bpf_current_task_under_cgroup in raw tracepoints"},
-	{prog: ebpf.RawTracepoint, helper: asm.FnProbeReadUser, name: "bpf_probe_read_user", since: "5.5"},
-	{prog: ebpf.RawTracepoint, helper: asm.FnProbeReadKernelStr, name: "bpf_probe_read_kernel_str", since: "5.5"},
 	{prog: ebpf.CGroupSock, helper: asm.FnGetSocketCookie, name: "bpf_get_socket_cookie in the sock_release hook"},
 	{prog: ebpf.CGroupSock, helper: asm.FnSkStorageGet, onMap: ebpf.SkStorage, name: "bpf_sk_storage_get in the sock_release hook", since: "5.9"},
 }

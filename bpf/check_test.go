@@ -23,7 +23,7 @@ func TestCheckOnAmazonLinux2(t *testing.T) {
 	require.ErrorAs(t, err, &missing)
 	assert.True(t, missing.UnsupportedKernel())
 	assert.Equal(t, "this kernel (4.14.355-275.570.amzn2.x86_64) cannot run the auditor: it lacks "+
-		"the BPF ring buffer (5.8+), cgroup sock_addr programs (4.17+), raw tracepoints (4.17+),"+
+		"the BPF ring buffer (5.8+), cgroup sock_addr programs (4.17+),"+
 		" the cgroup sock_release hook (5.9+), socket-local storage maps (5.2+), "+
 		"bpf_ktime_get_boot_ns (5.8+) and bpf_sk_fullsock in cgroup_skb programs (5.1+); the auditor needs Linux 5.9 or later", err.Error())
 	_, err = Load(Options{})

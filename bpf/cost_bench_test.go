@@ -236,7 +236,7 @@ type costSet struct {
 }
 
 // attachCostSet loads the agent (default options) and the empty programs and attaches them:
-// the cgroup programs to cg, the tracepoints to their raw tracepoints; the agent first when
+// the cgroup programs to cg, the tracepoints to their BTF tracepoints; the agent first when
 // agentFirst, else the empty programs. Each paired run gets programs of its own because a
 // program's readings move by up to tens of ns here with where the kernel happened to put its
 // code, the same way for the program's whole life: loaded once, that would be one draw for
@@ -273,24 +273,28 @@ func attachCostSet(b *testing.B, cg *cgroup.Group, agentFirst bool) *costSet {
 		if prog == nil {
 			continue
 		}
-		ret := int32(1)
-		if p.exec {
-			ret = 0
-		}
-		ref, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		spec := &ebpf.ProgramSpec{
 			Name:         "imds_empty",
 			Type:         prog.Type(),
 			AttachType:   p.attach,
 			License:      "Dual BSD/GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, ret), asm.Return()},
-		})
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
+		}
+		if p.exec {
+			tracing := spec.Copy()
+			tracing.AttachType = ebpf.AttachTraceRawTp
+			tracing.AttachTo = strings.TrimPrefix(p.label, "tp_btf/")
+			tracing.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+			spec = tracing
+		}
+		ref, err := ebpf.NewProgram(spec)
 		if err != nil {
 			b.Fatalf("load the empty %s: %v", p.label, err)
 		}
 		closers = append(closers, ref)
 		var l link.Link
 		if p.exec {
-			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: p.tp, Program: ref})
+			l, err = link.AttachTracing(link.TracingOptions{Program: ref})
 		} else {
 			l, err = link.AttachCgroup(link.CgroupOptions{Path: cg.Path(), Attach: p.attach, Program: ref})
 		}

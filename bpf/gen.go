@@ -5,8 +5,9 @@ package bpf
 // generate` (which pins Debian's clang 14) and check with `make generate-check`.
 //
 // One object serves every little-endian architecture (amd64 and arm64 among them): nothing in
-// imds.c depends on the architecture (raw tracepoint arguments are an array of u64, task_struct
-// is read with CO-RE, no pt_regs), so the x86 and arm64 builds were byte for byte the same.
+// imds.c depends on the architecture (tracepoint arguments are an array of u64, task_struct is
+// read through its BTF with CO-RE, no pt_regs), so the x86 and arm64 builds were byte for byte
+// the same.
 // The bindings are not limited to Linux, so that the limits in options.go come from imds.c's
 // enums on every platform the package builds on (little-endian ones).
 //

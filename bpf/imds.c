@@ -36,7 +36,6 @@
 #include "imds_kernel.h"
 #include "bpf_helpers.h"
 #include "bpf_endian.h"
-#include "bpf_core_read.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -1019,9 +1018,11 @@ static __always_inline bool watched(void)
 
 /* Runs after the new program image is in place: comm, mm and argv are the
  * new program's, and the process has not run a single instruction of it.
- * Keeps the record in execs, nothing goes to the ring buffer (see execs). */
-SEC("raw_tracepoint/sched_process_exec")
-int imds_exec(struct bpf_raw_tracepoint_args *ctx)
+ * Keeps the record in execs, nothing goes to the ring buffer (see execs).
+ * A BTF tracepoint: its arguments are typed (task_struct, linux_binprm), so
+ * their fields are plain loads, not bpf_probe_read_kernel calls. */
+SEC("tp_btf/sched_process_exec")
+int imds_exec(__u64 *ctx)
 {
 	if (!watched())
 		return 0;
@@ -1030,8 +1031,9 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (!b)
 		return 0;
 	struct exec_info *x = &b->x; /* x->data goes on into b->more */
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
-	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	/* sched_process_exec(p, old_pid, bprm) */
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
 	struct event *e = &x->hdr;
 
 	/* The scratch record is reused: clear all but its data, which cap_len
@@ -1047,11 +1049,11 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (prev & PROC_RECORDED)
 		e->time_ns = bpf_ktime_get_boot_ns();
 	else
-		e->time_ns = BPF_CORE_READ(task, start_boottime);
+		e->time_ns = task->start_boottime;
 	e->kind = EVENT_EXEC;
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->ppid = task->real_parent->tgid;
 
-	const char *filename = BPF_CORE_READ(bprm, filename);
+	const char *filename = bprm->filename;
 	long got = bpf_probe_read_kernel_str(x->data, EXE_MAX, filename);
 	if (got <= 0) {
 		x->data[0] = 0;
@@ -1063,17 +1065,8 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
 		exe = EXE_MAX;
 	e->aux_len = exe;
 
-	/* arg_start and arg_end sit side by side in every kernel's mm_struct:
-	 * one read for both where the kernel's BTF says so. */
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
-	unsigned long args[2] = {};
-	if (bpf_core_field_offset(mm->arg_end) == bpf_core_field_offset(mm->arg_start) + sizeof(args[0])) {
-		bpf_core_read(args, sizeof(args), &mm->arg_start);
-	} else {
-		bpf_core_read(&args[0], sizeof(args[0]), &mm->arg_start);
-		bpf_core_read(&args[1], sizeof(args[1]), &mm->arg_end);
-	}
-	unsigned long start = args[0], end = args[1];
+	struct mm_struct *mm = task->mm;
+	unsigned long start = mm->arg_start, end = mm->arg_end;
 	__u64 len = end > start ? end - start : 0;
 	e->data_len = len;
 	__u64 n = len;
@@ -1111,8 +1104,8 @@ int imds_exec(struct bpf_raw_tracepoint_args *ctx)
  * when its thread-group leader exits. No cgroup test: proc_state says whether
  * there is anything to do (a process that left the watched cgroup since its
  * exec is cleaned up too). */
-SEC("raw_tracepoint/sched_process_exit")
-int imds_exit(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sched_process_exit")
+int imds_exit(__u64 *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;

@@ -134,11 +134,6 @@ struct bpf_sock_addr {
 	__bpf_md_ptr(struct bpf_sock *, sk);
 };
 
-/* UAPI context of raw tracepoints: the tracepoint's arguments. */
-struct bpf_raw_tracepoint_args {
-	__u64 args[0];
-};
-
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct mm_struct {

@@ -143,7 +143,8 @@ func missing(b bool) error {
 }
 
 // AmazonLinux2 is Amazon Linux 2's older kernel, 4.14: cgroup_skb and cgroup sock programs,
-// but no cgroup sock_addr (4.17) or raw tracepoint (4.17) programs, no sock_release hook
+// but no cgroup sock_addr (4.17), raw tracepoint (4.17) or BTF tracing programs (5.5, not in
+// the list: nothing probes them, exec tracing is optional), no sock_release hook
 // (5.9), no ring buffer (5.8), no socket-local storage (5.2), no bpf_get_current_cgroup_id
 // (4.18), bpf_sk_fullsock (5.1) or bpf_ktime_get_boot_ns (5.8).
 var AmazonLinux2 = Without{
