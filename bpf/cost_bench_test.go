@@ -41,7 +41,9 @@ import (
 //	exec-in, exit-in           sched_process_exec/exit of a process inside the watched cgroup
 //	exec-out, exit-out         the same outside it (every other process of the host)
 //	exec-root, exit-root       inside, with the agent as on the hierarchy's root (exec_all: no
-//	                           cgroup test; the tests never attach there)
+//	                           cgroup test in exec; the tests never attach there). The host's
+//	                           other processes are watched then too but taken out at the
+//	                           outside figure, which overstates these a little
 //
 // The tracepoints run for every exec and exit on the host, other people's included; the inside
 // figures separate this benchmark's own processes from them (ownCost). A table printed at the
