@@ -3,6 +3,7 @@ package audit
 import (
 	"net/netip"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/imdsv2/imdsv2/audit/proc"
@@ -17,8 +18,11 @@ type execRecord struct {
 	cmdline   string // joined, redacted by structure and the tokens known at exec time
 	argvFault bool   // the kernel could not read argv: cmdline is empty
 	cgroupID  uint64
-	at        time.Time // exec time
+	at        time.Time // exec time (a first exec: the process's start, see Event.Time)
 	exited    time.Time // zero while running
+	// start and parentStart are when the process and its parent started (Event.Start,
+	// Event.ParentStart); zero where the source did not say.
+	start, parentStart time.Time
 }
 
 // execCache holds exec records keyed by (pid, exec time). It is bounded:
@@ -38,7 +42,8 @@ func (c *execCache) add(r *execRecord) {
 		c.evict()
 	}
 	list := c.byPID[r.pid]
-	i, _ := slices.BinarySearchFunc(list, r.at, func(e *execRecord, t time.Time) int { return e.at.Compare(t) })
+	// After records of the same time: the one added last is the newer image.
+	i := sort.Search(len(list), func(i int) bool { return list[i].at.After(r.at) })
 	c.byPID[r.pid] = slices.Insert(list, i, r)
 	c.n++
 }
@@ -217,7 +222,11 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 		p.Container = proc.Container{ID: clean(c.ID, maxNameBytes), Runtime: c.Runtime,
 			PodUID: clean(c.PodUID, maxNameBytes), Unit: clean(c.Unit, maxNameBytes)}
 	}
-	p.Parents = a.parents(p.PID, p.PPID, t)
+	var parentStart time.Time
+	if r != nil {
+		parentStart = r.parentStart
+	}
+	p.Parents = a.parents(p.PID, p.PPID, parentStart, t)
 	l := local.Addr().Unmap()
 	if l.IsValid() && !l.IsUnspecified() {
 		p.LocalAddr = l.String()
@@ -228,7 +237,8 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 
 // image returns what names pid at time t: its exec record, and the process
 // /proc has under that pid when it was already running at t (live). An exec
-// record older than that process's start is of an earlier holder of the pid
+// record older than that process's start, or of another start, is of an
+// earlier holder of the pid
 // whose exit was never reported (the kernel's table evicted its record): the
 // pid was reused by a process that has not executed since, else its own,
 // newer record would be the one found. Such a record is dropped, and marked
@@ -236,7 +246,8 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 func (a *Auditor) image(pid uint32, t time.Time) (r *execRecord, pr proc.Process, live bool) {
 	r = a.execs.lookup(pid, t)
 	pr, live = a.liveProcess(pid, t)
-	if r != nil && live && !pr.Started.IsZero() && pr.Started.After(r.at.Add(startSlack)) {
+	if r != nil && live && !pr.Started.IsZero() &&
+		(pr.Started.After(r.at.Add(startSlack)) || !r.start.IsZero() && !sameStart(r.start, pr.Started)) {
 		if r.exited.IsZero() {
 			r.exited = pr.Started
 		}
@@ -248,6 +259,12 @@ func (a *Auditor) image(pid uint32, t time.Time) (r *execRecord, pr proc.Process
 // startSlack is how far /proc's start times may be off: they have a 10 ms
 // tick and the boot time a one-second resolution.
 const startSlack = time.Second
+
+// sameStart reports whether two start times of a pid are one process's.
+func sameStart(a, b time.Time) bool {
+	d := a.Sub(b)
+	return -startSlack <= d && d <= startSlack
+}
 
 // liveProcess reads pid from the process table and rejects a process that
 // started after t: the pid was reused.
@@ -265,8 +282,10 @@ func (a *Auditor) liveProcess(pid uint32, t time.Time) (proc.Process, bool) {
 	return pr, true
 }
 
-// parents walks the parent chain from ppid, ParentDepth levels at most.
-func (a *Auditor) parents(pid, ppid uint32, t time.Time) []Ancestor {
+// parents walks the parent chain from ppid, ParentDepth levels at most. start, when known, is
+// when the parent started (the child's exec record says): a process that holds ppid now but
+// started at another time is a later holder of the pid, not the parent, and the walk stops.
+func (a *Auditor) parents(pid, ppid uint32, start, t time.Time) []Ancestor {
 	var out []Ancestor
 	seen := map[uint32]bool{pid: true}
 	for len(out) < a.opts.ParentDepth && ppid != 0 && !seen[ppid] {
@@ -274,8 +293,21 @@ func (a *Auditor) parents(pid, ppid uint32, t time.Time) []Ancestor {
 		anc := Ancestor{PID: ppid}
 		next := uint32(0)
 		r, pr, live := a.image(ppid, t)
+		if !start.IsZero() {
+			if r != nil && !r.start.IsZero() && !sameStart(r.start, start) {
+				r = nil
+			}
+			if live && !pr.Started.IsZero() && !sameStart(pr.Started, start) {
+				live = false
+			}
+			if r == nil && !live {
+				break
+			}
+		}
+		start = time.Time{}
 		if r != nil {
 			anc.Comm, anc.Exe, anc.Cmdline, next = r.comm, r.exe, a.known.scrub(r.cmdline), r.ppid
+			start = r.parentStart
 		}
 		if live {
 			if anc.Exe == "" && anc.Cmdline == "" {
@@ -297,6 +329,6 @@ func (a *Auditor) onExec(ev Event, t time.Time) {
 	a.execs.add(&execRecord{
 		pid: ev.PID, ppid: ev.PPID,
 		comm: clean(ev.Comm, maxNameBytes), exe: clean(ev.Exe, maxPathBytes), cmdline: joinArgs(args, a.known),
-		argvFault: ev.ArgvFault, cgroupID: ev.CgroupID, at: t,
+		argvFault: ev.ArgvFault, cgroupID: ev.CgroupID, at: t, start: ev.Start, parentStart: ev.ParentStart,
 	})
 }

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -182,6 +183,72 @@ func TestExecRecordOfReusedPIDIsDropped(t *testing.T) {
 	}
 	if p := got[1].Process; p.Source != audit.SourceProc || p.Exe != "/usr/bin/new" || p.Cmdline != "new --worker" {
 		t.Errorf("request of the reused pid: %+v; want the new process from /proc", p)
+	}
+}
+
+// TestParentPIDReused: a deploy script started a child and exited; its pid went to another
+// process, which executed a program of its own. When the child calls IMDS, its exec record
+// names the parent's pid and start: the new holder of that pid, live in /proc or known by
+// its exec record, started later and is not named as the parent. With the parent still there,
+// it is.
+func TestParentPIDReused(t *testing.T) {
+	for _, reused := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reused=%v", reused), func(t *testing.T) {
+			h := newHarness(t, audit.Options{})
+			r := replay.New(t0)
+			parent := replay.Proc{PID: 3300, PPID: 1, Comm: "deploy", Start: t0}
+			child := replay.Proc{PID: 3301, PPID: 3300, Comm: "curl", Start: t0.Add(time.Second), ParentStart: t0}
+			r.Exec(parent, "/usr/local/bin/deploy", "deploy", "--stage", "prod")
+			r.Advance(time.Second)
+			r.Exec(child, "/usr/bin/curl", "curl", "http://169.254.169.254/latest/meta-data/")
+			if reused {
+				r.Exit(parent)
+				r.Advance(time.Minute)
+				other := replay.Proc{PID: 3300, PPID: 1, Comm: "intruder", Start: r.Now(), ParentStart: t0.Add(-time.Hour)}
+				r.Exec(other, "/usr/bin/intruder", "intruder")
+				h.table.extra[3300] = proc.Process{PID: 3300, PPID: 1, Comm: "intruder", Exe: "/usr/bin/intruder",
+					Cmdline: []string{"intruder"}, Started: other.Start}
+			}
+			r.Advance(time.Millisecond)
+			c := r.Connect(child)
+			c.Send(replay.GetV1("/latest/meta-data/", "curl/8"))
+			c.Recv(replay.Answer(200, 1), 64)
+			h.feed(r)
+			p := h.requests()[0].Process
+			for _, anc := range p.Parents {
+				if anc.Comm == "intruder" || anc.Exe == "/usr/bin/intruder" {
+					t.Fatalf("the pid's new holder is named as the parent: %+v", p.Parents)
+				}
+			}
+			if !reused && (len(p.Parents) == 0 || p.Parents[0].Exe != "/usr/local/bin/deploy") {
+				t.Fatalf("parents %+v; want the deploy script first", p.Parents)
+			}
+			if reused && len(p.Parents) != 0 {
+				t.Errorf("parents %+v; want none (the parent is gone)", p.Parents)
+			}
+		})
+	}
+}
+
+// TestSameTimeImagesKeepOrder: two exec records of a pid with the same time (a process's first
+// exec is dated by its start, and so is a program executed by another of its threads after
+// the first one's record was dropped) are two images in the order they came: the later one
+// names the requests after it.
+func TestSameTimeImagesKeepOrder(t *testing.T) {
+	h := newHarness(t, audit.Options{})
+	r := replay.New(t0)
+	first := replay.Proc{PID: 5100, PPID: 1, Comm: "wrapper", Start: t0}
+	r.Exec(first, "/usr/bin/wrapper", "wrapper", "exec", "--", "app")
+	second := first
+	second.Comm = "app"
+	r.Exec(second, "/usr/bin/app", "app")
+	r.Advance(time.Millisecond)
+	c := r.Connect(second)
+	c.Send(replay.GetV1("/latest/meta-data/", "curl/8"))
+	c.Recv(replay.Answer(200, 1), 64)
+	h.feed(r)
+	if got := h.requests()[0].Process; got.Exe != "/usr/bin/app" {
+		t.Fatalf("%+v; want the image executed last", got)
 	}
 }
 

@@ -21,12 +21,14 @@ const (
 	// EventRecv: payload bytes arriving on a tracked socket (an answer, or part of one).
 	EventRecv
 	// EventExec: a process executed a program (Exe, Args captured in the
-	// kernel). Time is the exec's; the bpf source reports it only for a
-	// process that connects to IMDS and for its ancestors, just before that
-	// EventConnect, so it may come after events of later times.
+	// kernel). Time is the exec's (a first exec: the process's start, see
+	// Event.Time); the bpf source reports it only for a process that connects
+	// to IMDS and for its ancestors, just before that EventConnect, so it may
+	// come after events of later times.
 	EventExec
-	// EventExit: a process exited (PID is the thread group id). The bpf
-	// source reports it only for processes whose EventExec it reported.
+	// EventExit: a process exited (PID is the thread group id; its last
+	// thread exited). The bpf source reports it only for processes whose
+	// EventExec it reported.
 	EventExit
 	// EventLost: the kernel side dropped Lost records since its last report.
 	EventLost
@@ -84,6 +86,12 @@ type Event struct {
 	PID, TID, PPID, UID, GID uint32
 	CgroupID                 uint64
 	Comm                     string
+
+	// Start and ParentStart are when the process and its parent (PPID, at
+	// the exec) started, as /proc's start times count (EventExec; zero where
+	// the source does not know). A process with PPID's pid but another start
+	// is a later holder of that pid, not the parent.
+	Start, ParentStart time.Time
 
 	// NetnsCookie is the cookie of the network namespace of the caller's
 	// socket, read in the kernel at connect (EventConnect and the events of

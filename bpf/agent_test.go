@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/imdsv2/imdsv2/audit"
+	"github.com/imdsv2/imdsv2/internal/cgroup"
 	"github.com/imdsv2/imdsv2/internal/netguard"
 	"github.com/imdsv2/imdsv2/internal/privtest"
 )
@@ -173,6 +175,109 @@ func TestLongCommandLines(t *testing.T) {
 				t.Errorf("argv of %d bytes after exec_long lost the record; want at most the record's own %d", len(got), imdsCaptureLimitCAPTURE_EXEC_SHORT)
 			}
 		})
+	}
+}
+
+// TestLineageStopsAtAnotherStart: the exec record under a caller's parent pid is followed only
+// when its start is the one the caller's record names: a record of another start is of a
+// later holder of the pid (the parent exited), and is not reported as the parent. The
+// parent's record is planted in the table (the test binary executed before the agent), once
+// with the parent's start and once with another.
+func TestLineageStopsAtAnotherStart(t *testing.T) {
+	for _, same := range []bool{true, false} {
+		t.Run(fmt.Sprintf("same start=%v", same), func(t *testing.T) {
+			b := newBed(t, Options{})
+			cmd := child("wait-get", b.imds.url("127.0.0.1"), "lineage")
+			stdin, stdout := startPiped(t, cmd, b.cg.Start)
+			if line, err := stdout.ReadString('\n'); err != nil || line != "waiting\n" {
+				t.Fatalf("child said %q, %v", line, err)
+			}
+			execs, pid, ppid := b.agent.coll.Maps[imdsMapExecs], uint32(cmd.Process.Pid), uint32(os.Getpid())
+			var own imdsExecInfo
+			if err := execs.Lookup(pid, &own); err != nil || own.Hdr.ParentStartNs == 0 || own.Hdr.Ppid != ppid {
+				t.Fatalf("exec record of the child: %+v, %v; want one naming its parent %d and its start", own.Hdr, err, ppid)
+			}
+			planted := imdsExecInfo{Hdr: imdsEvent{Kind: uint8(imdsEventKindEVENT_EXEC), StartNs: own.Hdr.ParentStartNs,
+				TimeNs: own.Hdr.ParentStartNs, Ppid: 1, CapLen: 1, AuxLen: 1}}
+			planted.Hdr.Id.Pid = ppid
+			if !same {
+				planted.Hdr.StartNs += uint64(time.Minute)
+			}
+			if err := execs.Put(ppid, &planted); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = execs.Delete(ppid) })
+			io.WriteString(stdin, "go\n")
+			if err := cmd.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			evs := b.ev.waitFor(t, "the child's connect", count(audit.EventConnect, byPID(int(pid)), 1))
+			if got := len(filter(evs, audit.EventExec, byPID(int(ppid)))); got != map[bool]int{true: 1, false: 0}[same] {
+				t.Errorf("%d exec records of the parent pid %d reported; want %d", got, ppid, map[bool]int{true: 1, false: 0}[same])
+			}
+		})
+	}
+}
+
+// TestExecAfterLeavingCgroup: a process executed inside the watched cgroup, moved out of it,
+// then executed another program: its exec record is of an image it no longer runs, and goes.
+func TestExecAfterLeavingCgroup(t *testing.T) {
+	b := newBed(t, Options{})
+	elsewhere := cgroup.ForTest(t)
+	cmd := child("wait-exec", "/bin/cat", "cat")
+	stdin, stdout := startPiped(t, cmd, b.cg.Start)
+	if line, err := stdout.ReadString('\n'); err != nil || line != "waiting\n" {
+		t.Fatalf("child said %q, %v", line, err)
+	}
+	execs, pid := b.agent.coll.Maps[imdsMapExecs], uint32(cmd.Process.Pid)
+	var x imdsExecInfo
+	if err := execs.Lookup(pid, &x); err != nil {
+		t.Fatalf("no exec record of pid %d inside the cgroup: %v", pid, err)
+	}
+	if err := os.WriteFile(filepath.Join(elsewhere.Path(), "cgroup.procs"), []byte(strconv.Itoa(int(pid))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(stdin, "go\n") // it executes cat, which waits on stdin too
+	for deadline := time.Now().Add(waitLimit); execs.Lookup(pid, &x) == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("exec record of pid %d still there after its exec outside the cgroup: %+v", pid, x.Hdr.Id)
+		}
+	}
+	// The record went with the exec, not with an exit.
+	if comm, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/comm"); err != nil || string(comm) != "cat\n" {
+		t.Fatalf("pid %d is not running cat: %q, %v", pid, comm, err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("cat: %v", err)
+	}
+}
+
+// TestExecFromAnotherThread: a process that called IMDS executes a program from a thread that
+// is not its first (Go's syscall.Exec may): the kernel kills the leader thread first, which is
+// not the process's exit. Its exit is reported once, at its real end; the new program's exec
+// record follows the first, dated after it, and names the process's second request.
+func TestExecFromAnotherThread(t *testing.T) {
+	b := newBed(t, Options{})
+	url := b.imds.url("127.0.0.1")
+	cmd := child("thread-exec", url, "before-exec", "after-exec")
+	b.run(t, cmd)
+	pid := cmd.Process.Pid
+	evs := b.ev.waitFor(t, "its exit", count(audit.EventExit, byPID(pid), 1))
+	execs := filter(evs, audit.EventExec, byPID(pid))
+	if len(execs) != 2 || !slices.Contains(execs[0].Args, "thread-exec") || !slices.Contains(execs[1].Args, "get") ||
+		!execs[1].Time.After(execs[0].Time) {
+		t.Fatalf("exec records of pid %d: %+v; want the first program's, then the second's, later", pid, execs)
+	}
+	conns := filter(evs, audit.EventConnect, byPID(pid))
+	exits := filter(evs, audit.EventExit, byPID(pid))
+	if len(conns) != 2 || len(exits) != 1 || exits[0].Time.Before(conns[1].Time) {
+		t.Errorf("pid %d: %d connects, exits %+v; want 2 connects and one exit after the second", pid, len(conns), exits)
+	}
+	if !execs[1].Start.Equal(execs[0].Start) || execs[0].Start.IsZero() || execs[0].ParentStart.IsZero() ||
+		execs[0].ParentStart.After(execs[0].Start) {
+		t.Errorf("starts: %v/%v and %v/%v; want one process start, after its parent's", execs[0].Start,
+			execs[0].ParentStart, execs[1].Start, execs[1].ParentStart)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,14 @@ import (
 // childEnv makes the test binary act as a workload process (a curl-like client) instead of
 // running tests; the tests start it inside their cgroup.
 const childEnv = "IMDSV2_BPF_TEST_CHILD"
+
+func init() {
+	if os.Getenv(childEnv) == "1" {
+		// The child's main goroutine stays on the process's first thread (the leader), so
+		// that execFromThread's goroutine runs on another one.
+		runtime.LockOSThread()
+	}
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
@@ -63,6 +72,15 @@ func runChild(args []string) int {
 		if _, err = bufio.NewReader(os.Stdin).ReadString('\n'); err == nil {
 			err = childGet(rest[0], rest[1], 1)
 		}
+	case "wait-exec": // wait-exec path argv...: say "waiting", read a line from stdin, then exec path
+		fmt.Println("waiting")
+		if _, err = bufio.NewReader(os.Stdin).ReadString('\n'); err == nil {
+			err = unix.Exec(rest[0], rest[1:], os.Environ())
+		}
+	case "thread-exec": // thread-exec URL marker marker2: get, then exec "get URL marker2" from a thread that is not the leader
+		if err = childGet(rest[0], rest[1], 1); err == nil {
+			err = execFromThread(os.Args[0], []string{os.Args[0], "child", "get", rest[0], rest[2]})
+		}
 	case "hold": // hold host:port marker: connect, wait for a line on stdin, then send
 		err = childHold(rest[0], rest[1])
 	case "connects": // connects imdsPort otherPort
@@ -77,6 +95,21 @@ func runChild(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// execFromThread executes argv[0] from a thread other than the process's first, so that the
+// kernel kills the leader thread (de_thread) and the new program takes over the pid.
+func execFromThread(path string, argv []string) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if tid := unix.Gettid(); tid == unix.Getpid() {
+			done <- fmt.Errorf("exec thread %d is the leader", tid)
+			return
+		}
+		done <- unix.Exec(path, argv, os.Environ())
+	}()
+	return <-done
 }
 
 func request(path, marker string) string {

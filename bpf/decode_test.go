@@ -27,8 +27,8 @@ func TestHeaderMatchesC(t *testing.T) {
 	if err := spec.Types.TypeByName("event", &ev); err != nil {
 		t.Fatal(err)
 	}
-	if int(ev.Size) != headerSize || headerSize != 120 {
-		t.Fatalf("struct event is %d bytes in BTF, the Go header %d, want both 120", ev.Size, headerSize)
+	if int(ev.Size) != headerSize || headerSize != 136 {
+		t.Fatalf("struct event is %d bytes in BTF, the Go header %d, want both 136", ev.Size, headerSize)
 	}
 	for name, want := range map[string]uint32{imdsVarSendCapture: uint32(MaxSendCapture), imdsVarRecvCapture: uint32(defaultRecvCapture)} {
 		var got uint32

@@ -22,13 +22,14 @@
 //   - BTF tracepoints (tp_btf) sched_process_exec and sched_process_exit: pid, parent, uid,
 //     executable and argv, read in the kernel so that short-lived processes keep their command
 //     line, only for tasks in the watched cgroup subtree (every task, with no cgroup test, when
-//     it is the hierarchy's root). They are kept in a kernel table (LRU, 4096 processes, 384
+//     it is the hierarchy's root). They are kept in a kernel table (LRU, 4096 processes, 368
 //     bytes of executable and argv each; longer command lines whole in a second one of 1024)
-//     until the process exits, and reported (EventExec, dated by the process's start for its
-//     first exec, by the exec for a later one) only when the process connects to IMDS, with its
-//     ancestors' (up to 8 processes), each once, before its EventConnect; EventExit follows
-//     only for the processes reported. An exit learns from one byte per pid whether its process
-//     has anything to clean up or report.
+//     until the process exits (its last thread), and reported (EventExec, dated by the process's
+//     start for its first exec, by the exec for a later one, with the process's and its parent's
+//     start) only when the process connects to IMDS, with its ancestors' (up to 8 processes,
+//     while each parent's start is the one its child names), each once, before its
+//     EventConnect; EventExit follows only for the processes reported. An exit learns from one
+//     byte per pid whether its process has anything to clean up or report.
 //
 // Packets of sockets whose connect() was not seen (connected before the agent started) are
 // still reported, matched by address and port, with no caller identity (PID 0).

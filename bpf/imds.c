@@ -13,10 +13,10 @@
  *                                     and its ancestors
  *   cgroup_skb/egress                 request bytes of those sockets
  *   cgroup_skb/ingress                first answer bytes and the IP TTL
- *   raw_tracepoint sched_process_exec pid, parent, executable, argv: kept in
+ *   tp_btf/sched_process_exec         pid, parent, executable, argv: kept in
  *                                     a table until the process connects
  *   cgroup/sock_release               a marked socket is gone
- *   raw_tracepoint sched_process_exit forget the exec record; pid, for a
+ *   tp_btf/sched_process_exit         forget the exec record; pid, for a
  *                                     process reported, so user space can
  *                                     expire state
  *
@@ -58,8 +58,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define EXE_MAX 256
 #define ARGV_MAX 2048
 /* Executable and argv bytes an exec record holds itself (execs); longer ones
- * are kept whole in exec_long. 384 makes a record of 512 bytes. */
-#define EXEC_SHORT 384
+ * are kept whole in exec_long. 368 makes a record of 512 bytes. */
+#define EXEC_SHORT 368
 /* Exec records reported per connect: the caller's and its ancestors'. */
 #define LINEAGE_MAX 8
 #define COMM_LEN 16
@@ -144,6 +144,11 @@ struct event {
 	__u64 time_ns; /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns); exec: the task's
 			* start_boottime (its fork) for its first exec */
 	__u64 cookie;  /* socket cookie; 0 for exec/exit */
+	/* exec: when the process and its parent (at the exec) started, CLOCK_BOOTTIME
+	 * ns, as /proc counts a start: they tell a parent from a later holder of its
+	 * pid. 0 for the other kinds. */
+	__u64 start_ns;
+	__u64 parent_start_ns;
 	struct identity id;
 	__u32 ppid;     /* exec/exit only: parent's thread-group id */
 	__u32 seq;      /* send/recv: TCP sequence number of data[0] */
@@ -219,7 +224,9 @@ struct {
  * record: most processes never talk to IMDS. When one connects to IMDS, the
  * records of it and of its ancestors go into the ring buffer (report_lineage),
  * each once (reported), before the connect event; so a process that sends one
- * request and exits at once keeps its command line and its parents'. LRU: a
+ * request and exits at once keeps its command line and its parents'. A
+ * parent's record is followed only while its start is the one the child's
+ * record names (a pid reused since is not the parent). LRU: a
  * full table forgets the processes least recently executed (long-running
  * ones, which user space can still read in /proc).
  *
@@ -232,7 +239,7 @@ struct exec_info {
 	__u8 reported;  /* hdr and data went into the ring buffer */
 	__u8 long_data; /* hdr.cap_len > EXEC_SHORT: the whole record is in exec_long */
 	__u8 pad[6];
-	struct event hdr; /* EVENT_EXEC at the time of the exec; cap_len bytes of data */
+	struct event hdr; /* EVENT_EXEC (time_ns: see struct event); cap_len bytes of data */
 	__u8 data[EXEC_SHORT];
 };
 
@@ -247,7 +254,12 @@ struct exec_long {
  * hash lookup and no cgroup test, whether its process has anything to clean
  * up or report. Pids are sequential, so the bytes of recent processes share
  * cache lines. Array values are 8-byte aligned, so bytes go 8 to an entry:
- * PID_MAX_LIMIT (4194304 on 64-bit Linux) pids in 4 MiB.
+ * PID_MAX_LIMIT (4194304 on 64-bit Linux) pids in 4 MiB. A process's exec and
+ * exit write its byte; a child's connect marks it EXIT_DUE. That mark is not
+ * atomic (5.10 has none for bytes): made while the parent executes or exits,
+ * it can be lost (the exit goes unreported; user space checks a pid's start
+ * before it trusts an old record) or left to the pid's next holder (whose
+ * exit is then reported too, which user space ignores).
  */
 #define PID_LIMIT (4 << 20)
 enum proc_state_bit {
@@ -310,7 +322,7 @@ struct {
 	__type(value, struct exec_build);
 } exec_scratch SEC(".maps");
 
-/* Slot 0: the cgroup the agent attached to; exec/exit outside it are skipped. */
+/* Slot 0: the cgroup the agent attached to; an exec outside it is not recorded. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
 	__uint(max_entries, 1);
@@ -451,21 +463,28 @@ static __always_inline long report_exec(struct exec_info *x, __u32 pid)
  * (it executed before the agent started, or outside the watched cgroup). */
 static __always_inline void report_lineage(__u32 pid)
 {
+	__u64 start = 0; /* of the parent named by the record before */
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < LINEAGE_MAX && pid != 0; i++) {
 		struct exec_info *x = bpf_map_lookup_elem(&execs, &pid);
 		if (!x)
 			break;
+		/* The parent exited and its pid went to another process: stop. */
+		if (i > 0 && x->hdr.start_ns != start)
+			break;
 		if (!x->reported) {
 			if (report_exec(x, pid) == 0) {
 				x->reported = 1;
+				/* Not where the process's exit already cleared it (narrows a
+				 * race: the byte is not written atomically, see proc_state). */
 				__u8 *state = proc_byte(pid);
-				if (state)
+				if (state && (*state & PROC_RECORDED))
 					*state |= PROC_EXIT_DUE;
 			} else {
 				count_lost();
 			}
 		}
+		start = x->hdr.parent_start_ns;
 		pid = x->hdr.ppid;
 	}
 }
@@ -1016,6 +1035,23 @@ static __always_inline bool watched(void)
 	return bpf_current_task_under_cgroup(&exec_cgroup, 0) == 1;
 }
 
+/* A process outside the watched cgroup executed another program: a record
+ * kept from when it was inside (it left since) is of an image it no longer
+ * runs, so it goes; an exit due stays due. One load for any other process. */
+static __always_inline void forget_image(void)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u8 *state = proc_byte(pid);
+
+	if (!state || !(*state & (PROC_RECORDED | PROC_LONG)))
+		return;
+	__u8 was = *state;
+	*state = was & PROC_EXIT_DUE;
+	if (was & PROC_LONG)
+		bpf_map_delete_elem(&exec_long, &pid);
+	bpf_map_delete_elem(&execs, &pid);
+}
+
 /* Runs after the new program image is in place: comm, mm and argv are the
  * new program's, and the process has not run a single instruction of it.
  * Keeps the record in execs, nothing goes to the ring buffer (see execs).
@@ -1024,8 +1060,10 @@ static __always_inline bool watched(void)
 SEC("tp_btf/sched_process_exec")
 int imds_exec(__u64 *ctx)
 {
-	if (!watched())
+	if (!watched()) {
+		forget_image();
 		return 0;
+	}
 	__u32 zero = 0;
 	struct exec_build *b = bpf_map_lookup_elem(&exec_scratch, &zero);
 	if (!b)
@@ -1043,13 +1081,15 @@ int imds_exec(__u64 *ctx)
 	__u32 pid = e->id.pid;
 	__u8 *state = proc_byte(pid);
 	__u8 prev = state ? *state : 0;
-	/* A process's first exec (after its fork, by far the most common) is
-	 * dated by the fork, the start time /proc shows, which costs no clock
-	 * read; a re-exec, by the clock. */
-	if (prev & PROC_RECORDED)
-		e->time_ns = bpf_ktime_get_boot_ns();
+	e->start_ns = task->start_boottime;
+	e->parent_start_ns = task->real_parent->start_boottime;
+	/* A process's first exec after its fork (by far the most common: its
+	 * exec id one above the one it was forked under) is dated by the fork,
+	 * which costs no clock read; a re-exec by the clock. */
+	if (task->self_exec_id == task->parent_exec_id + 1)
+		e->time_ns = e->start_ns;
 	else
-		e->time_ns = task->start_boottime;
+		e->time_ns = bpf_ktime_get_boot_ns();
 	e->kind = EVENT_EXEC;
 	e->ppid = task->real_parent->tgid;
 
@@ -1086,34 +1126,40 @@ int imds_exec(__u64 *ctx)
 	/* A re-exec replaces the record of the image before. */
 	if (bpf_map_update_elem(&execs, &pid, x, BPF_ANY) != 0)
 		return 0;
-	__u8 now = PROC_RECORDED | (prev & PROC_EXIT_DUE);
+	__u8 now = PROC_RECORDED;
 	if (x->long_data) {
 		bpf_map_update_elem(&exec_long, &pid, e, BPF_ANY);
 		now |= PROC_LONG;
 	} else if (prev & PROC_LONG) {
 		bpf_map_delete_elem(&exec_long, &pid);
 	}
+	/* An exit still due stays due (read again here: a child's connect may
+	 * have just marked it); one left by an earlier holder of the pid, whose
+	 * exit cleared RECORDED, does not pass to this process. */
 	if (state)
-		*state = now;
+		*state = now | (*state & (prev & PROC_RECORDED ? PROC_EXIT_DUE : 0));
 	return 0;
 }
 
 /* The exit of a process: its exec records go; the exit is reported only for
  * a process an exec record of which was (PROC_EXIT_DUE: it or a descendant
  * connected to IMDS), so that user space can let go of it. One per process:
- * when its thread-group leader exits. No cgroup test: proc_state says whether
+ * when its last thread exits. Not the leader's exit: the leader can go first
+ * (pthread_exit), and goes first when another thread executes a program
+ * (de_thread), while the process lives on. The kernel counts the group's live
+ * threads down before this tracepoint. No cgroup test: proc_state says whether
  * there is anything to do (a process that left the watched cgroup since its
  * exec is cleaned up too). */
 SEC("tp_btf/sched_process_exit")
 int imds_exit(__u64 *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32;
-	if ((__u32)id != pid)
-		return 0; /* a thread other than the leader */
+	struct task_struct *task = (struct task_struct *)ctx[0]; /* sched_process_exit(p) */
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	__u8 *state = proc_byte(pid);
 	if (!state || !*state)
 		return 0;
+	if (task->signal->live.counter != 0)
+		return 0; /* not the process's last thread */
 	__u8 was = *state;
 	*state = 0;
 	if (was & PROC_EXIT_DUE) {

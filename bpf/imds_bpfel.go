@@ -22,27 +22,29 @@ const (
 	imdsCaptureLimitCAPTURE_RECORD_MAX   imdsCaptureLimit = 2048
 	imdsCaptureLimitCAPTURE_EXE_MAX      imdsCaptureLimit = 256
 	imdsCaptureLimitCAPTURE_ARGV_MAX     imdsCaptureLimit = 2048
-	imdsCaptureLimitCAPTURE_EXEC_SHORT   imdsCaptureLimit = 384
+	imdsCaptureLimitCAPTURE_EXEC_SHORT   imdsCaptureLimit = 368
 )
 
 type imdsEvent struct {
-	_          structs.HostLayout
-	TimeNs     uint64
-	Cookie     uint64
-	Id         imdsIdentity
-	Ppid       uint32
-	Seq        uint32
-	DataLen    uint32
-	CapLen     uint16
-	AuxLen     uint16
-	LocalPort  uint16
-	RemotePort uint16
-	Kind       uint8
-	Family     uint8
-	Ttl        uint8
-	Flags      uint8
-	LocalAddr  [16]uint8
-	RemoteAddr [16]uint8
+	_             structs.HostLayout
+	TimeNs        uint64
+	Cookie        uint64
+	StartNs       uint64
+	ParentStartNs uint64
+	Id            imdsIdentity
+	Ppid          uint32
+	Seq           uint32
+	DataLen       uint32
+	CapLen        uint16
+	AuxLen        uint16
+	LocalPort     uint16
+	RemotePort    uint16
+	Kind          uint8
+	Family        uint8
+	Ttl           uint8
+	Flags         uint8
+	LocalAddr     [16]uint8
+	RemoteAddr    [16]uint8
 }
 
 type imdsEventFlag uint32
@@ -69,7 +71,7 @@ const (
 type imdsExecBuild struct {
 	_    structs.HostLayout
 	X    imdsExecInfo
-	More [1920]uint8
+	More [1936]uint8
 }
 
 type imdsExecInfo struct {
@@ -78,7 +80,7 @@ type imdsExecInfo struct {
 	LongData uint8
 	Pad      [6]uint8
 	Hdr      imdsEvent
-	Data     [384]uint8
+	Data     [368]uint8
 }
 
 type imdsExecLong struct {

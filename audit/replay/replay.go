@@ -33,6 +33,9 @@ type Proc struct {
 	PID, PPID, UID, GID uint32
 	Comm                string
 	CgroupID            uint64
+	// Start and ParentStart go into its exec events (audit.Event.Start, ParentStart);
+	// zero: not known, as from a source that does not tell.
+	Start, ParentStart time.Time
 }
 
 // Recorder accumulates events with a clock moved by hand.
@@ -77,6 +80,7 @@ func (r *Recorder) proc(kind audit.EventKind, p Proc) audit.Event {
 func (r *Recorder) Exec(p Proc, exe string, args ...string) {
 	ev := r.proc(audit.EventExec, p)
 	ev.Exe, ev.Args = exe, args
+	ev.Start, ev.ParentStart = p.Start, p.ParentStart
 	r.Add(ev)
 }
 

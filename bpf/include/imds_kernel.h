@@ -38,7 +38,6 @@ typedef int pid_t;
 #define false 0
 
 /* enum bpf_map_type values (UAPI, never renumbered). */
-#define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_CGROUP_ARRAY 8
@@ -51,7 +50,6 @@ typedef int pid_t;
 
 /* Flags of bpf_map_update_elem. */
 #define BPF_ANY 0
-#define BPF_NOEXIST 1
 
 /* Flags of bpf_sk_storage_get. */
 #define BPF_SK_STORAGE_GET_F_CREATE 1
@@ -141,10 +139,21 @@ struct mm_struct {
 	unsigned long arg_end;
 };
 
+typedef struct {
+	int counter;
+} atomic_t;
+
+struct signal_struct {
+	atomic_t live; /* threads of the group not yet past do_exit's count */
+};
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
 	__u64 start_boottime;
+	__u64 self_exec_id;   /* u64 since 5.7 */
+	__u64 parent_exec_id;
+	struct signal_struct *signal;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
 };
