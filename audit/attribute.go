@@ -20,9 +20,9 @@ type execRecord struct {
 	cgroupID  uint64
 	at        time.Time // exec time (a first exec: the process's start, see Event.Time)
 	exited    time.Time // zero while running
-	// start and parentStart are when the process and its parent started (Event.Start,
-	// Event.ParentStart); zero where the source did not say.
-	start, parentStart time.Time
+	// start and parentStart are when the process and its parent started, after boot
+	// (Event.Start, Event.ParentStart); 0 where the source did not say.
+	start, parentStart time.Duration
 }
 
 // execCache holds exec records keyed by (pid, exec time). It is bounded:
@@ -222,7 +222,7 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 		p.Container = proc.Container{ID: clean(c.ID, maxNameBytes), Runtime: c.Runtime,
 			PodUID: clean(c.PodUID, maxNameBytes), Unit: clean(c.Unit, maxNameBytes)}
 	}
-	var parentStart time.Time
+	var parentStart time.Duration
 	if r != nil {
 		parentStart = r.parentStart
 	}
@@ -246,8 +246,8 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 func (a *Auditor) image(pid uint32, t time.Time) (r *execRecord, pr proc.Process, live bool) {
 	r = a.execs.lookup(pid, t)
 	pr, live = a.liveProcess(pid, t)
-	if r != nil && live && !pr.Started.IsZero() &&
-		(pr.Started.After(r.at.Add(startSlack)) || !r.start.IsZero() && !sameStart(r.start, pr.Started)) {
+	if r != nil && live && (!pr.Started.IsZero() && pr.Started.After(r.at.Add(startSlack)) ||
+		r.start != 0 && pr.StartTime != 0 && !pr.StartedAt(r.start)) {
 		if r.exited.IsZero() {
 			r.exited = pr.Started
 		}
@@ -259,12 +259,6 @@ func (a *Auditor) image(pid uint32, t time.Time) (r *execRecord, pr proc.Process
 // startSlack is how far /proc's start times may be off: they have a 10 ms
 // tick and the boot time a one-second resolution.
 const startSlack = time.Second
-
-// sameStart reports whether two start times of a pid are one process's.
-func sameStart(a, b time.Time) bool {
-	d := a.Sub(b)
-	return -startSlack <= d && d <= startSlack
-}
 
 // liveProcess reads pid from the process table and rejects a process that
 // started after t: the pid was reused.
@@ -285,7 +279,7 @@ func (a *Auditor) liveProcess(pid uint32, t time.Time) (proc.Process, bool) {
 // parents walks the parent chain from ppid, ParentDepth levels at most. start, when known, is
 // when the parent started (the child's exec record says): a process that holds ppid now but
 // started at another time is a later holder of the pid, not the parent, and the walk stops.
-func (a *Auditor) parents(pid, ppid uint32, start, t time.Time) []Ancestor {
+func (a *Auditor) parents(pid, ppid uint32, start time.Duration, t time.Time) []Ancestor {
 	var out []Ancestor
 	seen := map[uint32]bool{pid: true}
 	for len(out) < a.opts.ParentDepth && ppid != 0 && !seen[ppid] {
@@ -293,18 +287,18 @@ func (a *Auditor) parents(pid, ppid uint32, start, t time.Time) []Ancestor {
 		anc := Ancestor{PID: ppid}
 		next := uint32(0)
 		r, pr, live := a.image(ppid, t)
-		if !start.IsZero() {
-			if r != nil && !r.start.IsZero() && !sameStart(r.start, start) {
+		if start != 0 {
+			if r != nil && r.start != 0 && r.start != start {
 				r = nil
 			}
-			if live && !pr.Started.IsZero() && !sameStart(pr.Started, start) {
+			if live && pr.StartTime != 0 && !pr.StartedAt(start) {
 				live = false
 			}
 			if r == nil && !live {
 				break
 			}
 		}
-		start = time.Time{}
+		start = 0
 		if r != nil {
 			anc.Comm, anc.Exe, anc.Cmdline, next = r.comm, r.exe, a.known.scrub(r.cmdline), r.ppid
 			start = r.parentStart

@@ -196,18 +196,19 @@ func TestParentPIDReused(t *testing.T) {
 		t.Run(fmt.Sprintf("reused=%v", reused), func(t *testing.T) {
 			h := newHarness(t, audit.Options{})
 			r := replay.New(t0)
-			parent := replay.Proc{PID: 3300, PPID: 1, Comm: "deploy", Start: t0}
-			child := replay.Proc{PID: 3301, PPID: 3300, Comm: "curl", Start: t0.Add(time.Second), ParentStart: t0}
+			// Starts after boot; /proc counts them in ticks of 10 ms.
+			parent := replay.Proc{PID: 3300, PPID: 1, Comm: "deploy", Start: 100 * time.Second}
+			child := replay.Proc{PID: 3301, PPID: 3300, Comm: "curl", Start: 101 * time.Second, ParentStart: 100 * time.Second}
 			r.Exec(parent, "/usr/local/bin/deploy", "deploy", "--stage", "prod")
 			r.Advance(time.Second)
 			r.Exec(child, "/usr/bin/curl", "curl", "http://169.254.169.254/latest/meta-data/")
 			if reused {
 				r.Exit(parent)
 				r.Advance(time.Minute)
-				other := replay.Proc{PID: 3300, PPID: 1, Comm: "intruder", Start: r.Now(), ParentStart: t0.Add(-time.Hour)}
+				other := replay.Proc{PID: 3300, PPID: 1, Comm: "intruder", Start: 161 * time.Second, ParentStart: time.Second}
 				r.Exec(other, "/usr/bin/intruder", "intruder")
 				h.table.extra[3300] = proc.Process{PID: 3300, PPID: 1, Comm: "intruder", Exe: "/usr/bin/intruder",
-					Cmdline: []string{"intruder"}, Started: other.Start}
+					Cmdline: []string{"intruder"}, StartTime: 16100, Started: r.Now()}
 			}
 			r.Advance(time.Millisecond)
 			c := r.Connect(child)
@@ -237,7 +238,7 @@ func TestParentPIDReused(t *testing.T) {
 func TestSameTimeImagesKeepOrder(t *testing.T) {
 	h := newHarness(t, audit.Options{})
 	r := replay.New(t0)
-	first := replay.Proc{PID: 5100, PPID: 1, Comm: "wrapper", Start: t0}
+	first := replay.Proc{PID: 5100, PPID: 1, Comm: "wrapper", Start: 50 * time.Second}
 	r.Exec(first, "/usr/bin/wrapper", "wrapper", "exec", "--", "app")
 	second := first
 	second.Comm = "app"

@@ -88,10 +88,11 @@ type Event struct {
 	Comm                     string
 
 	// Start and ParentStart are when the process and its parent (PPID, at
-	// the exec) started, as /proc's start times count (EventExec; zero where
-	// the source does not know). A process with PPID's pid but another start
-	// is a later holder of that pid, not the parent.
-	Start, ParentStart time.Time
+	// the exec) started, as time since boot: the clock /proc's start times
+	// count in ticks (EventExec; 0 where the source does not know). A
+	// process with PPID's pid but another start is a later holder of that
+	// pid, not the parent.
+	Start, ParentStart time.Duration
 
 	// NetnsCookie is the cookie of the network namespace of the caller's
 	// socket, read in the kernel at connect (EventConnect and the events of

@@ -1081,12 +1081,16 @@ int imds_exec(__u64 *ctx)
 	__u32 pid = e->id.pid;
 	__u8 *state = proc_byte(pid);
 	__u8 prev = state ? *state : 0;
+	/* The processes' starts, as /proc shows them: the thread-group leader's
+	 * (real_parent is the thread that forked, whose own start is its
+	 * thread's; an exec from another thread took over the leader's start). */
 	e->start_ns = task->start_boottime;
-	e->parent_start_ns = task->real_parent->start_boottime;
+	e->parent_start_ns = task->real_parent->group_leader->start_boottime;
 	/* A process's first exec after its fork (by far the most common: its
 	 * exec id one above the one it was forked under) is dated by the fork,
 	 * which costs no clock read; a re-exec by the clock. */
-	if (task->self_exec_id == task->parent_exec_id + 1)
+	bool first = task->self_exec_id == task->parent_exec_id + 1;
+	if (first)
 		e->time_ns = e->start_ns;
 	else
 		e->time_ns = bpf_ktime_get_boot_ns();
@@ -1133,11 +1137,12 @@ int imds_exec(__u64 *ctx)
 	} else if (prev & PROC_LONG) {
 		bpf_map_delete_elem(&exec_long, &pid);
 	}
-	/* An exit still due stays due (read again here: a child's connect may
-	 * have just marked it); one left by an earlier holder of the pid, whose
-	 * exit cleared RECORDED, does not pass to this process. */
+	/* An exit still due stays due, also after the process's records were
+	 * dropped (forget_image); read again here: a child's connect may have
+	 * just marked it. A new process's first exec keeps none: a mark there
+	 * was left by an earlier holder of the pid (see proc_state). */
 	if (state)
-		*state = now | (*state & (prev & PROC_RECORDED ? PROC_EXIT_DUE : 0));
+		*state = now | (first ? 0 : *state & PROC_EXIT_DUE);
 	return 0;
 }
 

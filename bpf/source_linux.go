@@ -183,7 +183,7 @@ func convert(r record, boot int64) (audit.Event, error) {
 	case audit.EventExec:
 		ev.Exe, ev.Args = splitExec(r.data, int(h.AuxLen))
 		ev.DataLen = h.DataLen
-		ev.Start, ev.ParentStart = bootTime(boot, h.StartNs), bootTime(boot, h.ParentStartNs)
+		ev.Start, ev.ParentStart = time.Duration(h.StartNs), time.Duration(h.ParentStartNs)
 	}
 	return ev, nil
 }
@@ -231,11 +231,3 @@ func cString[T int8 | uint8](b []T) string {
 }
 
 var _ audit.Source = (*Agent)(nil)
-
-// bootTime is the wall-clock time of a CLOCK_BOOTTIME reading; zero for 0 (not known).
-func bootTime(boot int64, ns uint64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, boot+int64(ns))
-}

@@ -49,6 +49,13 @@ type Process struct {
 	Cgroups []string
 }
 
+// StartedAt reports whether p started sinceBoot after boot, to /proc's precision (a clock
+// tick): the kernel's own start time of a process (CLOCK_BOOTTIME) names p exactly, with no
+// wall clock in between.
+func (p Process) StartedAt(sinceBoot time.Duration) bool {
+	return p.StartTime == uint64(sinceBoot/(time.Second/userHZ))
+}
+
 // Config names the roots a Table reads. Zero fields take the defaults.
 type Config struct {
 	// ProcRoot is the proc file system; default "/proc".

@@ -33,9 +33,9 @@ type Proc struct {
 	PID, PPID, UID, GID uint32
 	Comm                string
 	CgroupID            uint64
-	// Start and ParentStart go into its exec events (audit.Event.Start, ParentStart);
-	// zero: not known, as from a source that does not tell.
-	Start, ParentStart time.Time
+	// Start and ParentStart go into its exec events (audit.Event.Start, ParentStart: time
+	// after boot); 0: not known, as from a source that does not tell.
+	Start, ParentStart time.Duration
 }
 
 // Recorder accumulates events with a clock moved by hand.

@@ -154,6 +154,7 @@ struct task_struct {
 	__u64 self_exec_id;   /* u64 since 5.7 */
 	__u64 parent_exec_id;
 	struct signal_struct *signal;
+	struct task_struct *group_leader;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
 };
