@@ -246,14 +246,23 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 func (a *Auditor) image(pid uint32, t time.Time) (r *execRecord, pr proc.Process, live bool) {
 	r = a.execs.lookup(pid, t)
 	pr, live = a.liveProcess(pid, t)
-	if r != nil && live && (!pr.Started.IsZero() && pr.Started.After(r.at.Add(startSlack)) ||
-		r.start != 0 && pr.StartTime != 0 && !pr.StartedAt(r.start)) {
-		if r.exited.IsZero() {
+	if r != nil && live && otherProcess(r, pr) {
+		if r.exited.IsZero() && !pr.Started.IsZero() {
 			r.exited = pr.Started
 		}
 		r = nil
 	}
 	return r, pr, live
+}
+
+// otherProcess reports whether exec record r is of another process than pr, a live holder of
+// its pid: by their starts where both are known (the kernel's own clock, to the tick), else by
+// wall-clock times (pr started after r's exec).
+func otherProcess(r *execRecord, pr proc.Process) bool {
+	if r.start != 0 && pr.StartTime != 0 {
+		return !pr.StartedAt(r.start)
+	}
+	return !pr.Started.IsZero() && pr.Started.After(r.at.Add(startSlack))
 }
 
 // startSlack is how far /proc's start times may be off: they have a 10 ms

@@ -197,11 +197,17 @@ func TestParentPIDReused(t *testing.T) {
 			h := newHarness(t, audit.Options{})
 			r := replay.New(t0)
 			// Starts after boot; /proc counts them in ticks of 10 ms.
-			parent := replay.Proc{PID: 3300, PPID: 1, Comm: "deploy", Start: 100 * time.Second}
-			child := replay.Proc{PID: 3301, PPID: 3300, Comm: "curl", Start: 101 * time.Second, ParentStart: 100 * time.Second}
+			started := 100*time.Second + 9*time.Millisecond // tick 10000
+			parent := replay.Proc{PID: 3300, PPID: 1, Comm: "deploy", Start: started}
+			child := replay.Proc{PID: 3301, PPID: 3300, Comm: "curl", Start: 101 * time.Second, ParentStart: started}
 			r.Exec(parent, "/usr/local/bin/deploy", "deploy", "--stage", "prod")
 			r.Advance(time.Second)
 			r.Exec(child, "/usr/bin/curl", "curl", "http://169.254.169.254/latest/meta-data/")
+			if !reused {
+				// Live, and /proc's start (ticks of 10 ms) is the one the child names.
+				h.table.extra[3300] = proc.Process{PID: 3300, PPID: 1, Comm: "deploy", Exe: "/usr/local/bin/deploy",
+					Cmdline: []string{"deploy", "--stage", "prod"}, StartTime: 10000, Started: t0}
+			}
 			if reused {
 				r.Exit(parent)
 				r.Advance(time.Minute)

@@ -1084,8 +1084,9 @@ int imds_exec(__u64 *ctx)
 	/* The processes' starts, as /proc shows them: the thread-group leader's
 	 * (real_parent is the thread that forked, whose own start is its
 	 * thread's; an exec from another thread took over the leader's start). */
+	struct task_struct *parent = task->real_parent; /* read once: pid and start agree */
 	e->start_ns = task->start_boottime;
-	e->parent_start_ns = task->real_parent->group_leader->start_boottime;
+	e->parent_start_ns = parent->group_leader->start_boottime;
 	/* A process's first exec after its fork (by far the most common: its
 	 * exec id one above the one it was forked under) is dated by the fork,
 	 * which costs no clock read; a re-exec by the clock. */
@@ -1095,7 +1096,7 @@ int imds_exec(__u64 *ctx)
 	else
 		e->time_ns = bpf_ktime_get_boot_ns();
 	e->kind = EVENT_EXEC;
-	e->ppid = task->real_parent->tgid;
+	e->ppid = parent->tgid;
 
 	const char *filename = bprm->filename;
 	long got = bpf_probe_read_kernel_str(x->data, EXE_MAX, filename);
