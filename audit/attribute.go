@@ -176,7 +176,7 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 		Source: SourceKernel, Preexisting: id.preexisting}
 	cgroupID := id.cgroupID
 	var cgroups []string
-	r, pr, live := a.image(id.pid, t)
+	r, pr, live := a.image(id.pid, 0, t)
 	if r != nil {
 		p.Exe, p.Cmdline, p.Source = r.exe, a.known.scrub(r.cmdline), SourceExec
 		if p.PPID == 0 {
@@ -237,13 +237,14 @@ func (a *Auditor) attribute(id identity, local, remote netip.AddrPort, t time.Ti
 
 // image returns what names pid at time t: its exec record, and the process
 // /proc has under that pid when it was already running at t (live). An exec
-// record older than that process's start, or of another start, is of an
-// earlier holder of the pid
-// whose exit was never reported (the kernel's table evicted its record): the
-// pid was reused by a process that has not executed since, else its own,
-// newer record would be the one found. Such a record is dropped, and marked
-// exited when the new process started.
-func (a *Auditor) image(pid uint32, t time.Time) (r *execRecord, pr proc.Process, live bool) {
+// record of another process than the live one (otherProcess) is of an earlier
+// holder of the pid whose exit was never reported (the kernel's table evicted
+// its record): the pid was reused by a process that has not executed since,
+// else its own, newer record would be the one found. Such a record is dropped,
+// and marked exited when the new process started. start, when not 0, is the
+// start the caller knows the process by (a child's record names its parent's):
+// a record or a live process of another start is not it.
+func (a *Auditor) image(pid uint32, start time.Duration, t time.Time) (r *execRecord, pr proc.Process, live bool) {
 	r = a.execs.lookup(pid, t)
 	pr, live = a.liveProcess(pid, t)
 	if r != nil && live && otherProcess(r, pr) {
@@ -251,6 +252,14 @@ func (a *Auditor) image(pid uint32, t time.Time) (r *execRecord, pr proc.Process
 			r.exited = pr.Started
 		}
 		r = nil
+	}
+	if start != 0 {
+		if r != nil && r.start != 0 && r.start != start {
+			r = nil
+		}
+		if live && pr.StartTime != 0 && !pr.StartedAt(start) {
+			live = false
+		}
 	}
 	return r, pr, live
 }
@@ -295,17 +304,9 @@ func (a *Auditor) parents(pid, ppid uint32, start time.Duration, t time.Time) []
 		seen[ppid] = true
 		anc := Ancestor{PID: ppid}
 		next := uint32(0)
-		r, pr, live := a.image(ppid, t)
-		if start != 0 {
-			if r != nil && r.start != 0 && r.start != start {
-				r = nil
-			}
-			if live && pr.StartTime != 0 && !pr.StartedAt(start) {
-				live = false
-			}
-			if r == nil && !live {
-				break
-			}
+		r, pr, live := a.image(ppid, start, t)
+		if start != 0 && r == nil && !live {
+			break // the parent is gone and its pid is another process's
 		}
 		start = 0
 		if r != nil {

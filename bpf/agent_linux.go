@@ -474,7 +474,7 @@ func (a *Agent) attachCgroup(path string) (mode string, err error) {
 			dir.Close()
 		}
 	}()
-	// Exec/exit events are filtered to tasks under this cgroup; under the root, that is all.
+	// Execs are recorded for tasks under this cgroup; under the root, that is all of them.
 	if err := a.coll.Maps[imdsMapExecCgroup].Put(uint32(0), uint32(dir.Fd())); err != nil {
 		return "", fmt.Errorf("bpf: store the cgroup for exec filtering: %w", err)
 	}
@@ -506,7 +506,7 @@ func (a *Agent) attachCgroup(path string) (mode string, err error) {
 	return mode, nil
 }
 
-// setExecAll tells the exec and exit programs whether every task is watched (exec_all).
+// setExecAll tells the exec program whether every task is watched (exec_all).
 func (a *Agent) setExecAll(all bool) error {
 	v := uint32(0)
 	if all {

@@ -149,13 +149,7 @@ func TestLongCommandLines(t *testing.T) {
 			pid := uint32(cmd.Process.Pid)
 			if tt.lost {
 				long := b.agent.coll.Maps[imdsMapExecLong]
-				for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
-					if err := long.Delete(pid); err == nil {
-						break
-					} else if time.Now().After(deadline) {
-						t.Fatalf("no exec_long entry for pid %d: %v", pid, err)
-					}
-				}
+				until(t, fmt.Sprintf("delete pid %d's exec_long entry", pid), func() error { return long.Delete(pid) })
 			}
 			io.WriteString(stdin, "go\n")
 			if err := cmd.Wait(); err != nil {
@@ -190,9 +184,7 @@ func TestLineageStopsAtAnotherStart(t *testing.T) {
 			b := newBed(t, Options{})
 			cmd := child("wait-get", b.imds.url("127.0.0.1"), "lineage")
 			stdin, stdout := startPiped(t, cmd, b.cg.Start)
-			if line, err := stdout.ReadString('\n'); err != nil || line != "waiting\n" {
-				t.Fatalf("child said %q, %v", line, err)
-			}
+			expectLine(t, stdout, "waiting")
 			execs, pid, ppid := b.agent.coll.Maps[imdsMapExecs], uint32(cmd.Process.Pid), uint32(os.Getpid())
 			var own imdsExecInfo
 			if err := execs.Lookup(pid, &own); err != nil || own.Hdr.ParentStartNs == 0 || own.Hdr.Ppid != ppid {
@@ -227,9 +219,7 @@ func TestExecAfterLeavingCgroup(t *testing.T) {
 	elsewhere := cgroup.ForTest(t)
 	cmd := child("wait-exec", "/bin/cat", "cat")
 	stdin, stdout := startPiped(t, cmd, b.cg.Start)
-	if line, err := stdout.ReadString('\n'); err != nil || line != "waiting\n" {
-		t.Fatalf("child said %q, %v", line, err)
-	}
+	expectLine(t, stdout, "waiting")
 	execs, pid := b.agent.coll.Maps[imdsMapExecs], uint32(cmd.Process.Pid)
 	var x imdsExecInfo
 	if err := execs.Lookup(pid, &x); err != nil {
@@ -239,11 +229,12 @@ func TestExecAfterLeavingCgroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(stdin, "go\n") // it executes cat, which waits on stdin too
-	for deadline := time.Now().Add(waitLimit); execs.Lookup(pid, &x) == nil; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("exec record of pid %d still there after its exec outside the cgroup: %+v", pid, x.Hdr.Id)
+	until(t, fmt.Sprintf("pid %d's exec record gone after its exec outside the cgroup", pid), func() error {
+		if execs.Lookup(pid, &x) == nil {
+			return fmt.Errorf("still there: %+v", x.Hdr.Id)
 		}
-	}
+		return nil
+	})
 	// The record went with the exec, not with an exit.
 	if comm, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/comm"); err != nil || string(comm) != "cat\n" {
 		t.Fatalf("pid %d is not running cat: %q, %v", pid, comm, err)
@@ -301,9 +292,7 @@ func TestExecScope(t *testing.T) {
 			cmd := child("wait-get", b.imds.url("127.0.0.1"), "scope")
 			stdin, stdout := startPiped(t, cmd, startCmd) // in the test's own cgroup, outside the bed's
 			// It runs its own code: its exec has passed the tracepoint.
-			if line, err := stdout.ReadString('\n'); err != nil || line != "waiting\n" {
-				t.Fatalf("child said %q, %v", line, err)
-			}
+			expectLine(t, stdout, "waiting")
 			execs, pid := b.agent.coll.Maps[imdsMapExecs], uint32(cmd.Process.Pid)
 			var x imdsExecInfo
 			has := func() bool { return execs.Lookup(pid, &x) == nil }
@@ -387,9 +376,7 @@ func TestLoneRecordIsDelivered(t *testing.T) {
 	cmd := child("hold", "127.0.0.1:"+strconv.Itoa(int(b.imds.port)), "lone")
 	cmd.Stderr = nil                            // it is killed at the end, its complaint is expected
 	_, stdout := startPiped(t, cmd, b.cg.Start) // stdin kept open: the child waits on it
-	if line, err := stdout.ReadString('\n'); err != nil || line != "connected\n" {
-		t.Fatalf("child said %q, %v", line, err)
-	}
+	expectLine(t, stdout, "connected")
 	evs := b.ev.waitFor(t, "the connect, with no traffic after it", count(audit.EventConnect, byPID(cmd.Process.Pid), 1))
 	if n := len(filter(evs, audit.EventExec, byPID(cmd.Process.Pid))); n != 1 {
 		t.Errorf("%d exec records of the child, want 1", n)
@@ -430,13 +417,7 @@ func TestHostNetnsNamedByPath(t *testing.T) {
 	if _, err := socketNetnsCookie(); err != nil {
 		t.Skipf("this kernel cannot name a namespace other than the initial one (SO_NETNS_COOKIE, Linux 5.14): %v", err)
 	}
-	holder := exec.Command("/bin/sleep", "600")
-	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
-	path := "/proc/" + strconv.Itoa(holder.Process.Pid) + "/ns/net"
+	path := netnsHolder(t)
 	other, own := hostNetns(path), hostNetns("")
 	if other.known != 1 || other.cookie == 0 || other.cookie == own.cookie {
 		t.Fatalf("cookie of %s %+v, of the agent's own %+v; want two different ones", path, other, own)
@@ -556,9 +537,7 @@ func TestSocketConnectedBeforeAttach(t *testing.T) {
 	marker := "early-" + strconv.Itoa(os.Getpid())
 	cmd := child("hold", "127.0.0.1:"+strconv.Itoa(int(b.imds.port)), marker)
 	stdin, out := startPiped(t, cmd, b.cg.Start)
-	if line, err := out.ReadString('\n'); err != nil || line != "connected\n" {
-		t.Fatalf("child said %q, %v", line, err)
-	}
+	expectLine(t, out, "connected")
 	agent, err := Load(Options{IPv4: netip.MustParseAddr("127.0.0.1"), IPv6: netip.MustParseAddr("::1"), Port: b.imds.port})
 	if err != nil {
 		t.Fatal(err)

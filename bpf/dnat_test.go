@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/imdsv2/imdsv2/audit"
@@ -31,13 +30,7 @@ func TestDNATToIMDSReported(t *testing.T) {
 	if err != nil {
 		privtest.Unavailable(t, "nft not found (Debian package nftables): "+err.Error())
 	}
-	holder := exec.Command("/bin/sleep", "600")
-	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
-	nsPath := "/proc/" + strconv.Itoa(holder.Process.Pid) + "/ns/net"
+	nsPath := netnsHolder(t)
 	inNS := func(args ...string) *exec.Cmd {
 		return exec.Command("nsenter", append([]string{"--net=" + nsPath, "--"}, args...)...)
 	}

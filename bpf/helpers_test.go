@@ -280,3 +280,39 @@ func startPiped(tb testing.TB, cmd *exec.Cmd, start func(*exec.Cmd) error) (io.W
 
 // startCmd starts cmd where the test runs: outside any test cgroup.
 func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
+
+// expectLine reads a line from a child's stdout and fails the test unless it is want.
+func expectLine(t *testing.T, r *bufio.Reader, want string) {
+	t.Helper()
+	if line, err := r.ReadString('\n'); err != nil || line != want+"\n" {
+		t.Fatalf("child said %q, %v; want %q", line, err, want)
+	}
+}
+
+// until polls cond every 5 ms and fails the test with what (and cond's last error) when it has
+// not held within waitLimit.
+func until(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
+
+// netnsHolder starts a process in a network namespace of its own, which lives until the test
+// ends, and returns the namespace's path.
+func netnsHolder(t *testing.T) string {
+	t.Helper()
+	holder := exec.Command("/bin/sleep", "600")
+	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	return "/proc/" + strconv.Itoa(holder.Process.Pid) + "/ns/net"
+}

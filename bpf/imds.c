@@ -1035,6 +1035,15 @@ static __always_inline bool watched(void)
 	return bpf_current_task_under_cgroup(&exec_cgroup, 0) == 1;
 }
 
+/* Deletes what the tables hold of pid, as its state byte was says. */
+static __always_inline void drop_records(__u32 pid, __u8 was)
+{
+	if (was & PROC_LONG)
+		bpf_map_delete_elem(&exec_long, &pid);
+	if (was & PROC_RECORDED)
+		bpf_map_delete_elem(&execs, &pid);
+}
+
 /* A process outside the watched cgroup executed another program: a record
  * kept from when it was inside (it left since) is of an image it no longer
  * runs, so it goes; an exit due stays due. One load for any other process. */
@@ -1047,9 +1056,7 @@ static __always_inline void forget_image(void)
 		return;
 	__u8 was = *state;
 	*state = was & PROC_EXIT_DUE;
-	if (was & PROC_LONG)
-		bpf_map_delete_elem(&exec_long, &pid);
-	bpf_map_delete_elem(&execs, &pid);
+	drop_records(pid, was);
 }
 
 /* Runs after the new program image is in place: comm, mm and argv are the
@@ -1179,9 +1186,6 @@ int imds_exit(__u64 *ctx)
 			bpf_ringbuf_submit(e, wake_flags());
 		}
 	}
-	if (was & PROC_LONG)
-		bpf_map_delete_elem(&exec_long, &pid);
-	if (was & PROC_RECORDED)
-		bpf_map_delete_elem(&execs, &pid);
+	drop_records(pid, was);
 	return 0;
 }
